@@ -1,0 +1,43 @@
+//! Map keys and values shared by the ferrolb datapath (`lb-ebpf`) and its
+//! userspace (`lb-userspace`).
+//!
+//! Every type here is `#[repr(C)]`, has no implicit padding (explicit `_pad`
+//! fields instead, checked by const assertions) and stores addresses and ports
+//! in **network byte order**, exactly as they appear in the packet, so the
+//! datapath never swaps bytes. Fields holding network-order values end in `_be`
+//! in their doc comments' wording ("network byte order").
+//!
+//! With the `user` feature, the types implement `aya::Pod` so userspace can
+//! read and write the maps.
+#![no_std]
+
+pub mod conntrack;
+pub mod csum;
+pub mod hash;
+pub mod limits;
+pub mod maps;
+pub mod service;
+pub mod stats;
+
+pub use conntrack::{Flow, FlowKey};
+pub use service::{Backend, Service, VipKey};
+pub use stats::{Counters, GlobalStat};
+
+/// IP protocol numbers the balancer handles.
+pub mod proto {
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all these types are `#[repr(C)]`, `Copy`, contain only integers
+    // and have no implicit padding (see the const assertions next to each
+    // definition), so any byte pattern is a valid value.
+    unsafe impl aya::Pod for crate::VipKey {}
+    unsafe impl aya::Pod for crate::Service {}
+    unsafe impl aya::Pod for crate::Backend {}
+    unsafe impl aya::Pod for crate::FlowKey {}
+    unsafe impl aya::Pod for crate::Flow {}
+    unsafe impl aya::Pod for crate::Counters {}
+}

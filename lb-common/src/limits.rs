@@ -1,0 +1,35 @@
+//! Sizes of the datapath's maps. Userspace validates configuration against
+//! these so it never writes past the end of a map.
+
+/// Services (VIP, port, protocol) the balancer can hold at once. Service ids
+/// index the per-service arrays and run from 0 to `MAX_SERVICES - 1`.
+pub const MAX_SERVICES: u32 = 1024;
+
+/// Selection slots per service. Userspace spreads a service's backends over
+/// its slots in proportion to their weights; the datapath picks a slot.
+pub const RING_SIZE: u32 = 256;
+
+/// Backends of one service. Every backend needs at least one slot, and the
+/// rest of the ring leaves room for weights.
+pub const MAX_BACKENDS_PER_SERVICE: u32 = 128;
+
+/// Largest weight of one backend.
+pub const MAX_WEIGHT: u32 = 100;
+
+/// Entries in the backend table. Backend ids index it; id 0 is never used,
+/// so a zeroed slot means "no backend".
+pub const MAX_BACKENDS: u32 = 65536;
+
+/// Default size of the connection table (two entries per connection: one per
+/// direction). Userspace may override it at load time.
+pub const CONNTRACK_ENTRIES: u32 = 262_144;
+
+/// Interfaces the datapath can redirect to (device map size).
+pub const MAX_IFACES: u32 = 64;
+
+/// Idle time after which a TCP connection that saw FIN or RST is forgotten.
+pub const TCP_CLOSE_TIMEOUT_S: u32 = 10;
+
+/// Default idle timeouts per protocol.
+pub const DEFAULT_TCP_TIMEOUT_S: u32 = 3600;
+pub const DEFAULT_UDP_TIMEOUT_S: u32 = 60;

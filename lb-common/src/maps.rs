@@ -1,0 +1,31 @@
+//! Names of the datapath's maps and programs, as userspace finds them in the
+//! object file and under the pin directory.
+
+/// `HashMap<VipKey, Service>`: the services.
+pub const SERVICES: &str = "SERVICES";
+/// `HashMap<u32 (VIP, network byte order), u32 (number of services)>`: every
+/// address that is a VIP, whatever its port, so traffic to a known VIP on an
+/// unknown port (and fragments to a VIP) is dropped, not passed.
+pub const VIPS: &str = "VIPS";
+/// `Array<u32>` of `MAX_SERVICES * RING_SIZE` backend ids: service `s` owns
+/// slots `s * RING_SIZE .. s * RING_SIZE + Service::slot_count`.
+pub const RINGS: &str = "RINGS";
+/// `Array<Backend>` of `MAX_BACKENDS`, indexed by backend id.
+pub const BACKENDS: &str = "BACKENDS";
+/// `LruHashMap<FlowKey, Flow>`: the connection table.
+pub const CONNTRACK: &str = "CONNTRACK";
+/// `PerCpuArray<u32>` of `MAX_SERVICES`: round-robin position per service.
+pub const RR_STATE: &str = "RR_STATE";
+/// `PerCpuArray<Counters>` of `MAX_SERVICES`, indexed by service id.
+pub const SERVICE_STATS: &str = "SERVICE_STATS";
+/// `PerCpuArray<Counters>` of `MAX_BACKENDS`, indexed by backend id.
+pub const BACKEND_STATS: &str = "BACKEND_STATS";
+/// `PerCpuArray<u64>` of `GlobalStat::COUNT`, indexed by `GlobalStat`.
+pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
+/// `DevMapHash` keyed by ifindex: interfaces the datapath may redirect to.
+pub const TX_PORTS: &str = "TX_PORTS";
+
+/// The balancer's XDP program.
+pub const PROG_BALANCER: &str = "ferrolb";
+/// A program that drops everything: the baseline of the benchmarks.
+pub const PROG_DROP: &str = "ferrolb_drop";

@@ -1,0 +1,105 @@
+//! Counters.
+
+/// Per service and per backend counters (`SERVICE_STATS`, `BACKEND_STATS`),
+/// one per CPU; userspace adds them up.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Packets client -> backend.
+    pub packets: u64,
+    /// Bytes (whole frames) client -> backend.
+    pub bytes: u64,
+    /// Connections scheduled.
+    pub new_connections: u64,
+    /// Packets backend -> client.
+    pub reply_packets: u64,
+    /// Bytes backend -> client.
+    pub reply_bytes: u64,
+}
+const _: () = assert!(core::mem::size_of::<Counters>() == 40);
+
+impl Counters {
+    /// Adds `other` into `self` (summing per-CPU values).
+    pub fn add(&mut self, other: &Counters) {
+        self.packets = self.packets.wrapping_add(other.packets);
+        self.bytes = self.bytes.wrapping_add(other.bytes);
+        self.new_connections = self.new_connections.wrapping_add(other.new_connections);
+        self.reply_packets = self.reply_packets.wrapping_add(other.reply_packets);
+        self.reply_bytes = self.reply_bytes.wrapping_add(other.reply_bytes);
+    }
+}
+
+/// Indexes of `GLOBAL_STATS`: what happened to packets that were not simply
+/// balanced. Names (`GlobalStat::name`) are the Prometheus label values.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalStat {
+    /// Passed to the stack: not for a VIP and not a reply of a connection.
+    PassNotOurs = 0,
+    /// Dropped: fragment addressed to a VIP.
+    DropFragment = 1,
+    /// Dropped: IPv4 header with options addressed to a VIP.
+    DropIpOptions = 2,
+    /// Dropped: truncated or malformed IPv4/TCP/UDP header.
+    DropMalformed = 3,
+    /// Dropped: known VIP, no service on that port and protocol.
+    DropUnknownPort = 4,
+    /// Dropped: the service has no backend.
+    DropNoBackend = 5,
+    /// Passed to the stack unbalanced: TTL would expire here (the kernel
+    /// answers with ICMP time exceeded).
+    PassTtlExceeded = 6,
+    /// Rewritten packet handed to the stack: the FIB had no neighbour entry
+    /// (or no route) for the next hop.
+    PassFibMiss = 7,
+    /// Rewritten packet handed to the stack: egress interface not in the
+    /// device map.
+    PassNoTxPort = 8,
+    /// Sent back out of the interface it came in on.
+    Tx = 9,
+    /// Redirected to another interface.
+    Redirect = 10,
+    /// A connection whose backend was removed ended and was rescheduled.
+    BackendGone = 11,
+    /// Dropped: the connection table was full and the new entry could not be
+    /// written.
+    DropConntrackFull = 12,
+}
+
+impl GlobalStat {
+    pub const COUNT: u32 = 13;
+
+    pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
+        GlobalStat::PassNotOurs,
+        GlobalStat::DropFragment,
+        GlobalStat::DropIpOptions,
+        GlobalStat::DropMalformed,
+        GlobalStat::DropUnknownPort,
+        GlobalStat::DropNoBackend,
+        GlobalStat::PassTtlExceeded,
+        GlobalStat::PassFibMiss,
+        GlobalStat::PassNoTxPort,
+        GlobalStat::Tx,
+        GlobalStat::Redirect,
+        GlobalStat::BackendGone,
+        GlobalStat::DropConntrackFull,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            GlobalStat::PassNotOurs => "pass_not_ours",
+            GlobalStat::DropFragment => "drop_fragment",
+            GlobalStat::DropIpOptions => "drop_ip_options",
+            GlobalStat::DropMalformed => "drop_malformed",
+            GlobalStat::DropUnknownPort => "drop_unknown_port",
+            GlobalStat::DropNoBackend => "drop_no_backend",
+            GlobalStat::PassTtlExceeded => "pass_ttl_exceeded",
+            GlobalStat::PassFibMiss => "pass_fib_miss",
+            GlobalStat::PassNoTxPort => "pass_no_tx_port",
+            GlobalStat::Tx => "tx",
+            GlobalStat::Redirect => "redirect",
+            GlobalStat::BackendGone => "backend_gone",
+            GlobalStat::DropConntrackFull => "drop_conntrack_full",
+        }
+    }
+}
