@@ -1,0 +1,150 @@
+//! A small client for ferrolbd's REST API, making each request from inside
+//! the daemon's network namespace (the API listens on that namespace's
+//! loopback).
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::netns::Netns;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Status and body of one API response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_str(&self.body)
+            .with_context(|| format!("response body is not JSON: {:?}", self.body))
+    }
+
+    /// The `error` field of a JSON error body (`{"error": "..."}`).
+    pub fn error(&self) -> Option<String> {
+        self.json().ok()?.get("error")?.as_str().map(str::to_string)
+    }
+}
+
+/// ferrolbd's API at `base` (e.g. `http://127.0.0.1:7701`), reached from `ns`.
+#[derive(Debug)]
+pub struct Api {
+    ns: Netns,
+    base: String,
+}
+
+impl Api {
+    pub fn new(ns: &Netns, base: &str) -> Api {
+        Api {
+            ns: ns.handle(),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Any request; `body` is sent verbatim as JSON (so malformed JSON can be
+    /// tested). Non-2xx statuses are returned, not errors.
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Result<Reply> {
+        let url = format!("{}{path}", self.base);
+        let result = self.ns.run(|| -> Result<Reply> {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(TIMEOUT))
+                .build()
+                .into();
+            let builder = ureq::http::Request::builder().method(method).uri(&url);
+            let mut response = match body {
+                Some(body) => agent.run(
+                    builder
+                        .header("content-type", "application/json")
+                        .body(body.to_string())?,
+                ),
+                None => agent.run(builder.body(())?),
+            }
+            .with_context(|| format!("{method} {url}"))?;
+            let status = response.status().as_u16();
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            Ok(Reply { status, body })
+        })?;
+        result
+    }
+
+    pub fn get(&self, path: &str) -> Result<Reply> {
+        self.request("GET", path, None)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Reply> {
+        self.request("DELETE", path, None)
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.request("PUT", path, Some(&body.to_string()))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.request("POST", path, Some(&body.to_string()))
+    }
+
+    /// PUT a service body to its own path; error unless 2xx.
+    pub fn put_service(&self, service: &Value) -> Result<Reply> {
+        let path = service_path_of(service)?;
+        let reply = self.put(&path, service)?;
+        anyhow::ensure!(
+            (200..300).contains(&reply.status),
+            "PUT {path} answered {}: {}",
+            reply.status,
+            reply.body
+        );
+        Ok(reply)
+    }
+
+    /// Whether GET /healthz answers 200.
+    pub fn healthy(&self) -> bool {
+        self.get("/healthz").is_ok_and(|r| r.status == 200)
+    }
+}
+
+/// `/v1/services/{protocol}/{vip}/{port}`.
+pub fn service_path(protocol: &str, vip: SocketAddrV4) -> String {
+    format!("/v1/services/{protocol}/{}/{}", vip.ip(), vip.port())
+}
+
+fn service_path_of(service: &Value) -> Result<String> {
+    let protocol = service["protocol"]
+        .as_str()
+        .context("service has no protocol")?;
+    let vip = service["vip"].as_str().context("service has no vip")?;
+    let port = service["port"].as_u64().context("service has no port")?;
+    Ok(format!("/v1/services/{protocol}/{vip}/{port}"))
+}
+
+/// A service body as the API takes it (mode dnat, weight 1 each).
+pub fn service_json(
+    name: &str,
+    protocol: &str,
+    vip: SocketAddrV4,
+    select: &str,
+    backends: &[SocketAddrV4],
+) -> Value {
+    json!({
+        "name": name,
+        "vip": vip.ip().to_string(),
+        "port": vip.port(),
+        "protocol": protocol,
+        "mode": "dnat",
+        "select": select,
+        "backends": backends
+            .iter()
+            .map(|b| json!({"ip": b.ip().to_string(), "port": b.port(), "weight": 1}))
+            .collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,163 @@
+//! The end-to-end topology: a client, a load balancer and N backends, each
+//! in its own network namespace, routed through the load balancer.
+//!
+//! ```text
+//!  client ns                 lb ns (ip_forward=1)              backend ns i
+//!  eth0 10.0.1.2/24 ─veth─ c0 10.0.1.1/24
+//!  default via 10.0.1.1      bI 10.0.(10+i).1/24 ─veth─ eth0 10.0.(10+i).2/24
+//!                                                      default via 10.0.(10+i).1
+//! ```
+//!
+//! The client reaches the VIP and every backend through the load balancer
+//! (its default route); backends answer through it too. Without a load
+//! balancer configured, the lb namespace is a plain router, which is the
+//! benchmark's baseline.
+//!
+//! The client's and backends' veth ends have GRO enabled: a frame that XDP
+//! redirects into a veth is received by its peer's NAPI, which the kernel
+//! only runs when the peer has GRO (or an XDP program).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::netns::{Netns, cleanup_stale, veth};
+use crate::process::Proc;
+use crate::server;
+
+/// The service address the tests and the demo balance.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+/// The client's address.
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+/// The load balancer's address on the client side.
+pub const LB_CLIENT_SIDE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
+/// Name of the client's and each backend's interface.
+pub const HOST_DEV: &str = "eth0";
+/// The load balancer's interface towards the client.
+pub const LB_CLIENT_DEV: &str = "c0";
+
+/// One backend namespace.
+#[derive(Debug)]
+pub struct Backend {
+    /// `b0`, `b1`, ...: also the name its test server answers with.
+    pub name: String,
+    pub ip: Ipv4Addr,
+    /// The load balancer's interface towards this backend.
+    pub lb_dev: String,
+    pub ns: Netns,
+}
+
+/// Client, load balancer and backends. Dropping it stops the servers it
+/// started and deletes every namespace (their veths go with them).
+pub struct Topology {
+    // Field order is drop order: processes first, then namespaces.
+    servers: Vec<Proc>,
+    pub client: Netns,
+    pub lb: Netns,
+    pub backends: Vec<Backend>,
+}
+
+impl Topology {
+    /// Build the topology with `backends` backends (at most 200).
+    pub fn new(backends: usize) -> Result<Topology> {
+        anyhow::ensure!(
+            (1..=200).contains(&backends),
+            "backends must be 1..=200, got {backends}"
+        );
+        cleanup_stale();
+        let client = Netns::create("client")?;
+        let lb = Netns::create("lb")?;
+        let mut topo = Topology {
+            servers: Vec::new(),
+            client,
+            lb,
+            backends: Vec::new(),
+        };
+        topo.lb.sysctl("net/ipv4/ip_forward", "1")?;
+
+        veth(&topo.client, HOST_DEV, &topo.lb, LB_CLIENT_DEV)?;
+        topo.client.addr(HOST_DEV, &format!("{CLIENT_IP}/24"))?;
+        topo.lb
+            .addr(LB_CLIENT_DEV, &format!("{LB_CLIENT_SIDE_IP}/24"))?;
+        topo.client.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &LB_CLIENT_SIDE_IP.to_string(),
+        ])?;
+        enable_napi(&topo.client, HOST_DEV)?;
+
+        for i in 0..backends {
+            let ns = Netns::create(&format!("b{i}"))?;
+            let name = format!("b{i}");
+            let subnet = u8::try_from(10 + i).context("backend subnet")?;
+            let ip = Ipv4Addr::new(10, 0, subnet, 2);
+            let gw = Ipv4Addr::new(10, 0, subnet, 1);
+            let lb_dev = format!("b{i}");
+            veth(&topo.lb, &lb_dev, &ns, HOST_DEV)?;
+            topo.lb.addr(&lb_dev, &format!("{gw}/24"))?;
+            ns.addr(HOST_DEV, &format!("{ip}/24"))?;
+            ns.ip(&["route", "add", "default", "via", &gw.to_string()])?;
+            enable_napi(&ns, HOST_DEV)?;
+            topo.backends.push(Backend {
+                name,
+                ip,
+                lb_dev,
+                ns,
+            });
+        }
+        Ok(topo)
+    }
+
+    /// The load balancer's interfaces (what ferrolbd attaches to).
+    pub fn lb_ifaces(&self) -> Vec<String> {
+        std::iter::once(LB_CLIENT_DEV.to_string())
+            .chain(self.backends.iter().map(|b| b.lb_dev.clone()))
+            .collect()
+    }
+
+    /// `ip:port` of every backend.
+    pub fn backend_addrs(&self, port: u16) -> Vec<SocketAddrV4> {
+        self.backends
+            .iter()
+            .map(|b| SocketAddrV4::new(b.ip, port))
+            .collect()
+    }
+
+    /// Start the test server (TCP and UDP on `port`) in every backend, each
+    /// answering with its backend's name; returns once all listen.
+    pub fn start_servers(&mut self, port: u16) -> Result<()> {
+        for backend in &self.backends {
+            let proc = server::start(
+                &backend.ns,
+                &backend.name,
+                SocketAddrV4::new(backend.ip, port),
+            )?;
+            self.servers.push(proc);
+        }
+        Ok(())
+    }
+
+    /// Start a process in a backend namespace that lives as long as the
+    /// topology (stopped before the namespaces go), e.g. `iperf3 -s`.
+    pub fn keep(&mut self, proc: Proc) {
+        self.servers.push(proc);
+    }
+
+    /// Stop every process started with [`Topology::start_servers`] or
+    /// [`Topology::keep`].
+    pub fn stop_servers(&mut self) {
+        self.servers.clear();
+    }
+}
+
+/// Let XDP_REDIRECT deliver into this veth's peer: GRO on.
+fn enable_napi(ns: &Netns, dev: &str) -> Result<()> {
+    ns.ethtool_feature(dev, "gro", true)
+        .with_context(|| format!("enabling GRO on {dev} in {}", ns.name()))
+}
+
+/// How long helpers wait for a reply before giving up.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(3);
