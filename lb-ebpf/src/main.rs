@@ -1,8 +1,83 @@
+//! ferrolb's XDP datapath: balances IPv4 TCP/UDP connections addressed to
+//! VIPs over backends (DNAT), and reverse-NATs the replies.
+//! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+mod conntrack;
+mod error;
+mod forward;
+mod headers;
+mod maps;
+mod nat;
+mod packet;
+mod parse;
+mod schedule;
+mod select;
+mod stats;
 
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use lb_common::conntrack::DIR_REPLY;
+
+use crate::error::Error;
+
+#[xdp]
+pub fn ferrolb(ctx: XdpContext) -> u32 {
+    match balance(&ctx) {
+        Ok(action) => action,
+        Err(e) => {
+            stats::inc(e.stat());
+            e.action()
+        }
+    }
+}
+
+#[inline(always)]
+fn balance(ctx: &XdpContext) -> Result<u32, Error> {
+    let pkt = parse::parse(ctx)?;
+    let now = conntrack::now_ns();
+    let bytes = packet::frame_len(ctx);
+
+    let established = conntrack::lookup(&pkt.key, now).filter(|&ptr| {
+        // SAFETY: map value pointer, read only here.
+        let f = unsafe { &*ptr };
+        if f.direction == DIR_REPLY {
+            return true;
+        }
+        if !select::backend_live(f.backend_id, f.backend_generation) {
+            stats::inc(lb_common::GlobalStat::BackendGone);
+            return false;
+        }
+        !conntrack::is_reopen(f, pkt.tcp_flags)
+    });
+
+    let flow = match established {
+        Some(ptr) => {
+            nat::check_ttl(&pkt)?;
+            conntrack::touch(ptr, pkt.key.proto, pkt.tcp_flags, now);
+            // SAFETY: copied out so later map updates cannot change it.
+            let f = unsafe { *ptr };
+            stats::count(
+                f.service_id,
+                f.backend_id,
+                f.direction == DIR_REPLY,
+                bytes,
+                false,
+            );
+            f
+        }
+        None => {
+            let f = schedule::schedule(&pkt, now)?;
+            stats::count(f.service_id, f.backend_id, false, bytes, true);
+            f
+        }
+    };
+
+    nat::rewrite(ctx, &pkt, &flow)?;
+    Ok(forward::forward(ctx, &pkt))
+}
+
+/// Drops everything: the baseline the benchmarks compare against.
 #[xdp]
 pub fn ferrolb_drop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
@@ -11,6 +86,8 @@ pub fn ferrolb_drop(_ctx: XdpContext) -> u32 {
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // Unreachable: the datapath has no panicking operations (bounds are
+    // checked, arithmetic wraps); the verifier would reject a reachable loop.
     loop {}
 }
 

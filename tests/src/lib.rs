@@ -1,1 +1,25 @@
+//! ferrolb's test support.
+//!
+//! - Packet fixtures through `BPF_PROG_TEST_RUN`: [`xdp`], [`packets`],
+//!   [`fixture_net`].
+//! - End-to-end in network namespaces: [`netns`] (namespaces, veths),
+//!   [`topology`] (client, load balancer, backends), [`server`] and
+//!   [`client`] (the test protocol), [`daemon`] and [`api`] (ferrolbd and its
+//!   REST API), [`nft`] (nftables DNAT for comparison), [`traffic`]
+//!   (connection-rate and iperf3 runs for the benchmark).
 
+pub mod api;
+pub mod bins;
+pub mod client;
+pub mod daemon;
+pub mod fixture_net;
+pub mod interrupt;
+pub mod netns;
+pub mod nft;
+pub mod packets;
+pub mod process;
+pub mod server;
+pub mod tempdir;
+pub mod topology;
+pub mod traffic;
+pub mod xdp;

@@ -1,0 +1,139 @@
+//! The connection table: lookup with expiry, refresh, TCP close tracking and
+//! creation of a connection's two entries (see `lb_common::conntrack`).
+
+use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_coarse_ns};
+use lb_common::{
+    Backend, Flow, FlowKey, Service,
+    conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
+    limits::TCP_CLOSE_TIMEOUT_S,
+};
+
+use crate::{
+    error::Error,
+    headers::{TCP_FIN, TCP_RST, TCP_SYN},
+    maps::CONNTRACK,
+};
+
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    // Coarse clock: a few ns cheaper than bpf_ktime_get_ns, and jiffy
+    // resolution is plenty for idle timeouts.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// The key of the other direction of the connection `flow` belongs to: the
+/// packet `flow` produces, seen from the other side.
+#[inline(always)]
+pub fn peer_key(flow: &Flow, proto: u8) -> FlowKey {
+    FlowKey {
+        src_ip: flow.nat_dst_ip,
+        dst_ip: flow.nat_src_ip,
+        src_port: flow.nat_dst_port,
+        dst_port: flow.nat_src_port,
+        proto,
+        _pad: [0; 3],
+    }
+}
+
+/// The live entry for `key`, if any. An entry idle past its timeout is live
+/// only while the other direction is not (one-way busy flows stay up).
+#[inline(always)]
+pub fn lookup(key: &FlowKey, now: u64) -> Option<*mut Flow> {
+    let flow = CONNTRACK.get_ptr_mut(key)?;
+    // SAFETY: map value pointer; concurrent writers only touch timestamps and
+    // flags, where a lost update is harmless.
+    let f = unsafe { &*flow };
+    if !f.expired_at(f.last_seen_ns, now) {
+        return Some(flow);
+    }
+    let peer = CONNTRACK.get_ptr(peer_key(f, key.proto))?;
+    let peer_last_seen = unsafe { (*peer).last_seen_ns };
+    if f.expired_at(peer_last_seen, now) {
+        None
+    } else {
+        Some(flow)
+    }
+}
+
+/// Records activity on `flow`, and FIN/RST: a closing connection gets the
+/// short close timeout in both directions.
+#[inline(always)]
+pub fn touch(flow: *mut Flow, proto: u8, tcp_flags: u8, now: u64) {
+    // SAFETY: see `lookup`.
+    let f = unsafe { &mut *flow };
+    if now.wrapping_sub(f.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+        f.last_seen_ns = now;
+    }
+    if tcp_flags & (TCP_FIN | TCP_RST) != 0 && f.tcp_flags & CT_CLOSING == 0 {
+        close(f, tcp_flags, now);
+        if let Some(peer) = CONNTRACK.get_ptr_mut(peer_key(f, proto)) {
+            close(unsafe { &mut *peer }, 0, now);
+        }
+    }
+}
+
+#[inline(always)]
+fn close(f: &mut Flow, tcp_flags: u8, now: u64) {
+    f.tcp_flags |= CT_CLOSING
+        | if tcp_flags & TCP_RST != 0 { CT_RST } else { 0 }
+        | if tcp_flags & TCP_FIN != 0 { CT_FIN } else { 0 };
+    f.timeout_s = TCP_CLOSE_TIMEOUT_S;
+    f.last_seen_ns = now;
+}
+
+/// Whether a forward entry must give way to a new connection: a SYN on a
+/// connection that was closing reuses the 5-tuple (TIME_WAIT reuse).
+#[inline(always)]
+pub fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
+    flow.tcp_flags & CT_CLOSING != 0 && tcp_flags & (TCP_SYN | TCP_RST | TCP_FIN) == TCP_SYN
+}
+
+/// Records a new connection from `key` (client -> VIP) to `backend`, and
+/// returns its forward entry.
+#[inline(always)]
+pub fn create(
+    key: &FlowKey,
+    svc: &Service,
+    backend_id: u32,
+    backend: &Backend,
+    tcp_flags: u8,
+    now: u64,
+) -> Result<Flow, Error> {
+    let closing = tcp_flags & (TCP_FIN | TCP_RST) != 0;
+    let (flags, timeout_s) = if closing {
+        (CT_CLOSING, TCP_CLOSE_TIMEOUT_S)
+    } else {
+        (0, svc.timeout_s)
+    };
+    let forward = Flow {
+        nat_src_ip: key.src_ip,
+        nat_dst_ip: backend.ip,
+        nat_src_port: key.src_port,
+        nat_dst_port: backend.port,
+        service_id: svc.id,
+        backend_id,
+        backend_generation: backend.generation,
+        timeout_s,
+        last_seen_ns: now,
+        direction: DIR_FORWARD,
+        tcp_flags: flags,
+        _pad: [0; 6],
+    };
+    let reply = Flow {
+        nat_src_ip: key.dst_ip,
+        nat_dst_ip: key.src_ip,
+        nat_src_port: key.dst_port,
+        nat_dst_port: key.src_port,
+        direction: DIR_REPLY,
+        ..forward
+    };
+    // Reply entry first: once the forward entry exists the backend may
+    // answer, and its answer must find the reply entry.
+    CONNTRACK
+        .insert(peer_key(&forward, key.proto), reply, BPF_ANY as u64)
+        .map_err(|_| Error::ConntrackFull)?;
+    CONNTRACK
+        .insert(key, forward, BPF_ANY as u64)
+        .map_err(|_| Error::ConntrackFull)?;
+    Ok(forward)
+}

@@ -1,0 +1,53 @@
+//! Why a packet is not balanced, and what then happens to it.
+
+use aya_ebpf::bindings::xdp_action;
+use lb_common::GlobalStat;
+
+#[derive(Clone, Copy)]
+pub enum Error {
+    /// Not for a VIP, not a reply of a connection: the stack's business.
+    NotOurs,
+    /// Truncated or malformed header.
+    Malformed,
+    /// Fragment addressed to a VIP.
+    Fragment,
+    /// IPv4 options on a packet addressed to a VIP.
+    IpOptions,
+    /// VIP known, but no service on this port and protocol.
+    UnknownPort,
+    /// The service has no (active) backend.
+    NoBackend,
+    /// TTL would expire here: the stack answers with ICMP time exceeded.
+    TtlExceeded,
+    /// The connection could not be recorded.
+    ConntrackFull,
+}
+
+impl Error {
+    #[inline(always)]
+    pub fn action(self) -> u32 {
+        match self {
+            Error::NotOurs | Error::TtlExceeded => xdp_action::XDP_PASS,
+            Error::Malformed
+            | Error::Fragment
+            | Error::IpOptions
+            | Error::UnknownPort
+            | Error::NoBackend
+            | Error::ConntrackFull => xdp_action::XDP_DROP,
+        }
+    }
+
+    #[inline(always)]
+    pub fn stat(self) -> GlobalStat {
+        match self {
+            Error::NotOurs => GlobalStat::PassNotOurs,
+            Error::Malformed => GlobalStat::DropMalformed,
+            Error::Fragment => GlobalStat::DropFragment,
+            Error::IpOptions => GlobalStat::DropIpOptions,
+            Error::UnknownPort => GlobalStat::DropUnknownPort,
+            Error::NoBackend => GlobalStat::DropNoBackend,
+            Error::TtlExceeded => GlobalStat::PassTtlExceeded,
+            Error::ConntrackFull => GlobalStat::DropConntrackFull,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Wire formats of the headers the datapath reads and writes. Multi-byte
+//! fields hold the raw bytes (network byte order) loaded natively, the same
+//! representation `lb_common` keys use, so nothing is byte-swapped on the
+//! fast path.
+//!
+//! The IPv4 header starts 14 bytes into the frame, so its 32-bit fields are
+//! only 2-byte aligned: every access goes through `read_unaligned` /
+//! `write_unaligned` (x86's JIT emits a single load either way).
+
+pub const ETH_LEN: usize = 14;
+pub const IPV4_LEN: usize = 20;
+pub const TCP_LEN: usize = 20;
+pub const UDP_LEN: usize = 8;
+/// Offset of the L4 header: IPv4 headers with options are never balanced.
+pub const L4_OFF: usize = ETH_LEN + IPV4_LEN;
+
+/// EtherType IPv4 (0x0800) as loaded natively from the wire.
+pub const ETH_P_IP_RAW: u16 = u16::from_ne_bytes([0x08, 0x00]);
+
+#[repr(C)]
+pub struct EthHdr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub ether_type: u16,
+}
+
+#[repr(C)]
+pub struct Ipv4Hdr {
+    pub version_ihl: u8,
+    pub tos: u8,
+    pub tot_len: u16,
+    pub id: u16,
+    pub frag_off: u16,
+    pub ttl: u8,
+    pub protocol: u8,
+    pub check: u16,
+    pub saddr: u32,
+    pub daddr: u32,
+}
+
+/// `frag_off` bits (MF flag and fragment offset) as loaded natively: any set
+/// means the packet is a fragment.
+pub const IP_MF_OFFSET_RAW: u16 = u16::from_ne_bytes([0x3f, 0xff]);
+
+/// TCP flags (byte 13 of the TCP header).
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+/// Offset of the flags byte, and of the checksum, in the TCP header.
+pub const TCP_FLAGS_OFF: usize = 13;
+pub const TCP_CHECK_OFF: usize = 16;
+/// Offset of the checksum in the UDP header.
+pub const UDP_CHECK_OFF: usize = 6;
+
+const _: () = assert!(core::mem::size_of::<EthHdr>() == ETH_LEN);
+const _: () = assert!(core::mem::size_of::<Ipv4Hdr>() == IPV4_LEN);

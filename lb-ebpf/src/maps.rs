@@ -1,0 +1,42 @@
+//! The datapath's maps. Names, sizes and value types are the contract with
+//! userspace (`lb_common::maps`, `lb_common::limits`, docs/datapath.md).
+//! All are pinned by name so the connection table survives a daemon restart.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+};
+use lb_common::{
+    Backend, Counters, Flow, FlowKey, GlobalStat, Service, VipKey,
+    limits::{CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_IFACES, MAX_SERVICES, RING_SIZE},
+};
+
+#[map]
+pub static SERVICES: HashMap<VipKey, Service> = HashMap::pinned(MAX_SERVICES, 0);
+
+#[map]
+pub static VIPS: HashMap<u32, u32> = HashMap::pinned(MAX_SERVICES, 0);
+
+#[map]
+pub static RINGS: Array<u32> = Array::pinned(MAX_SERVICES * RING_SIZE, 0);
+
+#[map]
+pub static BACKENDS: Array<Backend> = Array::pinned(MAX_BACKENDS, 0);
+
+#[map]
+pub static CONNTRACK: LruHashMap<FlowKey, Flow> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
+
+#[map]
+pub static RR_STATE: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);
+
+#[map]
+pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_SERVICES, 0);
+
+#[map]
+pub static BACKEND_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_BACKENDS, 0);
+
+#[map]
+pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::pinned(GlobalStat::COUNT, 0);
+
+#[map]
+pub static TX_PORTS: DevMapHash = DevMapHash::pinned(MAX_IFACES, 0);

@@ -1,0 +1,213 @@
+//! Test packets built with etherparse: every header written from its fields,
+//! checksums computed by etherparse (never by the code under test), so an
+//! expected output frame is an independent statement of what the datapath
+//! must produce.
+
+use std::net::SocketAddrV4;
+
+use etherparse::{
+    EtherType, Ethernet2Header, IpNumber, Ipv4Header, PacketHeaders, TcpHeader, TransportHeader,
+    UdpHeader,
+};
+
+pub type Mac = [u8; 6];
+
+#[derive(Clone, Debug)]
+pub enum L4 {
+    Tcp(TcpHeader),
+    Udp(UdpHeader),
+}
+
+/// An Ethernet / IPv4 / TCP|UDP frame under construction.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub eth: Ethernet2Header,
+    pub ip: Ipv4Header,
+    pub l4: L4,
+    pub payload: Vec<u8>,
+    /// Write a UDP checksum of zero ("no checksum").
+    pub udp_no_checksum: bool,
+}
+
+fn ipv4(src: SocketAddrV4, dst: SocketAddrV4, proto: IpNumber) -> Ipv4Header {
+    let mut ip = Ipv4Header::new(0, 64, proto, src.ip().octets(), dst.ip().octets())
+        .expect("zero payload length fits");
+    ip.identification = 0x1234;
+    ip
+}
+
+impl Frame {
+    pub fn tcp(src_mac: Mac, dst_mac: Mac, src: SocketAddrV4, dst: SocketAddrV4) -> Frame {
+        let mut tcp = TcpHeader::new(src.port(), dst.port(), 1000, 64240);
+        tcp.ack = true;
+        tcp.acknowledgment_number = 2000;
+        Frame {
+            eth: Ethernet2Header {
+                source: src_mac,
+                destination: dst_mac,
+                ether_type: EtherType::IPV4,
+            },
+            ip: ipv4(src, dst, IpNumber::TCP),
+            l4: L4::Tcp(tcp),
+            payload: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            udp_no_checksum: false,
+        }
+    }
+
+    pub fn udp(src_mac: Mac, dst_mac: Mac, src: SocketAddrV4, dst: SocketAddrV4) -> Frame {
+        Frame {
+            eth: Ethernet2Header {
+                source: src_mac,
+                destination: dst_mac,
+                ether_type: EtherType::IPV4,
+            },
+            ip: ipv4(src, dst, IpNumber::UDP),
+            l4: L4::Udp(UdpHeader {
+                source_port: src.port(),
+                destination_port: dst.port(),
+                length: 0,
+                checksum: 0,
+            }),
+            payload: b"ping".to_vec(),
+            udp_no_checksum: false,
+        }
+    }
+
+    /// A TCP SYN (no ACK, no payload).
+    pub fn syn(mut self) -> Frame {
+        if let L4::Tcp(t) = &mut self.l4 {
+            t.syn = true;
+            t.ack = false;
+            t.acknowledgment_number = 0;
+        }
+        self.payload.clear();
+        self
+    }
+
+    pub fn fin(mut self) -> Frame {
+        if let L4::Tcp(t) = &mut self.l4 {
+            t.fin = true;
+        }
+        self
+    }
+
+    pub fn rst(mut self) -> Frame {
+        if let L4::Tcp(t) = &mut self.l4 {
+            t.rst = true;
+        }
+        self
+    }
+
+    pub fn ttl(mut self, ttl: u8) -> Frame {
+        self.ip.time_to_live = ttl;
+        self
+    }
+
+    pub fn macs(mut self, src: Mac, dst: Mac) -> Frame {
+        self.eth.source = src;
+        self.eth.destination = dst;
+        self
+    }
+
+    /// Same frame with other addresses (checksums follow at `bytes()`).
+    pub fn addrs(mut self, src: SocketAddrV4, dst: SocketAddrV4) -> Frame {
+        self.ip.source = src.ip().octets();
+        self.ip.destination = dst.ip().octets();
+        match &mut self.l4 {
+            L4::Tcp(t) => {
+                t.source_port = src.port();
+                t.destination_port = dst.port();
+            }
+            L4::Udp(u) => {
+                u.source_port = src.port();
+                u.destination_port = dst.port();
+            }
+        }
+        self
+    }
+
+    pub fn no_udp_checksum(mut self) -> Frame {
+        self.udp_no_checksum = true;
+        self
+    }
+
+    /// The serialized frame with correct lengths and checksums.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut ip = self.ip.clone();
+        let mut out = Vec::new();
+        self.eth.write(&mut out).expect("write to Vec");
+        match &self.l4 {
+            L4::Tcp(t) => {
+                let mut t = t.clone();
+                ip.set_payload_len(t.header_len() + self.payload.len())
+                    .expect("payload fits");
+                ip.header_checksum = ip.calc_header_checksum();
+                t.checksum = t.calc_checksum_ipv4(&ip, &self.payload).expect("fits");
+                ip.write(&mut out).expect("write to Vec");
+                t.write(&mut out).expect("write to Vec");
+            }
+            L4::Udp(u) => {
+                let mut u = u.clone();
+                u.length = (UdpHeader::LEN + self.payload.len()) as u16;
+                ip.set_payload_len(UdpHeader::LEN + self.payload.len())
+                    .expect("payload fits");
+                ip.header_checksum = ip.calc_header_checksum();
+                u.checksum = if self.udp_no_checksum {
+                    0
+                } else {
+                    u.calc_checksum_ipv4(&ip, &self.payload).expect("fits")
+                };
+                ip.write(&mut out).expect("write to Vec");
+                u.write(&mut out).expect("write to Vec");
+            }
+        }
+        out.extend_from_slice(&self.payload);
+        out
+    }
+}
+
+/// An ARP request (who-has `target` tell `sender`), broadcast.
+pub fn arp_request(src_mac: Mac, sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x06]); // ARP
+    f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]); // Ethernet/IPv4, request
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&sender);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&target);
+    f
+}
+
+/// Parses `frame` and asserts its IPv4 header checksum and TCP/UDP checksum
+/// are right (a zero UDP checksum is accepted as "none").
+pub fn assert_checksums_valid(frame: &[u8]) {
+    let headers = PacketHeaders::from_ethernet_slice(frame).expect("output frame parses");
+    let Some(etherparse::NetHeaders::Ipv4(ip, _)) = &headers.net else {
+        panic!("output frame is not IPv4: {headers:?}");
+    };
+    assert_eq!(
+        ip.header_checksum,
+        ip.calc_header_checksum(),
+        "IPv4 header checksum"
+    );
+    let payload = headers.payload.slice();
+    match &headers.transport {
+        Some(TransportHeader::Tcp(t)) => assert_eq!(
+            t.checksum,
+            t.calc_checksum_ipv4(ip, payload).expect("fits"),
+            "TCP checksum"
+        ),
+        Some(TransportHeader::Udp(u)) => {
+            if u.checksum != 0 {
+                assert_eq!(
+                    u.checksum,
+                    u.calc_checksum_ipv4(ip, payload).expect("fits"),
+                    "UDP checksum"
+                );
+            }
+        }
+        other => panic!("unexpected transport header {other:?}"),
+    }
+}

@@ -1,0 +1,242 @@
+//! Runs the datapath's XDP programs through `BPF_PROG_TEST_RUN` (aya's
+//! `TestRun`), with the maps programmed directly as docs/datapath.md
+//! specifies: the packet fixtures test the datapath against that contract,
+//! independently of the daemon.
+
+use std::{
+    net::SocketAddrV4,
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
+    programs::{TestRun, TestRunOptions, Xdp},
+};
+use lb_common::{
+    Backend, Counters, Flow, FlowKey, GlobalStat, Service, VipKey,
+    limits::RING_SIZE,
+    maps as names,
+    service::{BACKEND_ACTIVE, mode},
+};
+
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+/// Network byte order value of an address, as the maps store it.
+pub fn ip_be(addr: std::net::Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(addr.octets())
+}
+
+/// One service as the fixtures program it.
+pub struct TestService {
+    pub id: u32,
+    pub vip: SocketAddrV4,
+    pub proto: u8,
+    pub select: u8,
+    pub timeout_s: u32,
+    pub backends: Vec<SocketAddrV4>,
+}
+
+/// Result of one program run.
+#[derive(Debug)]
+pub struct Run {
+    pub action: u32,
+    pub output: Vec<u8>,
+    /// The kernel's measurement of the run.
+    pub duration: Duration,
+}
+
+/// A loaded copy of the datapath with its own maps (pinned in a directory of
+/// its own, removed on drop).
+pub struct Harness {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+    next_backend_id: u32,
+}
+
+impl Harness {
+    pub fn load() -> Result<Harness> {
+        let pin_dir = PathBuf::from(format!(
+            "/sys/fs/bpf/ferrolb-fx-{}-{}",
+            std::process::id(),
+            INSTANCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&pin_dir)
+            .with_context(|| format!("creating {}", pin_dir.display()))?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&pin_dir)
+            .load(lb_userspace::EBPF_OBJECT)
+            .context("loading the eBPF object")?;
+        for name in [names::PROG_BALANCER, names::PROG_DROP] {
+            let prog: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("program {name} missing"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("verifier rejected {name}"))?;
+        }
+        Ok(Harness {
+            ebpf,
+            pin_dir,
+            next_backend_id: 1,
+        })
+    }
+
+    fn map(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("map {name} missing"))
+    }
+
+    /// Programs a service with its backends, each in one ring slot, in order.
+    /// Returns the backend ids.
+    pub fn add_service(&mut self, svc: &TestService) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for b in &svc.backends {
+            let id = self.next_backend_id;
+            self.next_backend_id += 1;
+            let mut backends: Array<&mut MapData, Backend> =
+                Array::try_from(self.map(names::BACKENDS)?)?;
+            backends.set(
+                id,
+                Backend {
+                    ip: ip_be(*b.ip()),
+                    port: b.port().to_be(),
+                    flags: BACKEND_ACTIVE,
+                    generation: 1,
+                    service_id: svc.id,
+                },
+                0,
+            )?;
+            let mut rings: Array<&mut MapData, u32> = Array::try_from(self.map(names::RINGS)?)?;
+            rings.set(svc.id * RING_SIZE + ids.len() as u32, id, 0)?;
+            ids.push(id);
+        }
+        let key = vip_key(svc.vip, svc.proto);
+        let mut services: HashMap<&mut MapData, VipKey, Service> =
+            HashMap::try_from(self.map(names::SERVICES)?)?;
+        services.insert(
+            key,
+            Service {
+                id: svc.id,
+                slot_count: ids.len() as u32,
+                timeout_s: svc.timeout_s,
+                mode: mode::DNAT,
+                select: svc.select,
+                _pad: 0,
+            },
+            0,
+        )?;
+        let mut vips: HashMap<&mut MapData, u32, u32> = HashMap::try_from(self.map(names::VIPS)?)?;
+        let n = vips.get(&key.ip, 0).unwrap_or(0);
+        vips.insert(key.ip, n + 1, 0)?;
+        Ok(ids)
+    }
+
+    /// Marks a backend as taking traffic or not.
+    pub fn set_backend_active(&mut self, id: u32, active: bool) -> Result<()> {
+        let mut backends: Array<&mut MapData, Backend> =
+            Array::try_from(self.map(names::BACKENDS)?)?;
+        let mut b = backends.get(&id, 0)?;
+        b.flags = if active { BACKEND_ACTIVE } else { 0 };
+        backends.set(id, b, 0)?;
+        Ok(())
+    }
+
+    /// Lets the datapath redirect to `ifindex` (must exist in the calling
+    /// thread's network namespace).
+    pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
+        let mut ports: DevMapHash<&mut MapData> = DevMapHash::try_from(self.map(names::TX_PORTS)?)?;
+        ports.insert(ifindex, ifindex, None, 0)?;
+        Ok(())
+    }
+
+    /// Runs program `prog` once on `frame`, as if received on
+    /// `ingress_ifindex` (in the calling thread's network namespace).
+    pub fn run_prog(&self, prog: &str, frame: &[u8], ingress_ifindex: u32) -> Result<Run> {
+        let program: &Xdp = self
+            .ebpf
+            .program(prog)
+            .ok_or_else(|| anyhow!("program {prog} missing"))?
+            .try_into()?;
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex.
+        let md: [u32; 6] = [0, frame.len() as u32, 0, ingress_ifindex, 0, 0];
+        let ctx: Vec<u8> = md.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let mut out = vec![0u8; frame.len() + 512];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        opts.ctx_in = Some(&ctx);
+        let result = program.test_run(opts).context("BPF_PROG_TEST_RUN")?;
+        out.truncate(result.data_size_out as usize);
+        Ok(Run {
+            action: result.return_value,
+            output: out,
+            duration: result.duration,
+        })
+    }
+
+    /// Runs the balancer program.
+    pub fn run(&self, frame: &[u8], ingress_ifindex: u32) -> Result<Run> {
+        self.run_prog(names::PROG_BALANCER, frame, ingress_ifindex)
+    }
+
+    pub fn global(&self, stat: GlobalStat) -> Result<u64> {
+        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map(names::GLOBAL_STATS)
+                .ok_or_else(|| anyhow!("no GLOBAL_STATS"))?,
+        )?;
+        Ok(map.get(&(stat as u32), 0)?.iter().sum())
+    }
+
+    fn counters(&self, map_name: &str, id: u32) -> Result<Counters> {
+        let map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(
+            self.ebpf
+                .map(map_name)
+                .ok_or_else(|| anyhow!("no {map_name}"))?,
+        )?;
+        let mut total = Counters::default();
+        for c in map.get(&id, 0)?.iter() {
+            total.add(c);
+        }
+        Ok(total)
+    }
+
+    pub fn service_counters(&self, id: u32) -> Result<Counters> {
+        self.counters(names::SERVICE_STATS, id)
+    }
+
+    pub fn backend_counters(&self, id: u32) -> Result<Counters> {
+        self.counters(names::BACKEND_STATS, id)
+    }
+
+    /// All connection-table entries.
+    pub fn conntrack(&self) -> Result<Vec<(FlowKey, Flow)>> {
+        let map: HashMap<&MapData, FlowKey, Flow> = HashMap::try_from(
+            self.ebpf
+                .map(names::CONNTRACK)
+                .ok_or_else(|| anyhow!("no CONNTRACK"))?,
+        )?;
+        Ok(map.iter().collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+    }
+}
+
+pub fn vip_key(vip: SocketAddrV4, proto: u8) -> VipKey {
+    VipKey {
+        ip: ip_be(*vip.ip()),
+        port: vip.port().to_be(),
+        proto,
+        _pad: 0,
+    }
+}
