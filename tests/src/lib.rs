@@ -9,9 +9,11 @@
 //!   (connection-rate and iperf3 runs for the benchmark).
 
 pub mod api;
+pub mod bench_e2e;
 pub mod bins;
 pub mod client;
 pub mod daemon;
+pub mod dnat_fixture;
 pub mod fixture_net;
 pub mod interrupt;
 pub mod netns;

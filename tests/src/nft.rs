@@ -14,38 +14,81 @@ use crate::netns::Netns;
 /// The table this module manages.
 pub const TABLE: &str = "ferrolb_compare";
 
-/// The ruleset for `vip` (protocol `tcp` or `udp`) balanced over `backends`.
-pub fn dnat_ruleset(protocol: &str, vip: SocketAddrV4, backends: &[SocketAddrV4]) -> String {
+/// One balanced VIP.
+#[derive(Debug, Clone)]
+pub struct DnatService {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub vip: SocketAddrV4,
+    pub backends: Vec<SocketAddrV4>,
+}
+
+impl DnatService {
+    pub fn new(protocol: &str, vip: SocketAddrV4, backends: Vec<SocketAddrV4>) -> DnatService {
+        DnatService {
+            protocol: protocol.to_string(),
+            vip,
+            backends,
+        }
+    }
+}
+
+/// The ruleset (one `table ip`) for `services`.
+pub fn dnat_ruleset(services: &[DnatService]) -> String {
     let mut rules = format!("table ip {TABLE} {{\n");
-    for (i, backend) in backends.iter().enumerate() {
-        rules.push_str(&format!(
-            "  chain endpoint-{i} {{\n    meta l4proto {protocol} dnat to {backend}\n  }}\n"
+    let mut dispatch = String::new();
+    for (s, svc) in services.iter().enumerate() {
+        for (e, backend) in svc.backends.iter().enumerate() {
+            rules.push_str(&format!(
+                "  chain svc{s}-ep{e} {{\n    meta l4proto {} dnat to {backend}\n  }}\n",
+                svc.protocol
+            ));
+        }
+        let vmap = (0..svc.backends.len())
+            .map(|e| format!("{e} : goto svc{s}-ep{e}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        dispatch.push_str(&format!(
+            "    ip daddr {} {} dport {} numgen random mod {} vmap {{ {vmap} }}\n",
+            svc.vip.ip(),
+            svc.protocol,
+            svc.vip.port(),
+            svc.backends.len()
         ));
     }
-    let vmap = (0..backends.len())
-        .map(|i| format!("{i} : goto endpoint-{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     rules.push_str(&format!(
-        "  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    \
-         ip daddr {} {protocol} dport {} numgen random mod {} vmap {{ {vmap} }}\n  }}\n}}\n",
-        vip.ip(),
-        vip.port(),
-        backends.len()
+        "  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dispatch}  }}\n}}\n"
     ));
     rules
 }
 
-/// Install DNAT for `vip` in `ns` (replacing an earlier one).
+/// Install DNAT for one VIP in `ns` (replacing what this module installed).
 pub fn add_dnat(
     ns: &Netns,
     protocol: &str,
     vip: SocketAddrV4,
     backends: &[SocketAddrV4],
 ) -> Result<()> {
-    anyhow::ensure!(!backends.is_empty(), "nft DNAT needs at least one backend");
+    add_dnat_many(ns, &[DnatService::new(protocol, vip, backends.to_vec())])
+}
+
+/// Install DNAT for several VIPs in `ns` (replacing what this module
+/// installed).
+pub fn add_dnat_many(ns: &Netns, services: &[DnatService]) -> Result<()> {
+    for svc in services {
+        anyhow::ensure!(
+            !svc.backends.is_empty(),
+            "nft DNAT for {} needs a backend",
+            svc.vip
+        );
+        anyhow::ensure!(
+            svc.protocol == "tcp" || svc.protocol == "udp",
+            "nft DNAT: protocol must be tcp or udp, got {:?}",
+            svc.protocol
+        );
+    }
     remove(ns);
-    let rules = dnat_ruleset(protocol, vip, backends);
+    let rules = dnat_ruleset(services);
     let mut child = ns
         .command("nft")
         .args(["-f", "-"])

@@ -13,9 +13,17 @@
 //! balancer configured, the lb namespace is a plain router, which is the
 //! benchmark's baseline.
 //!
-//! The client's and backends' veth ends have GRO enabled: a frame that XDP
-//! redirects into a veth is received by its peer's NAPI, which the kernel
-//! only runs when the peer has GRO (or an XDP program).
+//! The client's and backends' veth ends are prepared like hosts behind a
+//! real NIC:
+//! - GRO on: a frame that XDP redirects into a veth is received by its
+//!   peer's NAPI, which the kernel only runs when the peer has GRO (or an
+//!   XDP program);
+//! - TX checksum offload off: locally sent packets then carry complete
+//!   checksums, as frames from a wire do. With offload on, a veth hands over
+//!   CHECKSUM_PARTIAL packets whose L4 checksum field holds only the
+//!   pseudo-header sum; XDP cannot see that state, and once the frame is
+//!   redirected the receiver validates the (incomplete) checksum and drops
+//!   the packet.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -87,7 +95,7 @@ impl Topology {
             "via",
             &LB_CLIENT_SIDE_IP.to_string(),
         ])?;
-        enable_napi(&topo.client, HOST_DEV)?;
+        prepare_host_dev(&topo.client, HOST_DEV)?;
 
         for i in 0..backends {
             let ns = Netns::create(&format!("b{i}"))?;
@@ -100,7 +108,7 @@ impl Topology {
             topo.lb.addr(&lb_dev, &format!("{gw}/24"))?;
             ns.addr(HOST_DEV, &format!("{ip}/24"))?;
             ns.ip(&["route", "add", "default", "via", &gw.to_string()])?;
-            enable_napi(&ns, HOST_DEV)?;
+            prepare_host_dev(&ns, HOST_DEV)?;
             topo.backends.push(Backend {
                 name,
                 ip,
@@ -153,10 +161,12 @@ impl Topology {
     }
 }
 
-/// Let XDP_REDIRECT deliver into this veth's peer: GRO on.
-fn enable_napi(ns: &Netns, dev: &str) -> Result<()> {
+/// GRO on, TX checksum offload off (see the module doc).
+fn prepare_host_dev(ns: &Netns, dev: &str) -> Result<()> {
     ns.ethtool_feature(dev, "gro", true)
-        .with_context(|| format!("enabling GRO on {dev} in {}", ns.name()))
+        .with_context(|| format!("enabling GRO on {dev} in {}", ns.name()))?;
+    ns.ethtool_feature(dev, "tx", false)
+        .with_context(|| format!("disabling TX checksum offload on {dev} in {}", ns.name()))
 }
 
 /// How long helpers wait for a reply before giving up.

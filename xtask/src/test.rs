@@ -47,6 +47,9 @@ pub fn run(extra: &[String]) -> Result<()> {
         println!("test: warning: not root; the XDP and namespace tests need root and will fail");
     }
     let started = Instant::now();
+    // The end-to-end tests run the real binaries (ferrolbd, ferrolbctl, the
+    // test server); `cargo test` alone builds only test harnesses of binaries.
+    cmd::run(cmd::cargo().args(["build", "--workspace", "--exclude", "lb-ebpf", "--bins"]))?;
     let mut command = cmd::cargo();
     command
         .args([
