@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod dnat_fixture;
 pub mod fixture_net;
 pub mod interrupt;
+pub mod lab;
 pub mod netns;
 pub mod nft;
 pub mod packets;
