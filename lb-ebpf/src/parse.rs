@@ -24,10 +24,11 @@ pub struct Packet {
     pub tcp_flags: u8,
 }
 
+/// Whether `addr` (network byte order) is a VIP of any service.
 #[inline(always)]
-fn is_vip(addr: u32) -> bool {
-    // SAFETY: plain read of a u32 value.
-    unsafe { VIPS.get(&addr).is_some() }
+pub fn is_vip(addr: u32) -> bool {
+    // SAFETY: only the presence of the entry is read.
+    unsafe { VIPS.get(addr).is_some() }
 }
 
 /// `err` if the packet is addressed to a VIP (ours to drop), else not ours.

@@ -3,7 +3,14 @@
 
 use lb_common::{Flow, VipKey};
 
-use crate::{conntrack, error::Error, maps::SERVICES, nat::check_ttl, parse::Packet, select};
+use crate::{
+    conntrack,
+    error::Error,
+    maps::SERVICES,
+    nat::check_ttl,
+    parse::{Packet, is_vip},
+    select,
+};
 
 #[inline(always)]
 pub fn schedule(pkt: &Packet, now: u64) -> Result<Flow, Error> {
@@ -14,14 +21,12 @@ pub fn schedule(pkt: &Packet, now: u64) -> Result<Flow, Error> {
         _pad: 0,
     };
     // SAFETY: the value is copied out at once.
-    let Some(svc) = (unsafe { SERVICES.get(&vip) }).copied() else {
-        return Err(
-            if unsafe { crate::maps::VIPS.get(&pkt.key.dst_ip) }.is_some() {
-                Error::UnknownPort
-            } else {
-                Error::NotOurs
-            },
-        );
+    let Some(svc) = (unsafe { SERVICES.get(vip) }).copied() else {
+        return Err(if is_vip(pkt.key.dst_ip) {
+            Error::UnknownPort
+        } else {
+            Error::NotOurs
+        });
     };
     check_ttl(pkt)?;
     let (backend_id, backend) = select::pick(&svc, &pkt.key)?;

@@ -136,6 +136,25 @@ impl Harness {
         Ok(ids)
     }
 
+    /// Rewrites the ring of the service at (`vip`, `proto`) to `backend_ids`,
+    /// one slot each, as userspace does when the backend list changes.
+    pub fn set_ring(&mut self, vip: SocketAddrV4, proto: u8, backend_ids: &[u32]) -> Result<()> {
+        let key = vip_key(vip, proto);
+        let services: HashMap<&mut MapData, VipKey, Service> =
+            HashMap::try_from(self.map(names::SERVICES)?)?;
+        let mut svc = services.get(&key, 0)?;
+        let id = svc.id;
+        let mut rings: Array<&mut MapData, u32> = Array::try_from(self.map(names::RINGS)?)?;
+        for (slot, backend) in backend_ids.iter().enumerate() {
+            rings.set(id * RING_SIZE + slot as u32, *backend, 0)?;
+        }
+        svc.slot_count = backend_ids.len() as u32;
+        let mut services: HashMap<&mut MapData, VipKey, Service> =
+            HashMap::try_from(self.map(names::SERVICES)?)?;
+        services.insert(key, svc, 0)?;
+        Ok(())
+    }
+
     /// Marks a backend as taking traffic or not.
     pub fn set_backend_active(&mut self, id: u32, active: bool) -> Result<()> {
         let mut backends: Array<&mut MapData, Backend> =
