@@ -1,0 +1,16 @@
+//! The REST API (JSON), described by `lb-userspace/openapi.yaml`.
+
+mod error;
+mod extract;
+mod health;
+mod metrics;
+mod routes;
+mod services;
+pub mod views;
+
+pub use error::ApiError;
+pub use metrics::render_metrics;
+pub use routes::router;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! Readable tables of the API's answers.
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+
+use crate::{api::views::ServiceView, config::ServiceSpec};
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    t
+}
+
+fn addr(vip: impl std::fmt::Display, port: u16, proto: impl std::fmt::Display) -> String {
+    format!("{vip}:{port}/{proto}")
+}
+
+/// `service list`.
+pub fn services(list: &[ServiceSpec]) -> String {
+    if list.is_empty() {
+        return "no services\n".to_string();
+    }
+    let mut t = table(&["SERVICE", "NAME", "MODE", "SELECT", "TIMEOUT", "BACKENDS"]);
+    for s in list {
+        let backends: Vec<String> = s
+            .backends
+            .iter()
+            .map(|b| {
+                if b.weight == 1 {
+                    format!("{}:{}", b.ip, b.port)
+                } else {
+                    format!("{}:{} (w{})", b.ip, b.port, b.weight)
+                }
+            })
+            .collect();
+        t.add_row(vec![
+            addr(s.vip, s.port, s.protocol),
+            s.name.clone(),
+            s.mode.to_string(),
+            s.select.to_string(),
+            format!("{}s", s.timeout_s),
+            if backends.is_empty() {
+                "-".to_string()
+            } else {
+                backends.join("\n")
+            },
+        ]);
+    }
+    format!("{t}\n")
+}
+
+/// `service get`: the service, then its backends with counters.
+pub fn service(s: &ServiceView) -> String {
+    let mut head = table(&["SERVICE", "NAME", "MODE", "SELECT", "TIMEOUT"]);
+    head.add_row(vec![
+        addr(s.vip, s.port, s.protocol),
+        s.name.clone(),
+        s.mode.to_string(),
+        s.select.to_string(),
+        format!("{}s", s.timeout_s),
+    ]);
+    let mut t = table(&[
+        "BACKEND",
+        "WEIGHT",
+        "PACKETS",
+        "BYTES",
+        "NEW CONNS",
+        "REPLY PACKETS",
+        "REPLY BYTES",
+    ]);
+    for b in &s.backends {
+        t.add_row(vec![
+            format!("{}:{}", b.ip, b.port),
+            b.weight.to_string(),
+            b.stats.packets.to_string(),
+            b.stats.bytes.to_string(),
+            b.stats.new_connections.to_string(),
+            b.stats.reply_packets.to_string(),
+            b.stats.reply_bytes.to_string(),
+        ]);
+    }
+    t.add_row(vec![
+        "TOTAL".to_string(),
+        String::new(),
+        s.stats.packets.to_string(),
+        s.stats.bytes.to_string(),
+        s.stats.new_connections.to_string(),
+        s.stats.reply_packets.to_string(),
+        s.stats.reply_bytes.to_string(),
+    ]);
+    format!("{head}\n{t}\n")
+}

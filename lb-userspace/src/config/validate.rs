@@ -1,0 +1,264 @@
+//! Checks a `ServiceInput` and fills in defaults.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+};
+
+use lb_common::limits;
+
+use super::{
+    BackendInput, BackendSpec, FieldError, Mode, Protocol, Select, ServiceInput, ServiceKey,
+    ServiceSpec, ValidationError,
+};
+
+/// Longest service name, bytes.
+pub const MAX_NAME_LEN: usize = 253;
+
+/// Checks `input`. With `path`, the service's key comes from the request
+/// path: the body may omit vip, port and protocol, and must agree with the
+/// path where it gives them. Every problem found is reported, each naming its
+/// field.
+pub fn validate(
+    input: &ServiceInput,
+    path: Option<&ServiceKey>,
+) -> Result<ServiceSpec, ValidationError> {
+    let mut errors = Vec::new();
+
+    let name = input.name.clone().unwrap_or_default();
+    if name.len() > MAX_NAME_LEN {
+        errors.push(FieldError::new(
+            "name",
+            format!("longer than {MAX_NAME_LEN} bytes"),
+        ));
+    } else if name.chars().any(char::is_control) {
+        errors.push(FieldError::new("name", "contains control characters"));
+    }
+
+    let vip = match (&input.vip, path) {
+        (None, Some(p)) => Some(p.vip),
+        (None, None) => missing(&mut errors, "vip"),
+        (Some(text), path) => match parse_ip(text) {
+            Ok(ip) => match path {
+                Some(p) if p.vip != ip => {
+                    errors.push(FieldError::new(
+                        "vip",
+                        format!("{ip} does not match the path's {}", p.vip),
+                    ));
+                    None
+                }
+                _ => Some(ip),
+            },
+            Err(e) => {
+                errors.push(FieldError::new("vip", e));
+                None
+            }
+        },
+    };
+
+    let port = match (input.port, path) {
+        (None, Some(p)) => Some(p.port),
+        (None, None) => missing(&mut errors, "port"),
+        (Some(n), path) => match check_port(n) {
+            Ok(port) => match path {
+                Some(p) if p.port != port => {
+                    errors.push(FieldError::new(
+                        "port",
+                        format!("{port} does not match the path's {}", p.port),
+                    ));
+                    None
+                }
+                _ => Some(port),
+            },
+            Err(e) => {
+                errors.push(FieldError::new("port", e));
+                None
+            }
+        },
+    };
+
+    let protocol = match (&input.protocol, path) {
+        (None, Some(p)) => Some(p.protocol),
+        (None, None) => missing(&mut errors, "protocol"),
+        (Some(text), path) => match text.parse::<Protocol>() {
+            Ok(proto) => match path {
+                Some(p) if p.protocol != proto => {
+                    errors.push(FieldError::new(
+                        "protocol",
+                        format!("{proto} does not match the path's {}", p.protocol),
+                    ));
+                    None
+                }
+                _ => Some(proto),
+            },
+            Err(e) => {
+                errors.push(FieldError::new("protocol", e));
+                None
+            }
+        },
+    };
+
+    let mode = parse_named(&mut errors, "mode", input.mode.as_deref(), Mode::Dnat);
+    let select = parse_named(
+        &mut errors,
+        "select",
+        input.select.as_deref(),
+        Select::RoundRobin,
+    );
+
+    let timeout_s = match input.timeout_s {
+        None => protocol.map(Protocol::default_timeout_s),
+        Some(t) if (1..=i64::from(u32::MAX)).contains(&t) => Some(t as u32),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "timeout_s",
+                format!("must be 1..={}", u32::MAX),
+            ));
+            None
+        }
+    };
+
+    let backends = check_backends(&mut errors, input.backends.as_deref().unwrap_or(&[]));
+
+    match (vip, port, protocol, mode, select, timeout_s) {
+        (Some(vip), Some(port), Some(protocol), Some(mode), Some(select), Some(timeout_s))
+            if errors.is_empty() =>
+        {
+            Ok(ServiceSpec {
+                name,
+                vip,
+                port,
+                protocol,
+                mode,
+                select,
+                timeout_s,
+                backends,
+            })
+        }
+        _ => Err(ValidationError { errors }),
+    }
+}
+
+fn missing<T>(errors: &mut Vec<FieldError>, field: &str) -> Option<T> {
+    errors.push(FieldError::new(field, "required"));
+    None
+}
+
+fn parse_named<T: std::str::FromStr<Err = String>>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    text: Option<&str>,
+    default: T,
+) -> Option<T> {
+    match text.map(str::parse::<T>) {
+        None => Some(default),
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            errors.push(FieldError::new(field, e));
+            None
+        }
+    }
+}
+
+fn check_backends(errors: &mut Vec<FieldError>, inputs: &[BackendInput]) -> Vec<BackendSpec> {
+    if inputs.len() > limits::MAX_BACKENDS_PER_SERVICE as usize {
+        errors.push(FieldError::new(
+            "backends",
+            format!(
+                "{} backends, at most {} per service",
+                inputs.len(),
+                limits::MAX_BACKENDS_PER_SERVICE
+            ),
+        ));
+    }
+    let mut seen: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, b) in inputs.iter().enumerate() {
+        let field = |f: &str| format!("backends[{i}].{f}");
+        let ip = match &b.ip {
+            None => missing(errors, &field("ip")),
+            Some(text) => parse_ip(text)
+                .map_err(|e| errors.push(FieldError::new(field("ip"), e)))
+                .ok(),
+        };
+        let port = match b.port {
+            None => missing(errors, &field("port")),
+            Some(n) => check_port(n)
+                .map_err(|e| errors.push(FieldError::new(field("port"), e)))
+                .ok(),
+        };
+        let weight = match b.weight {
+            None => Some(1),
+            Some(w) if (1..=i64::from(limits::MAX_WEIGHT)).contains(&w) => Some(w as u32),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    field("weight"),
+                    format!("must be 1..={}", limits::MAX_WEIGHT),
+                ));
+                None
+            }
+        };
+        if let (Some(ip), Some(port)) = (ip, port) {
+            if let Some(first) = seen.insert((ip, port), i) {
+                errors.push(FieldError::new(
+                    format!("backends[{i}]"),
+                    format!("duplicate of backends[{first}] ({ip}:{port})"),
+                ));
+            }
+            if let Some(weight) = weight {
+                out.push(BackendSpec { ip, port, weight });
+            }
+        }
+    }
+    out
+}
+
+/// A port number: 1..=65535.
+pub fn check_port(n: i64) -> Result<u16, String> {
+    match u16::try_from(n) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err("must be 1..=65535".to_string()),
+    }
+}
+
+/// An IPv4 unicast address.
+pub fn parse_ip(text: &str) -> Result<Ipv4Addr, String> {
+    let ip = match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip,
+        Ok(IpAddr::V6(_)) => return Err(format!("{text:?}: IPv6 is not supported")),
+        Err(_) => return Err(format!("{text:?} is not an IPv4 address")),
+    };
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+        return Err(format!("{ip} is not a unicast address"));
+    }
+    Ok(ip)
+}
+
+impl ServiceKey {
+    /// A key from the three parts of a REST path; errors name `protocol`,
+    /// `vip` or `port`.
+    pub fn parse_parts(protocol: &str, vip: &str, port: &str) -> Result<Self, ValidationError> {
+        let mut errors = Vec::new();
+        let protocol = protocol
+            .parse::<Protocol>()
+            .map_err(|e| errors.push(FieldError::new("protocol", e)))
+            .ok();
+        let vip = parse_ip(vip)
+            .map_err(|e| errors.push(FieldError::new("vip", e)))
+            .ok();
+        let port = port
+            .parse::<i64>()
+            .map_err(|_| format!("{port:?} is not a number"))
+            .and_then(check_port)
+            .map_err(|e| errors.push(FieldError::new("port", e)))
+            .ok();
+        match (protocol, vip, port) {
+            (Some(protocol), Some(vip), Some(port)) => Ok(ServiceKey {
+                protocol,
+                vip,
+                port,
+            }),
+            _ => Err(ValidationError { errors }),
+        }
+    }
+}

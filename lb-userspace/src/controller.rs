@@ -1,0 +1,258 @@
+//! The controller: the configuration, the datapath that carries it out and
+//! the state file that keeps it, changed together under one lock. Invalid
+//! input is refused before anything changes; a failure midway (datapath or
+//! state file) is rolled back so configuration, maps and file agree.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use lb_common::GlobalStat;
+
+use crate::{
+    config::{ServiceKey, ServiceSpec, ValidationError},
+    datapath::{Conntrack, Datapath, DatapathError, ServiceCounters},
+    state::{StateError, StateStore},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    #[error("service {0} not found")]
+    NotFound(ServiceKey),
+    #[error("service {0} already exists")]
+    Exists(ServiceKey),
+    #[error("{0}")]
+    Full(String),
+    #[error("datapath: {0}")]
+    Datapath(DatapathError),
+    #[error("saving the configuration: {0}")]
+    State(#[from] StateError),
+}
+
+impl From<DatapathError> for ControllerError {
+    fn from(e: DatapathError) -> Self {
+        match e {
+            DatapathError::Full(m) => ControllerError::Full(m),
+            e => ControllerError::Datapath(e),
+        }
+    }
+}
+
+/// What `Controller::put` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Replaced,
+    /// The same definition was already in place.
+    Unchanged,
+}
+
+/// A service with its counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceStatus {
+    pub spec: ServiceSpec,
+    pub counters: ServiceCounters,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsSnapshot {
+    pub services: Vec<ServiceStatus>,
+    pub global: Vec<(GlobalStat, u64)>,
+    /// Connection-table entries at the last GC pass.
+    pub conntrack_entries: u64,
+}
+
+struct Inner {
+    config: BTreeMap<ServiceKey, ServiceSpec>,
+    datapath: Datapath,
+}
+
+pub struct Controller {
+    inner: Mutex<Inner>,
+    store: Option<StateStore>,
+    conntrack: Arc<Conntrack>,
+}
+
+impl Controller {
+    /// Takes over `datapath`, restoring the services saved in `store` (and
+    /// adopting the ids already in the pinned maps). Without a store nothing
+    /// is persisted and the maps are emptied of services.
+    pub fn new(mut datapath: Datapath, store: Option<StateStore>) -> Result<Self, ControllerError> {
+        let services = match &store {
+            Some(s) => s.load()?,
+            None => Vec::new(),
+        };
+        datapath.restore(&services)?;
+        if !services.is_empty() {
+            tracing::info!(count = services.len(), "restored services");
+        }
+        let conntrack = datapath.conntrack();
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                config: services.into_iter().map(|s| (s.key(), s)).collect(),
+                datapath,
+            }),
+            store,
+            conntrack,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection table (for the GC task).
+    pub fn conntrack(&self) -> Arc<Conntrack> {
+        Arc::clone(&self.conntrack)
+    }
+
+    /// Every service, ordered by key.
+    pub fn list(&self) -> Vec<ServiceSpec> {
+        self.lock().config.values().cloned().collect()
+    }
+
+    pub fn get(&self, key: &ServiceKey) -> Result<ServiceSpec, ControllerError> {
+        self.lock()
+            .config
+            .get(key)
+            .cloned()
+            .ok_or(ControllerError::NotFound(*key))
+    }
+
+    /// A service and its counters.
+    pub fn status(&self, key: &ServiceKey) -> Result<ServiceStatus, ControllerError> {
+        let inner = self.lock();
+        let spec = inner
+            .config
+            .get(key)
+            .cloned()
+            .ok_or(ControllerError::NotFound(*key))?;
+        let counters = inner
+            .datapath
+            .service_counters(key)?
+            .ok_or(ControllerError::NotFound(*key))?;
+        Ok(ServiceStatus { spec, counters })
+    }
+
+    /// Creates or replaces `spec`.
+    pub fn put(&self, spec: ServiceSpec) -> Result<PutOutcome, ControllerError> {
+        let mut inner = self.lock();
+        let key = spec.key();
+        let old = inner.config.get(&key).cloned();
+        if old.as_ref() == Some(&spec) {
+            return Ok(PutOutcome::Unchanged);
+        }
+        inner.datapath.apply(&spec)?;
+        inner.config.insert(key, spec);
+        if let Err(e) = self.persist(&inner) {
+            // Put back what was there.
+            let undo = match &old {
+                Some(o) => inner.datapath.apply(o),
+                None => inner.datapath.remove(&key).map(drop),
+            };
+            if let Err(u) = undo {
+                tracing::error!(service = %key, error = %u, "rolling back the datapath failed");
+            }
+            match old {
+                Some(o) => inner.config.insert(key, o),
+                None => inner.config.remove(&key),
+            };
+            return Err(e);
+        }
+        Ok(if old.is_some() {
+            PutOutcome::Replaced
+        } else {
+            PutOutcome::Created
+        })
+    }
+
+    /// Creates `spec`; `Exists` if its key is taken.
+    pub fn create(&self, spec: ServiceSpec) -> Result<(), ControllerError> {
+        let key = spec.key();
+        if self.put_if_absent(spec)? {
+            Ok(())
+        } else {
+            Err(ControllerError::Exists(key))
+        }
+    }
+
+    fn put_if_absent(&self, spec: ServiceSpec) -> Result<bool, ControllerError> {
+        let mut inner = self.lock();
+        let key = spec.key();
+        if inner.config.contains_key(&key) {
+            return Ok(false);
+        }
+        inner.datapath.apply(&spec)?;
+        inner.config.insert(key, spec);
+        if let Err(e) = self.persist(&inner) {
+            if let Err(u) = inner.datapath.remove(&key) {
+                tracing::error!(service = %key, error = %u, "rolling back the datapath failed");
+            }
+            inner.config.remove(&key);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Deletes service `key`, returning what it was.
+    pub fn delete(&self, key: &ServiceKey) -> Result<ServiceSpec, ControllerError> {
+        let mut inner = self.lock();
+        let old = inner
+            .config
+            .remove(key)
+            .ok_or(ControllerError::NotFound(*key))?;
+        if let Err(e) = inner.datapath.remove(key) {
+            inner.config.insert(*key, old);
+            return Err(e.into());
+        }
+        if let Err(e) = self.persist(&inner) {
+            if let Err(u) = inner.datapath.apply(&old) {
+                tracing::error!(service = %key, error = %u, "rolling back the datapath failed");
+            }
+            inner.config.insert(*key, old);
+            return Err(e);
+        }
+        Ok(old)
+    }
+
+    fn persist(&self, inner: &Inner) -> Result<(), ControllerError> {
+        if let Some(store) = &self.store {
+            let services: Vec<ServiceSpec> = inner.config.values().cloned().collect();
+            store.save(&services)?;
+        }
+        Ok(())
+    }
+
+    /// Everything `/metrics` shows.
+    pub fn metrics(&self) -> Result<MetricsSnapshot, ControllerError> {
+        let inner = self.lock();
+        let mut services = Vec::with_capacity(inner.config.len());
+        for (key, spec) in &inner.config {
+            if let Some(counters) = inner.datapath.service_counters(key)? {
+                services.push(ServiceStatus {
+                    spec: spec.clone(),
+                    counters,
+                });
+            }
+        }
+        Ok(MetricsSnapshot {
+            services,
+            global: inner.datapath.global_counters()?,
+            conntrack_entries: self.conntrack.last_entry_count(),
+        })
+    }
+
+    /// Runs `f` on the datapath (tests inspect the maps through it).
+    pub fn with_datapath<R>(&self, f: impl FnOnce(&Datapath) -> R) -> R {
+        f(&self.lock().datapath)
+    }
+
+    /// Detaches the program from its interfaces; maps stay pinned.
+    pub fn detach(&self) -> Result<(), DatapathError> {
+        self.lock().datapath.detach()
+    }
+}

@@ -1,0 +1,92 @@
+//! Attaching the XDP program to interfaces.
+
+use aya::programs::{Xdp, XdpMode, xdp::XdpLinkId};
+use lb_common::maps::PROG_BALANCER;
+
+use super::DatapathError;
+
+/// `--xdp-mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpModeArg {
+    /// Driver (native) mode, falling back to generic (skb) mode with a
+    /// warning when the driver does not support XDP.
+    #[default]
+    Auto,
+    /// Driver (native) mode only.
+    Driver,
+    /// Generic mode (in the kernel's network stack).
+    Skb,
+}
+
+/// An interface the program is attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachedIface {
+    pub name: String,
+    pub ifindex: u32,
+    /// `driver` or `skb`.
+    pub mode: &'static str,
+}
+
+pub(crate) fn balancer(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp, DatapathError> {
+    ebpf.program_mut(PROG_BALANCER)
+        .ok_or(DatapathError::MissingProgram(PROG_BALANCER))?
+        .try_into()
+        .map_err(DatapathError::program)
+}
+
+pub(crate) fn ifindex(name: &str) -> Result<u32, DatapathError> {
+    let c = std::ffi::CString::new(name).map_err(|_| DatapathError::UnknownIface(name.into()))?;
+    // SAFETY: `c` is a NUL-terminated string.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(DatapathError::UnknownIface(name.into())),
+        i => Ok(i),
+    }
+}
+
+/// Attaches `prog` to `name` in `mode`.
+pub(crate) fn attach(
+    prog: &mut Xdp,
+    name: &str,
+    mode: XdpModeArg,
+) -> Result<(AttachedIface, XdpLinkId), DatapathError> {
+    let ifindex = ifindex(name)?;
+    let attach_err = |mode: &'static str| {
+        move |e| DatapathError::Attach {
+            iface: name.to_string(),
+            mode,
+            source: Box::new(e),
+        }
+    };
+    let (link, mode) = match mode {
+        XdpModeArg::Driver => (
+            prog.attach_to_if_index(ifindex, XdpMode::Driver)
+                .map_err(attach_err("driver"))?,
+            "driver",
+        ),
+        XdpModeArg::Skb => (
+            prog.attach_to_if_index(ifindex, XdpMode::Skb)
+                .map_err(attach_err("skb"))?,
+            "skb",
+        ),
+        XdpModeArg::Auto => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(link) => (link, "driver"),
+            Err(e) => {
+                tracing::warn!(iface = name, error = %e, "driver-mode XDP failed; falling back to generic (skb) mode");
+                (
+                    prog.attach_to_if_index(ifindex, XdpMode::Skb)
+                        .map_err(attach_err("skb"))?,
+                    "skb",
+                )
+            }
+        },
+    };
+    tracing::info!(iface = name, ifindex, mode, "attached");
+    Ok((
+        AttachedIface {
+            name: name.to_string(),
+            ifindex,
+            mode,
+        },
+        link,
+    ))
+}

@@ -1,0 +1,151 @@
+//! The connection table from userspace: expiry GC and purge of removed
+//! backends' connections.
+
+use std::{
+    collections::{HashMap as StdHashMap, HashSet},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use aya::maps::{HashMap, MapData, MapError};
+use lb_common::{Flow, FlowKey, maps::CONNTRACK};
+
+use super::{BackendHandle, DatapathError, clock::monotonic_coarse_ns};
+
+/// The `CONNTRACK` map, shared by the service programming (purge) and the
+/// GC task.
+pub struct Conntrack {
+    map: Mutex<HashMap<MapData, FlowKey, Flow>>,
+    entries: AtomicU64,
+}
+
+/// What one GC pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Entries seen.
+    pub scanned: usize,
+    /// Entries deleted.
+    pub removed: usize,
+}
+
+/// The key of the other direction of the connection `flow` (stored under
+/// `key`) belongs to: the packet rewritten by `flow`, reversed.
+pub fn partner_key(key: &FlowKey, flow: &Flow) -> FlowKey {
+    FlowKey {
+        src_ip: flow.nat_dst_ip,
+        dst_ip: flow.nat_src_ip,
+        src_port: flow.nat_dst_port,
+        dst_port: flow.nat_src_port,
+        proto: key.proto,
+        _pad: [0; 3],
+    }
+}
+
+impl Conntrack {
+    pub(crate) fn new(map: HashMap<MapData, FlowKey, Flow>) -> Self {
+        Self {
+            map: Mutex::new(map),
+            entries: AtomicU64::new(0),
+        }
+    }
+
+    /// Every entry (a snapshot; the datapath keeps writing).
+    pub fn entries(&self) -> Result<Vec<(FlowKey, Flow)>, DatapathError> {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::snapshot(&map)
+    }
+
+    fn snapshot(
+        map: &HashMap<MapData, FlowKey, Flow>,
+    ) -> Result<Vec<(FlowKey, Flow)>, DatapathError> {
+        let mut out = Vec::new();
+        for item in map.iter() {
+            match item {
+                Ok(kv) => out.push(kv),
+                // The key vanished between listing and reading it.
+                Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(DatapathError::map(CONNTRACK)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries counted by the last GC pass or purge.
+    pub fn last_entry_count(&self) -> u64 {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    /// Writes an entry (tests; the datapath writes its own).
+    pub fn insert(&self, key: FlowKey, flow: Flow) -> Result<(), DatapathError> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(key, flow, 0)
+            .map_err(DatapathError::map(CONNTRACK))
+    }
+
+    fn delete(
+        map: &mut HashMap<MapData, FlowKey, Flow>,
+        keys: &[FlowKey],
+    ) -> Result<usize, DatapathError> {
+        let mut n = 0;
+        for k in keys {
+            match map.remove(k) {
+                Ok(()) => n += 1,
+                Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(DatapathError::map(CONNTRACK)(e)),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes expired connections at `now_ns` (CLOCK_MONOTONIC_COARSE). A
+    /// pair is expired when neither direction was seen within the timeout,
+    /// as the datapath judges it; an entry whose partner is gone expires on
+    /// its own.
+    pub fn gc_at(&self, now_ns: u64) -> Result<GcReport, DatapathError> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = Self::snapshot(&map)?;
+        let by_key: StdHashMap<FlowKey, &Flow> = entries.iter().map(|(k, f)| (*k, f)).collect();
+        let expired: Vec<FlowKey> = entries
+            .iter()
+            .filter(|(k, f)| {
+                let partner_seen = by_key.get(&partner_key(k, f)).map_or(0, |p| p.last_seen_ns);
+                f.expired_at(f.last_seen_ns.max(partner_seen), now_ns)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        let removed = Self::delete(&mut map, &expired)?;
+        self.entries
+            .store((entries.len() - removed) as u64, Ordering::Relaxed);
+        Ok(GcReport {
+            scanned: entries.len(),
+            removed,
+        })
+    }
+
+    /// One GC pass now.
+    pub fn gc(&self) -> Result<GcReport, DatapathError> {
+        self.gc_at(monotonic_coarse_ns())
+    }
+
+    /// Deletes the connections (both directions) of `backends`, matching id
+    /// and generation. Returns how many entries went.
+    pub fn purge_backends(&self, backends: &[BackendHandle]) -> Result<usize, DatapathError> {
+        if backends.is_empty() {
+            return Ok(0);
+        }
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = Self::snapshot(&map)?;
+        let gone: HashSet<(u32, u32)> = backends.iter().map(|b| (b.id, b.generation)).collect();
+        let doomed: Vec<FlowKey> = entries
+            .iter()
+            .filter(|(_, f)| gone.contains(&(f.backend_id, f.backend_generation)))
+            .map(|(k, _)| *k)
+            .collect();
+        let removed = Self::delete(&mut map, &doomed)?;
+        self.entries
+            .store((entries.len() - removed) as u64, Ordering::Relaxed);
+        Ok(removed)
+    }
+}

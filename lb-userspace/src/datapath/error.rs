@@ -1,0 +1,59 @@
+//! Errors of the datapath layer.
+
+use std::{io, path::PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("bpf filesystem at {path}: {source}")]
+    Bpffs {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("loading the eBPF object: {0}")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("the eBPF object has no XDP program {0}")]
+    MissingProgram(&'static str),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+    #[error("program: {0}")]
+    Program(#[source] Box<aya::programs::ProgramError>),
+    #[error("attaching to interface {iface} in {mode} mode: {source}")]
+    Attach {
+        iface: String,
+        mode: &'static str,
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    #[error("interface {0:?} does not exist")]
+    UnknownIface(String),
+    #[error("device map {name}: {source}")]
+    DevMap {
+        name: &'static str,
+        #[source]
+        source: Box<aya::maps::xdp::XdpMapError>,
+    },
+    #[error("{0}")]
+    Full(String),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl DatapathError {
+    pub(crate) fn map(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> Self {
+        move |e| DatapathError::Map {
+            name,
+            source: Box::new(e),
+        }
+    }
+
+    pub(crate) fn program(e: aya::programs::ProgramError) -> Self {
+        DatapathError::Program(Box::new(e))
+    }
+}

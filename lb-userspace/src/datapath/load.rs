@@ -1,0 +1,107 @@
+//! Loading the eBPF object with its maps pinned, and attaching it.
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
+
+use aya::{EbpfLoader, maps::MapInfo};
+use lb_common::{limits, maps as names};
+
+use super::{
+    Datapath, DatapathError, XdpModeArg, attach, bpffs,
+    conntrack::Conntrack,
+    ids::IdAllocator,
+    maps::{Maps, take},
+};
+
+/// Default pin directory of the maps.
+pub const DEFAULT_BPFFS_DIR: &str = "/sys/fs/bpf/ferrolb";
+
+/// How to load the datapath.
+#[derive(Clone, Debug)]
+pub struct DatapathOptions {
+    /// Directory (on a bpf filesystem) the maps are pinned in.
+    pub bpffs_dir: PathBuf,
+    /// Interfaces to attach the program to; none is allowed (tests).
+    pub ifaces: Vec<String>,
+    pub xdp_mode: XdpModeArg,
+    /// Entries of the connection table; `None`: the object's default.
+    pub conntrack_size: Option<u32>,
+}
+
+impl Default for DatapathOptions {
+    fn default() -> Self {
+        Self {
+            bpffs_dir: DEFAULT_BPFFS_DIR.into(),
+            ifaces: Vec::new(),
+            xdp_mode: XdpModeArg::Auto,
+            conntrack_size: None,
+        }
+    }
+}
+
+impl Datapath {
+    /// Loads `lb_userspace::EBPF_OBJECT`, reusing maps already pinned in
+    /// `opts.bpffs_dir` (connections survive a restart), attaches the program
+    /// to every interface and lists them in `TX_PORTS`. The services already
+    /// in the pinned maps are not adopted yet: see `Datapath::restore`.
+    pub fn load(opts: &DatapathOptions) -> Result<Self, DatapathError> {
+        bpffs::prepare(&opts.bpffs_dir)?;
+        if let Some(size) = opts.conntrack_size {
+            drop_resized_pin(&opts.bpffs_dir, names::CONNTRACK, size);
+        }
+        let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(&opts.bpffs_dir);
+        if let Some(size) = opts.conntrack_size {
+            loader.map_max_entries(names::CONNTRACK, size);
+        }
+        let mut ebpf = loader
+            .load(crate::EBPF_OBJECT)
+            .map_err(|e| DatapathError::Load(Box::new(e)))?;
+
+        let mut maps = Maps::take(&mut ebpf)?;
+        let conntrack = Arc::new(Conntrack::new(take(&mut ebpf, names::CONNTRACK)?));
+
+        let prog = attach::balancer(&mut ebpf)?;
+        prog.load().map_err(DatapathError::program)?;
+        let mut attached = Vec::new();
+        let mut links = Vec::new();
+        for iface in &opts.ifaces {
+            // On error `ebpf` is dropped, which detaches what was attached.
+            let (a, link) = attach::attach(prog, iface, opts.xdp_mode)?;
+            attached.push(a);
+            links.push(link);
+        }
+        maps.set_tx_ports(attached.iter().map(|a| a.ifindex))?;
+
+        Ok(Datapath {
+            ebpf,
+            attached,
+            links,
+            maps,
+            conntrack,
+            installed: BTreeMap::new(),
+            service_ids: IdAllocator::new(0, limits::MAX_SERVICES),
+            backend_ids: IdAllocator::new(1, limits::MAX_BACKENDS),
+            pin_dir: opts.bpffs_dir.clone(),
+        })
+    }
+}
+
+/// A pinned map is reused as it is; when the requested size differs, the
+/// old pin is removed so the map is created with the new size (its entries
+/// are lost, which is what resizing the connection table means).
+fn drop_resized_pin(dir: &std::path::Path, name: &str, size: u32) {
+    let path = dir.join(name);
+    if let Ok(info) = MapInfo::from_pin(&path)
+        && info.max_entries() != size
+    {
+        tracing::warn!(
+            map = name,
+            old = info.max_entries(),
+            new = size,
+            "resizing a pinned map: its entries are dropped"
+        );
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove the old pin");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Typed handles on the datapath's maps, and the writes userspace makes.
+//! Every write that changes a service goes through a `Journal` so it can be
+//! undone.
+
+use std::collections::BTreeSet;
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues, xdp::DevMapHash},
+};
+use lb_common::{Backend, Counters, Service, VipKey, maps as names};
+
+use super::{
+    DatapathError,
+    journal::{Journal, Undo},
+};
+
+/// Takes map `name` out of `ebpf` as `T`.
+pub(crate) fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DatapathError>
+where
+    T: TryFrom<Map, Error = MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(DatapathError::MissingMap(name))?;
+    T::try_from(map).map_err(DatapathError::map(name))
+}
+
+pub(crate) struct Maps {
+    pub(crate) services: HashMap<MapData, VipKey, Service>,
+    pub(crate) vips: HashMap<MapData, u32, u32>,
+    pub(crate) rings: Array<MapData, u32>,
+    pub(crate) backends: Array<MapData, Backend>,
+    pub(crate) rr_state: PerCpuArray<MapData, u32>,
+    pub(crate) service_stats: PerCpuArray<MapData, Counters>,
+    pub(crate) backend_stats: PerCpuArray<MapData, Counters>,
+    pub(crate) global_stats: PerCpuArray<MapData, u64>,
+    pub(crate) tx_ports: DevMapHash<MapData>,
+    nr_cpus: usize,
+}
+
+/// A missing key is `None`, not an error.
+fn optional<V>(r: Result<V, MapError>, name: &'static str) -> Result<Option<V>, DatapathError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(e) => Err(DatapathError::map(name)(e)),
+    }
+}
+
+impl Maps {
+    pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, DatapathError> {
+        let nr_cpus = aya::util::nr_cpus().map_err(|(_, e)| DatapathError::Io(e))?;
+        Ok(Self {
+            services: take(ebpf, names::SERVICES)?,
+            vips: take(ebpf, names::VIPS)?,
+            rings: take(ebpf, names::RINGS)?,
+            backends: take(ebpf, names::BACKENDS)?,
+            rr_state: take(ebpf, names::RR_STATE)?,
+            service_stats: take(ebpf, names::SERVICE_STATS)?,
+            backend_stats: take(ebpf, names::BACKEND_STATS)?,
+            global_stats: take(ebpf, names::GLOBAL_STATS)?,
+            tx_ports: take(ebpf, names::TX_PORTS)?,
+            nr_cpus,
+        })
+    }
+
+    // ---- reads ----
+
+    pub(crate) fn service(&self, key: &VipKey) -> Result<Option<Service>, DatapathError> {
+        optional(self.services.get(key, 0), names::SERVICES)
+    }
+
+    pub(crate) fn service_entries(&self) -> Result<Vec<(VipKey, Service)>, DatapathError> {
+        self.services
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(DatapathError::map(names::SERVICES))
+    }
+
+    pub(crate) fn vip_count(&self, vip: u32) -> Result<Option<u32>, DatapathError> {
+        optional(self.vips.get(&vip, 0), names::VIPS)
+    }
+
+    pub(crate) fn vip_entries(&self) -> Result<Vec<u32>, DatapathError> {
+        self.vips
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(DatapathError::map(names::VIPS))
+    }
+
+    pub(crate) fn backend(&self, id: u32) -> Result<Backend, DatapathError> {
+        self.backends
+            .get(&id, 0)
+            .map_err(DatapathError::map(names::BACKENDS))
+    }
+
+    pub(crate) fn ring_slot(&self, index: u32) -> Result<u32, DatapathError> {
+        self.rings
+            .get(&index, 0)
+            .map_err(DatapathError::map(names::RINGS))
+    }
+
+    fn sum(values: &PerCpuValues<Counters>) -> Counters {
+        let mut total = Counters::default();
+        for v in values.iter() {
+            total.add(v);
+        }
+        total
+    }
+
+    pub(crate) fn service_counters(&self, id: u32) -> Result<Counters, DatapathError> {
+        self.service_stats
+            .get(&id, 0)
+            .map(|v| Self::sum(&v))
+            .map_err(DatapathError::map(names::SERVICE_STATS))
+    }
+
+    pub(crate) fn backend_counters(&self, id: u32) -> Result<Counters, DatapathError> {
+        self.backend_stats
+            .get(&id, 0)
+            .map(|v| Self::sum(&v))
+            .map_err(DatapathError::map(names::BACKEND_STATS))
+    }
+
+    pub(crate) fn global_counter(&self, index: u32) -> Result<u64, DatapathError> {
+        self.global_stats
+            .get(&index, 0)
+            .map(|v| v.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+            .map_err(DatapathError::map(names::GLOBAL_STATS))
+    }
+
+    // ---- writes outside a transaction (ids just allocated) ----
+
+    /// Zeroes the per-service state of a service id being (re)used.
+    pub(crate) fn reset_service_state(&mut self, id: u32) -> Result<(), DatapathError> {
+        let zero_stats = PerCpuValues::try_from(vec![Counters::default(); self.nr_cpus])?;
+        self.service_stats
+            .set(id, zero_stats, 0)
+            .map_err(DatapathError::map(names::SERVICE_STATS))?;
+        let zero_rr = PerCpuValues::try_from(vec![0u32; self.nr_cpus])?;
+        self.rr_state
+            .set(id, zero_rr, 0)
+            .map_err(DatapathError::map(names::RR_STATE))
+    }
+
+    /// Zeroes the counters of a backend id being (re)used.
+    pub(crate) fn reset_backend_stats(&mut self, id: u32) -> Result<(), DatapathError> {
+        let zero = PerCpuValues::try_from(vec![Counters::default(); self.nr_cpus])?;
+        self.backend_stats
+            .set(id, zero, 0)
+            .map_err(DatapathError::map(names::BACKEND_STATS))
+    }
+
+    /// Makes `TX_PORTS` hold exactly `ifindexes`.
+    pub(crate) fn set_tx_ports(
+        &mut self,
+        ifindexes: impl IntoIterator<Item = u32>,
+    ) -> Result<(), DatapathError> {
+        let wanted: BTreeSet<u32> = ifindexes.into_iter().collect();
+        let stale: Vec<u32> = self
+            .tx_ports
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !wanted.contains(k))
+            .collect();
+        for k in stale {
+            self.tx_ports
+                .remove(k)
+                .map_err(DatapathError::map(names::TX_PORTS))?;
+        }
+        for &i in &wanted {
+            self.tx_ports
+                .insert(i, i, None, 0)
+                .map_err(|e| DatapathError::DevMap {
+                    name: names::TX_PORTS,
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(())
+    }
+
+    // ---- journaled writes ----
+
+    pub(crate) fn set_backend(
+        &mut self,
+        j: &mut Journal,
+        id: u32,
+        value: Backend,
+    ) -> Result<(), DatapathError> {
+        let old = self.backend(id)?;
+        self.backends
+            .set(id, value, 0)
+            .map_err(DatapathError::map(names::BACKENDS))?;
+        j.push(Undo::Backend(id, old));
+        Ok(())
+    }
+
+    pub(crate) fn set_ring_slot(
+        &mut self,
+        j: &mut Journal,
+        index: u32,
+        backend_id: u32,
+    ) -> Result<(), DatapathError> {
+        let old = self.ring_slot(index)?;
+        if old == backend_id {
+            return Ok(());
+        }
+        self.rings
+            .set(index, backend_id, 0)
+            .map_err(DatapathError::map(names::RINGS))?;
+        j.push(Undo::Ring(index, old));
+        Ok(())
+    }
+
+    pub(crate) fn set_service(
+        &mut self,
+        j: &mut Journal,
+        key: VipKey,
+        value: Option<Service>,
+    ) -> Result<(), DatapathError> {
+        let old = self.service(&key)?;
+        self.write_service(key, value)?;
+        j.push(Undo::Service(key, old));
+        Ok(())
+    }
+
+    pub(crate) fn write_service(
+        &mut self,
+        key: VipKey,
+        value: Option<Service>,
+    ) -> Result<(), DatapathError> {
+        match value {
+            Some(v) => self.services.insert(key, v, 0),
+            None => match self.services.remove(&key) {
+                Err(MapError::KeyNotFound) => Ok(()),
+                r => r,
+            },
+        }
+        .map_err(DatapathError::map(names::SERVICES))
+    }
+
+    pub(crate) fn set_vip_count(
+        &mut self,
+        j: &mut Journal,
+        vip: u32,
+        count: Option<u32>,
+    ) -> Result<(), DatapathError> {
+        let old = self.vip_count(vip)?;
+        self.write_vip_count(vip, count)?;
+        j.push(Undo::Vip(vip, old));
+        Ok(())
+    }
+
+    pub(crate) fn write_vip_count(
+        &mut self,
+        vip: u32,
+        count: Option<u32>,
+    ) -> Result<(), DatapathError> {
+        match count {
+            Some(c) if c > 0 => self.vips.insert(vip, c, 0),
+            _ => match self.vips.remove(&vip) {
+                Err(MapError::KeyNotFound) => Ok(()),
+                r => r,
+            },
+        }
+        .map_err(DatapathError::map(names::VIPS))
+    }
+
+    pub(crate) fn write_backend(&mut self, id: u32, value: Backend) -> Result<(), DatapathError> {
+        self.backends
+            .set(id, value, 0)
+            .map_err(DatapathError::map(names::BACKENDS))
+    }
+
+    pub(crate) fn write_ring_slot(&mut self, index: u32, value: u32) -> Result<(), DatapathError> {
+        self.rings
+            .set(index, value, 0)
+            .map_err(DatapathError::map(names::RINGS))
+    }
+}

@@ -1,0 +1,134 @@
+//! The XDP datapath seen from userspace: loading and attaching the program,
+//! and programming its maps as `docs/datapath.md` ("What userspace must do")
+//! describes.
+
+mod attach;
+mod bpffs;
+mod clock;
+mod conntrack;
+mod error;
+mod ids;
+mod journal;
+mod load;
+mod maps;
+mod program;
+mod restore;
+mod ring;
+mod stats;
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
+
+pub use attach::{AttachedIface, XdpModeArg};
+pub use clock::monotonic_coarse_ns;
+pub use conntrack::{Conntrack, GcReport, partner_key};
+pub use error::DatapathError;
+pub use load::DatapathOptions;
+pub use program::{BackendHandle, InstalledService};
+pub use ring::build_ring;
+pub use stats::{BackendCounters, ServiceCounters};
+
+use crate::config::ServiceKey;
+
+/// The loaded datapath: its program attached to the configured interfaces,
+/// and the userspace view of the services it holds.
+///
+/// Dropping it detaches the program; the maps stay pinned under the pin
+/// directory, so established connections survive a daemon restart.
+pub struct Datapath {
+    ebpf: aya::Ebpf,
+    attached: Vec<AttachedIface>,
+    links: Vec<aya::programs::xdp::XdpLinkId>,
+    maps: maps::Maps,
+    conntrack: Arc<Conntrack>,
+    installed: BTreeMap<ServiceKey, InstalledService>,
+    service_ids: ids::IdAllocator,
+    backend_ids: ids::IdAllocator,
+    pin_dir: PathBuf,
+}
+
+impl Datapath {
+    /// The connection table, shared with the GC task.
+    pub fn conntrack(&self) -> Arc<Conntrack> {
+        Arc::clone(&self.conntrack)
+    }
+
+    /// Interfaces the program is attached to.
+    pub fn attached(&self) -> &[AttachedIface] {
+        &self.attached
+    }
+
+    /// Where the maps are pinned.
+    pub fn pin_dir(&self) -> &std::path::Path {
+        &self.pin_dir
+    }
+
+    /// What the datapath holds for `key`: its service id and backend ids.
+    pub fn installed(&self, key: &ServiceKey) -> Option<&InstalledService> {
+        self.installed.get(key)
+    }
+
+    /// Every installed service's key.
+    pub fn installed_keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.installed.keys()
+    }
+
+    /// The raw `SERVICES` map entry for `key` (tests and debugging).
+    pub fn service_entry(
+        &self,
+        key: &ServiceKey,
+    ) -> Result<Option<lb_common::Service>, DatapathError> {
+        self.maps.service(&key.vip_key())
+    }
+
+    /// Every `SERVICES` map entry.
+    pub fn service_entries(
+        &self,
+    ) -> Result<Vec<(lb_common::VipKey, lb_common::Service)>, DatapathError> {
+        self.maps.service_entries()
+    }
+
+    /// The raw `BACKENDS` entry `id`.
+    pub fn backend_entry(&self, id: u32) -> Result<lb_common::Backend, DatapathError> {
+        self.maps.backend(id)
+    }
+
+    /// The `VIPS` count for `vip` (None: not a VIP).
+    pub fn vip_entry(&self, vip: std::net::Ipv4Addr) -> Result<Option<u32>, DatapathError> {
+        self.maps.vip_count(u32::from_ne_bytes(vip.octets()))
+    }
+
+    /// The ring of service `id`: backend ids of slots `0..slot_count`.
+    pub fn ring_entries(&self, id: u32, slot_count: u32) -> Result<Vec<u32>, DatapathError> {
+        (0..slot_count)
+            .map(|i| self.maps.ring_slot(id * lb_common::limits::RING_SIZE + i))
+            .collect()
+    }
+
+    /// Detaches the program from every interface (maps stay pinned).
+    pub fn detach(&mut self) -> Result<(), DatapathError> {
+        let prog = attach::balancer(&mut self.ebpf)?;
+        let mut first_err = None;
+        for link in self.links.drain(..) {
+            if let Err(e) = prog.detach(link) {
+                first_err.get_or_insert(DatapathError::program(e));
+            }
+        }
+        for a in self.attached.drain(..) {
+            tracing::info!(iface = %a.name, "detached");
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+impl Datapath {
+    /// Shrinks the backend id space (before any allocation) so tests can run
+    /// out of ids midway through a change.
+    pub(crate) fn limit_backend_ids(&mut self, end: u32) {
+        assert!(self.installed.is_empty());
+        self.backend_ids = ids::IdAllocator::new(1, end);
+    }
+}
+
+#[cfg(test)]
+mod tests;
