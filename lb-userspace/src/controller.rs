@@ -30,6 +30,8 @@ pub enum ControllerError {
     Datapath(DatapathError),
     #[error("saving the configuration: {0}")]
     State(#[from] StateError),
+    #[error("reading the saved configuration: {0}")]
+    Restore(#[source] StateError),
 }
 
 impl From<DatapathError> for ControllerError {
@@ -83,7 +85,7 @@ impl Controller {
     /// is persisted and the maps are emptied of services.
     pub fn new(mut datapath: Datapath, store: Option<StateStore>) -> Result<Self, ControllerError> {
         let services = match &store {
-            Some(s) => s.load()?,
+            Some(s) => s.load().map_err(ControllerError::Restore)?,
             None => Vec::new(),
         };
         datapath.restore(&services)?;

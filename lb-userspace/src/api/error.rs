@@ -57,9 +57,9 @@ impl From<ControllerError> for ApiError {
             ControllerError::NotFound(_) => StatusCode::NOT_FOUND,
             ControllerError::Exists(_) => StatusCode::CONFLICT,
             ControllerError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ControllerError::Datapath(_) | ControllerError::State(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ControllerError::Datapath(_)
+            | ControllerError::State(_)
+            | ControllerError::Restore(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.to_string())
     }

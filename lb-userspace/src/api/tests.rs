@@ -635,3 +635,37 @@ async fn cli_talks_to_the_api() {
     assert_eq!(api.controller.list().len(), 1);
     server.abort();
 }
+
+#[test]
+fn openapi_describes_every_route() {
+    let doc: Value = serde_norway::from_str(include_str!("../../openapi.yaml")).unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    for (path, methods) in [
+        ("/v1/services", &["get", "post"][..]),
+        (
+            "/v1/services/{protocol}/{vip}/{port}",
+            &["get", "put", "delete"],
+        ),
+        ("/healthz", &["get"]),
+        ("/metrics", &["get"]),
+    ] {
+        for m in methods {
+            assert!(doc["paths"][path][m].is_object(), "{m} {path} undocumented");
+        }
+    }
+    let select = &doc["components"]["schemas"]["Select"]["enum"];
+    let names: Vec<&str> = crate::config::Select::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(select, &json!(names), "Select values");
+    let modes: Vec<&str> = crate::config::Mode::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(
+        doc["components"]["schemas"]["Mode"]["enum"],
+        json!(modes),
+        "Mode values"
+    );
+}

@@ -109,3 +109,95 @@ impl Daemon {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::Dirs;
+    use clap::Parser;
+
+    fn args(dirs: &Dirs) -> DaemonArgs {
+        DaemonArgs::try_parse_from([
+            "ferrolbd",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--state-dir",
+            dirs.state.to_str().unwrap(),
+            "--bpffs-dir",
+            dirs.pin.to_str().unwrap(),
+            "--conntrack-size",
+            "4096",
+        ])
+        .unwrap()
+    }
+
+    /// Starts, serves until told to stop, and comes back with the same
+    /// services (and ids) after a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_stops_and_restores() {
+        let dirs = Dirs::new();
+        let web = crate::test_support::spec(
+            r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "backends": [{"ip": "10.0.2.2", "port": 8080}]}"#,
+        );
+        let key = web.key();
+
+        let daemon = Daemon::start(&args(&dirs)).await.unwrap();
+        let addr = daemon.local_addr().unwrap();
+        let controller = daemon.controller();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(daemon.serve(async {
+            let _ = stopped.await;
+        }));
+        let health = tokio::task::spawn_blocking(move || {
+            ureq::get(format!("http://{addr}/healthz"))
+                .call()
+                .map(|r| r.status().as_u16())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(health, 200);
+        controller.put(web.clone()).unwrap();
+        let before = controller.with_datapath(|dp| dp.installed(&key).cloned());
+        drop(controller);
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
+
+        let daemon = Daemon::start(&args(&dirs)).await.unwrap();
+        let controller = daemon.controller();
+        assert_eq!(controller.list(), vec![web]);
+        assert_eq!(
+            controller.with_datapath(|dp| dp.installed(&key).cloned()),
+            before
+        );
+        assert!(
+            controller
+                .with_datapath(|dp| dp.service_entry(&key).unwrap())
+                .is_some()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn start_errors_name_the_problem() {
+        let dirs = Dirs::new();
+        let mut a = args(&dirs);
+        a.ifaces = vec!["ferrolb-nope0".into()];
+        let err = Daemon::start(&a).await.err().expect("no such interface");
+        assert!(
+            err.to_string().contains("\"ferrolb-nope0\" does not exist"),
+            "{err}"
+        );
+
+        std::fs::create_dir_all(&dirs.state).unwrap();
+        std::fs::write(dirs.state.join("services.json"), "{").unwrap();
+        let err = Daemon::start(&args(&dirs))
+            .await
+            .err()
+            .expect("bad state file");
+        assert!(
+            err.to_string()
+                .contains("services.json: body: malformed JSON"),
+            "{err}"
+        );
+    }
+}
