@@ -55,7 +55,7 @@ impl Api {
     /// tested). Non-2xx statuses are returned, not errors.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
-        let result = self.ns.run(|| -> Result<Reply> {
+        self.ns.run(|| -> Result<Reply> {
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(TIMEOUT))
@@ -74,8 +74,7 @@ impl Api {
             let status = response.status().as_u16();
             let body = response.body_mut().read_to_string().unwrap_or_default();
             Ok(Reply { status, body })
-        })?;
-        result
+        })?
     }
 
     pub fn get(&self, path: &str) -> Result<Reply> {
