@@ -23,7 +23,12 @@
 //!   CHECKSUM_PARTIAL packets whose L4 checksum field holds only the
 //!   pseudo-header sum; XDP cannot see that state, and once the frame is
 //!   redirected the receiver validates the (incomplete) checksum and drops
-//!   the packet.
+//!   the packet;
+//! - GSO off: hosts send wire-sized frames (at most the MTU), as a balancer
+//!   receives them from a NIC. A veth otherwise passes 64 KB super-packets
+//!   to the stack, which only the kernel path (plain routing, nftables) could
+//!   use; the kernel turns GSO off on an XDP veth's peer anyway, so this keeps
+//!   the benchmark's setups comparable.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -161,12 +166,14 @@ impl Topology {
     }
 }
 
-/// GRO on, TX checksum offload off (see the module doc).
+/// GRO on, TX checksum offload and GSO off (see the module doc).
 fn prepare_host_dev(ns: &Netns, dev: &str) -> Result<()> {
     ns.ethtool_feature(dev, "gro", true)
         .with_context(|| format!("enabling GRO on {dev} in {}", ns.name()))?;
     ns.ethtool_feature(dev, "tx", false)
-        .with_context(|| format!("disabling TX checksum offload on {dev} in {}", ns.name()))
+        .with_context(|| format!("disabling TX checksum offload on {dev} in {}", ns.name()))?;
+    ns.ethtool_feature(dev, "gso", false)
+        .with_context(|| format!("disabling GSO on {dev} in {}", ns.name()))
 }
 
 /// How long helpers wait for a reply before giving up.
