@@ -52,7 +52,43 @@ pub const CT_RST: u8 = 2;
 /// `TCP_CLOSE_TIMEOUT_S`.
 pub const CT_CLOSING: u8 = 4;
 
-/// Value of the `CONNTRACK` map.
+/// A resolved next hop: where a packet to `dst_ip` leaves and with which
+/// MAC addresses. The datapath caches `bpf_fib_lookup` results in connection
+/// entries and per backend, and re-resolves them once per epoch (2^30 ns,
+/// about a second) so route and neighbour changes are followed quickly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NextHop {
+    /// Destination the entry was resolved for, network byte order.
+    pub dst_ip: u32,
+    /// Egress interface; 0 means "not resolved".
+    pub ifindex: u32,
+    /// Low 16 bits of `now_ns >> NEXT_HOP_EPOCH_SHIFT` when resolved.
+    pub epoch: u16,
+    /// MTU of the route: larger packets go to the stack (which fragments or
+    /// answers ICMP fragmentation-needed).
+    pub mtu: u16,
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+}
+const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
+
+/// A cached next hop is used only within the epoch it was resolved in.
+pub const NEXT_HOP_EPOCH_SHIFT: u32 = 30;
+
+impl NextHop {
+    /// The epoch (as stored in `NextHop::epoch`) of time `now_ns`.
+    pub const fn epoch_of(now_ns: u64) -> u16 {
+        (now_ns >> NEXT_HOP_EPOCH_SHIFT) as u16
+    }
+
+    /// Whether this entry may be used for a packet to `dst_ip` at `epoch`.
+    pub const fn valid_for(&self, dst_ip: u32, epoch: u16) -> bool {
+        self.ifindex != 0 && self.epoch == epoch && self.dst_ip == dst_ip
+    }
+}
+
+/// Value of the `CONNTRACK` map: one cache line.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Flow {
@@ -70,16 +106,18 @@ pub struct Flow {
     pub backend_generation: u32,
     /// Idle timeout, seconds (the service's, or `TCP_CLOSE_TIMEOUT_S`).
     pub timeout_s: u32,
-    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC_COARSE) of the last packet
-    /// in this direction, refreshed at most every `LAST_SEEN_GRANULARITY_NS`.
-    pub last_seen_ns: u64,
     /// `DIR_FORWARD` or `DIR_REPLY`.
     pub direction: u8,
     /// `CT_*` bits.
     pub tcp_flags: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC_COARSE) of the last packet
+    /// in this direction, refreshed at most every `LAST_SEEN_GRANULARITY_NS`.
+    pub last_seen_ns: u64,
+    /// Where this direction's packets go next (cache, see `NextHop`).
+    pub next_hop: NextHop,
 }
-const _: () = assert!(core::mem::size_of::<Flow>() == 48);
+const _: () = assert!(core::mem::size_of::<Flow>() == 64);
 
 /// How stale `Flow::last_seen_ns` may get before a packet refreshes it: fewer
 /// writes to shared cache lines on busy flows.

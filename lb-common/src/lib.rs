@@ -19,7 +19,7 @@ pub mod maps;
 pub mod service;
 pub mod stats;
 
-pub use conntrack::{Flow, FlowKey};
+pub use conntrack::{Flow, FlowKey, NextHop};
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
 
@@ -39,5 +39,6 @@ mod pod {
     unsafe impl aya::Pod for crate::Backend {}
     unsafe impl aya::Pod for crate::FlowKey {}
     unsafe impl aya::Pod for crate::Flow {}
+    unsafe impl aya::Pod for crate::NextHop {}
     unsafe impl aya::Pod for crate::Counters {}
 }

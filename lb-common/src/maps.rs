@@ -22,6 +22,16 @@ pub const SERVICE_STATS: &str = "SERVICE_STATS";
 pub const BACKEND_STATS: &str = "BACKEND_STATS";
 /// `PerCpuArray<u64>` of `GlobalStat::COUNT`, indexed by `GlobalStat`.
 pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
+/// `PerCpuArray<NextHop>` of `MAX_BACKENDS`, indexed by backend id: the next
+/// hop toward each backend, so new connections skip the FIB lookup.
+pub const BACKEND_NEXT_HOP: &str = "BACKEND_NEXT_HOP";
+/// `Array<u64>` of 1: the datapath's clock, CLOCK_MONOTONIC_COARSE in ns,
+/// written by the daemon every `CLOCK_TICK_MS`. Reading it is an inlined
+/// array load, far cheaper per packet than a time helper; the XDP link is
+/// owned by the daemon, so the datapath never runs with a stopped clock.
+pub const CLOCK: &str = "CLOCK";
+/// How often the daemon writes `CLOCK`.
+pub const CLOCK_TICK_MS: u64 = 100;
 /// `DevMapHash` keyed by ifindex: interfaces the datapath may redirect to.
 pub const TX_PORTS: &str = "TX_PORTS";
 

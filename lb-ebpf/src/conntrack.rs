@@ -1,9 +1,9 @@
 //! The connection table: lookup with expiry, refresh, TCP close tracking and
 //! creation of a connection's two entries (see `lb_common::conntrack`).
 
-use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_coarse_ns};
+use aya_ebpf::bindings::BPF_ANY;
 use lb_common::{
-    Backend, Flow, FlowKey, Service,
+    Backend, Flow, FlowKey, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
     limits::TCP_CLOSE_TIMEOUT_S,
 };
@@ -11,14 +11,14 @@ use lb_common::{
 use crate::{
     error::Error,
     headers::{TCP_FIN, TCP_RST, TCP_SYN},
-    maps::CONNTRACK,
+    maps::{CLOCK, CONNTRACK},
 };
 
+/// The daemon's clock (`lb_common::maps::CLOCK`): CLOCK_MONOTONIC_COARSE
+/// nanoseconds, at most `CLOCK_TICK_MS` old.
 #[inline(always)]
 pub fn now_ns() -> u64 {
-    // Coarse clock: a few ns cheaper than bpf_ktime_get_ns, and jiffy
-    // resolution is plenty for idle timeouts.
-    unsafe { bpf_ktime_get_coarse_ns() }
+    CLOCK.get(0).copied().unwrap_or(0)
 }
 
 /// The key of the other direction of the connection `flow` belongs to: the
@@ -89,13 +89,15 @@ pub fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
 }
 
 /// Records a new connection from `key` (client -> VIP) to `backend`, and
-/// returns its forward entry.
+/// returns its forward entry. `next_hop` (toward the backend, possibly not
+/// resolved) seeds the forward entry's next-hop cache.
 #[inline(always)]
 pub fn create(
     key: &FlowKey,
     svc: &Service,
     backend_id: u32,
     backend: &Backend,
+    next_hop: NextHop,
     tcp_flags: u8,
     now: u64,
 ) -> Result<Flow, Error> {
@@ -114,10 +116,11 @@ pub fn create(
         backend_id,
         backend_generation: backend.generation,
         timeout_s,
-        last_seen_ns: now,
         direction: DIR_FORWARD,
         tcp_flags: flags,
-        _pad: [0; 6],
+        _pad: [0; 2],
+        last_seen_ns: now,
+        next_hop,
     };
     let reply = Flow {
         nat_src_ip: key.dst_ip,
@@ -125,6 +128,7 @@ pub fn create(
         nat_src_port: key.dst_port,
         nat_dst_port: key.src_port,
         direction: DIR_REPLY,
+        next_hop: NextHop::default(),
         ..forward
     };
     // Reply entry first: once the forward entry exists the backend may

@@ -1,14 +1,19 @@
 //! Sends a rewritten packet on: next hop from the kernel's FIB, then XDP_TX
 //! (same interface) or XDP_REDIRECT through the device map. When the kernel
-//! cannot give a next hop yet (no neighbour entry, no route), the rewritten
-//! packet goes to the stack, which resolves and forwards it.
+//! cannot give a next hop yet (no neighbour entry, no route), or the packet
+//! is larger than the route's MTU, the rewritten packet goes to the stack,
+//! which resolves, fragments or answers ICMP and forwards it.
+//!
+//! `bpf_fib_lookup` is the most expensive step of the fast path, so its
+//! answer is cached (`NextHop`: in the connection entry, and per backend for
+//! new connections) and re-resolved once per epoch (about a second).
 
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
     helpers::generated::bpf_fib_lookup,
     programs::XdpContext,
 };
-use lb_common::GlobalStat;
+use lb_common::{GlobalStat, NextHop};
 
 use crate::{
     maps::TX_PORTS,
@@ -19,8 +24,9 @@ use crate::{
 
 const AF_INET: u8 = 2;
 
+/// Resolves the next hop of the (rewritten) packet with the kernel's FIB.
 #[inline(always)]
-pub fn forward(ctx: &XdpContext, pkt: &Packet) -> u32 {
+fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Option<NextHop> {
     let ip = pkt.ip;
     // SAFETY: all-zero is a valid value of this plain C struct.
     let mut fib: FibParams = unsafe { core::mem::zeroed() };
@@ -30,10 +36,8 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet) -> u32 {
     fib.__bindgen_anon_1.tot_len = u16::from_be(load(unsafe { &raw const (*ip).tot_len }));
     fib.__bindgen_anon_2.tos = load(unsafe { &raw const (*ip).tos });
     fib.__bindgen_anon_3.ipv4_src = load(unsafe { &raw const (*ip).saddr });
-    fib.__bindgen_anon_4.ipv4_dst = load(unsafe { &raw const (*ip).daddr });
-    let ingress = ctx.ingress_ifindex() as u32;
-    fib.ifindex = ingress;
-
+    fib.__bindgen_anon_4.ipv4_dst = dst_ip;
+    fib.ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: helper call with the program's context and a stack buffer of
     // the size passed.
     let rc = unsafe {
@@ -45,6 +49,44 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet) -> u32 {
         )
     };
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return None;
+    }
+    Some(NextHop {
+        dst_ip,
+        ifindex: fib.ifindex,
+        epoch,
+        // On success the kernel reports the route's MTU here.
+        mtu: unsafe { fib.__bindgen_anon_1.mtu_result },
+        dmac: fib.dmac,
+        smac: fib.smac,
+    })
+}
+
+/// Forwards the rewritten packet, using and refreshing `cache`.
+#[inline(always)]
+pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
+    let epoch = NextHop::epoch_of(now);
+    // SAFETY: `ip` was bounds-checked by `parse`.
+    let dst_ip = load(unsafe { &raw const (*pkt.ip).daddr });
+    // SAFETY: map value pointer (connection entry or per-CPU slot); a racing
+    // writer stores an equally valid resolution.
+    let cached = cache
+        .map(|c| unsafe { *c })
+        .filter(|nh| nh.valid_for(dst_ip, epoch));
+    let nh = match cached {
+        Some(nh) => nh,
+        None => {
+            let Some(nh) = resolve(ctx, pkt, dst_ip, epoch) else {
+                stats::inc(GlobalStat::PassFibMiss);
+                return xdp_action::XDP_PASS;
+            };
+            if let Some(c) = cache {
+                unsafe { *c = nh };
+            }
+            nh
+        }
+    };
+    if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     }
@@ -52,14 +94,14 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet) -> u32 {
     // Destination then source MAC: the first 12 bytes of the frame.
     let macs = pkt.eth.cast::<[u8; 12]>();
     let original = load(macs);
-    store(unsafe { &raw mut (*pkt.eth).dst }, fib.dmac);
-    store(unsafe { &raw mut (*pkt.eth).src }, fib.smac);
+    store(unsafe { &raw mut (*pkt.eth).dst }, nh.dmac);
+    store(unsafe { &raw mut (*pkt.eth).src }, nh.smac);
 
-    if fib.ifindex == ingress {
+    if nh.ifindex == ctx.ingress_ifindex() as u32 {
         stats::inc(GlobalStat::Tx);
         return xdp_action::XDP_TX;
     }
-    match TX_PORTS.redirect(fib.ifindex, xdp_action::XDP_PASS as u64) {
+    match TX_PORTS.redirect(nh.ifindex, xdp_action::XDP_PASS as u64) {
         Ok(action) => {
             stats::inc(GlobalStat::Redirect);
             action

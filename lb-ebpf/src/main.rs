@@ -51,30 +51,25 @@ fn balance(ctx: &XdpContext) -> Result<u32, Error> {
         !conntrack::is_reopen(f, pkt.tcp_flags)
     });
 
-    let flow = match established {
+    let (flow, next_hop) = match established {
         Some(ptr) => {
             nat::check_ttl(&pkt)?;
             conntrack::touch(ptr, pkt.key.proto, pkt.tcp_flags, now);
             // SAFETY: copied out so later map updates cannot change it.
             let f = unsafe { *ptr };
-            stats::count(
-                f.service_id,
-                f.backend_id,
-                f.direction == DIR_REPLY,
-                bytes,
-                false,
-            );
-            f
+            let reply = f.direction == DIR_REPLY;
+            stats::count(f.service_id, f.backend_id, reply, bytes, false);
+            (f, Some(unsafe { &raw mut (*ptr).next_hop }))
         }
         None => {
-            let f = schedule::schedule(&pkt, now)?;
+            let (f, backend_next_hop) = schedule::schedule(&pkt, now)?;
             stats::count(f.service_id, f.backend_id, false, bytes, true);
-            f
+            (f, backend_next_hop)
         }
     };
 
     nat::rewrite(ctx, &pkt, &flow)?;
-    Ok(forward::forward(ctx, &pkt))
+    Ok(forward::forward(ctx, &pkt, next_hop, now))
 }
 
 /// Drops everything: the baseline the benchmarks compare against.

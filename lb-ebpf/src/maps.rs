@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Backend, Counters, Flow, FlowKey, GlobalStat, Service, VipKey,
+    Backend, Counters, Flow, FlowKey, GlobalStat, NextHop, Service, VipKey,
     limits::{CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_IFACES, MAX_SERVICES, RING_SIZE},
 };
 
@@ -37,6 +37,12 @@ pub static BACKEND_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_BACKEN
 
 #[map]
 pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::pinned(GlobalStat::COUNT, 0);
+
+#[map]
+pub static BACKEND_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(MAX_BACKENDS, 0);
+
+#[map]
+pub static CLOCK: Array<u64> = Array::pinned(1, 0);
 
 #[map]
 pub static TX_PORTS: DevMapHash = DevMapHash::pinned(MAX_IFACES, 0);

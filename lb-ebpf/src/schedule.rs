@@ -1,19 +1,21 @@
 //! A packet with no live connection: find its service, pick a backend and
 //! record the connection.
 
-use lb_common::{Flow, VipKey};
+use lb_common::{Flow, NextHop, VipKey};
 
 use crate::{
     conntrack,
     error::Error,
-    maps::SERVICES,
+    maps::{BACKEND_NEXT_HOP, SERVICES},
     nat::check_ttl,
     parse::{Packet, is_vip},
     select,
 };
 
+/// The new connection's forward entry, and the per-CPU next-hop cache of its
+/// backend (for `forward`).
 #[inline(always)]
-pub fn schedule(pkt: &Packet, now: u64) -> Result<Flow, Error> {
+pub fn schedule(pkt: &Packet, now: u64) -> Result<(Flow, Option<*mut NextHop>), Error> {
     let vip = VipKey {
         ip: pkt.key.dst_ip,
         port: pkt.key.dst_port,
@@ -30,5 +32,20 @@ pub fn schedule(pkt: &Packet, now: u64) -> Result<Flow, Error> {
     };
     check_ttl(pkt)?;
     let (backend_id, backend) = select::pick(&svc, &pkt.key)?;
-    conntrack::create(&pkt.key, &svc, backend_id, &backend, pkt.tcp_flags, now)
+    let cache = BACKEND_NEXT_HOP.get_ptr_mut(backend_id);
+    let next_hop = match cache {
+        // SAFETY: per-CPU slot, copied out.
+        Some(p) => unsafe { *p },
+        None => NextHop::default(),
+    };
+    let flow = conntrack::create(
+        &pkt.key,
+        &svc,
+        backend_id,
+        &backend,
+        next_hop,
+        pkt.tcp_flags,
+        now,
+    )?;
+    Ok((flow, cache))
 }

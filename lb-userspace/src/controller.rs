@@ -12,7 +12,7 @@ use lb_common::GlobalStat;
 
 use crate::{
     config::{ServiceKey, ServiceSpec, ValidationError},
-    datapath::{Conntrack, Datapath, DatapathError, ServiceCounters},
+    datapath::{Clock, Conntrack, Datapath, DatapathError, ServiceCounters},
     state::{StateError, StateStore},
 };
 
@@ -77,6 +77,7 @@ pub struct Controller {
     inner: Mutex<Inner>,
     store: Option<StateStore>,
     conntrack: Arc<Conntrack>,
+    clock: Arc<Clock>,
 }
 
 impl Controller {
@@ -93,6 +94,7 @@ impl Controller {
             tracing::info!(count = services.len(), "restored services");
         }
         let conntrack = datapath.conntrack();
+        let clock = datapath.clock();
         Ok(Self {
             inner: Mutex::new(Inner {
                 config: services.into_iter().map(|s| (s.key(), s)).collect(),
@@ -100,6 +102,7 @@ impl Controller {
             }),
             store,
             conntrack,
+            clock,
         })
     }
 
@@ -110,6 +113,11 @@ impl Controller {
     /// The connection table (for the GC task).
     pub fn conntrack(&self) -> Arc<Conntrack> {
         Arc::clone(&self.conntrack)
+    }
+
+    /// The datapath's clock (for the clock task).
+    pub fn clock(&self) -> Arc<Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// Every service, ordered by key.

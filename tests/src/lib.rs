@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod bench_e2e;
+pub mod bench_packet;
 pub mod bins;
 pub mod client;
 pub mod daemon;

@@ -25,6 +25,10 @@ use lb_common::{
 
 static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
+/// The datapath clock's value when a harness is loaded (an arbitrary,
+/// non-zero monotonic time).
+pub const START_CLOCK_NS: u64 = 1_000 * 1_000_000_000;
+
 /// Network byte order value of an address, as the maps store it.
 pub fn ip_be(addr: std::net::Ipv4Addr) -> u32 {
     u32::from_ne_bytes(addr.octets())
@@ -78,11 +82,20 @@ impl Harness {
             prog.load()
                 .with_context(|| format!("verifier rejected {name}"))?;
         }
-        Ok(Harness {
+        let mut harness = Harness {
             ebpf,
             pin_dir,
             next_backend_id: 1,
-        })
+        };
+        harness.set_clock(START_CLOCK_NS)?;
+        Ok(harness)
+    }
+
+    /// Sets the datapath's clock (the daemon ticks it; fixtures move it).
+    pub fn set_clock(&mut self, now_ns: u64) -> Result<()> {
+        let mut clock: Array<&mut MapData, u64> = Array::try_from(self.map(names::CLOCK)?)?;
+        clock.set(0, now_ns, 0)?;
+        Ok(())
     }
 
     fn map(&mut self, name: &str) -> Result<&mut aya::maps::Map> {

@@ -237,3 +237,62 @@ fn same_interface_uses_xdp_tx() {
     assert_output(&run, XDP_TX, &expected);
     assert_eq!(fx.lb.global(GlobalStat::Tx).unwrap(), 1);
 }
+
+const SECOND: u64 = 1_000_000_000;
+
+#[test]
+fn idle_connection_expires_after_the_service_timeout() {
+    let mut fx = DnatFixture::new().unwrap();
+    let start = tests::xdp::START_CLOCK_NS;
+    fx.from_client(&client_udp(UDP_VIP)).unwrap(); // backend 1
+    // Within the UDP timeout (60 s): still the same connection.
+    fx.lb.set_clock(start + 59 * SECOND).unwrap();
+    let run = fx.from_client(&client_udp(UDP_VIP)).unwrap();
+    assert_eq!(&run.output[30..34], &UDP_BACKEND1.ip().octets());
+    // Idle for longer than the timeout after the last packet: a new
+    // connection (round robin moves it to backend 2).
+    fx.lb.set_clock(start + 59 * SECOND + 61 * SECOND).unwrap();
+    let dgram = client_udp(UDP_VIP);
+    let run = fx.from_client(&dgram).unwrap();
+    assert_output(&run, XDP_REDIRECT, &expect_forwarded(&dgram, UDP_BACKEND2));
+    let svc = fx.lb.service_counters(UDP_SERVICE_ID).unwrap();
+    assert_eq!(svc.new_connections, 2);
+}
+
+#[test]
+fn replies_keep_a_one_way_busy_connection_alive() {
+    let mut fx = DnatFixture::new().unwrap();
+    let start = tests::xdp::START_CLOCK_NS;
+    fx.from_client(&client_udp(UDP_VIP)).unwrap();
+    let reply = backend_reply(client_udp(UDP_VIP), UDP_BACKEND1);
+    // The backend keeps sending; the client is silent for 100 s.
+    for t in (10..=100).step_by(10) {
+        fx.lb.set_clock(start + t * SECOND).unwrap();
+        let run = fx.from_backend(&reply).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "reply at {t} s");
+    }
+    let run = fx.from_client(&client_udp(UDP_VIP)).unwrap();
+    assert_eq!(&run.output[30..34], &UDP_BACKEND1.ip().octets());
+    assert_eq!(
+        fx.lb
+            .service_counters(UDP_SERVICE_ID)
+            .unwrap()
+            .new_connections,
+        1
+    );
+}
+
+#[test]
+fn closed_tcp_connection_expires_after_the_close_timeout() {
+    let mut fx = DnatFixture::new().unwrap();
+    let start = tests::xdp::START_CLOCK_NS;
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).fin()).unwrap();
+    fx.lb
+        .set_clock(start + (limits::TCP_CLOSE_TIMEOUT_S as u64 + 1) * SECOND)
+        .unwrap();
+    let data = client_tcp(TCP_VIP);
+    let run = fx.from_client(&data).unwrap();
+    // Forgotten: scheduled as a new connection (round robin: backend 2).
+    assert_output(&run, XDP_REDIRECT, &expect_forwarded(&data, BACKEND2));
+}

@@ -2,11 +2,13 @@
 //! API and runs the connection-table GC until told to stop.
 
 mod args;
+mod clock;
 mod gc;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 pub use args::DaemonArgs;
+pub use clock::run_clock;
 pub use gc::run_gc;
 use tokio::net::TcpListener;
 
@@ -92,6 +94,7 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let addr = self.listener.local_addr().map_err(DaemonError::Serve)?;
         tracing::info!(%addr, "API listening");
+        let clock = tokio::spawn(run_clock(self.controller.clock()));
         let gc = tokio::spawn(run_gc(self.controller.conntrack(), self.gc_interval));
         let app = api::router(Arc::clone(&self.controller));
         let served = axum::serve(self.listener, app)
@@ -99,6 +102,7 @@ impl Daemon {
             .await
             .map_err(DaemonError::Serve);
         gc.abort();
+        clock.abort();
         let controller = self.controller;
         let detached = tokio::task::spawn_blocking(move || controller.detach())
             .await

@@ -1,4 +1,14 @@
-//! The datapath's clock: `bpf_ktime_get_coarse_ns` is CLOCK_MONOTONIC_COARSE.
+//! The datapath's clock. The XDP program reads the time from the `CLOCK`
+//! map (an inlined array load, cheaper per packet than a time helper); the
+//! daemon writes CLOCK_MONOTONIC_COARSE there every `CLOCK_TICK_MS`. The GC
+//! compares `Flow::last_seen_ns` against the same clock.
+
+use std::sync::Mutex;
+
+use aya::maps::{Array, MapData};
+use lb_common::maps as names;
+
+use super::DatapathError;
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds, the clock of `Flow::last_seen_ns`.
 pub fn monotonic_coarse_ns() -> u64 {
@@ -12,4 +22,29 @@ pub fn monotonic_coarse_ns() -> u64 {
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
+}
+
+/// The `CLOCK` map.
+pub struct Clock {
+    map: Mutex<Array<MapData, u64>>,
+}
+
+impl Clock {
+    pub(crate) fn new(map: Array<MapData, u64>) -> Self {
+        Self {
+            map: Mutex::new(map),
+        }
+    }
+
+    /// Publishes the current time to the datapath.
+    pub fn tick(&self) -> Result<(), DatapathError> {
+        self.set(monotonic_coarse_ns())
+    }
+
+    /// Publishes `now_ns` (tests move time with this).
+    pub fn set(&self, now_ns: u64) -> Result<(), DatapathError> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.set(0, now_ns, 0)
+            .map_err(DatapathError::map(names::CLOCK))
+    }
 }

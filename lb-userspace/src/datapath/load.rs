@@ -7,6 +7,7 @@ use lb_common::{limits, maps as names};
 
 use super::{
     Datapath, DatapathError, XdpModeArg, attach, bpffs,
+    clock::Clock,
     conntrack::Conntrack,
     ids::IdAllocator,
     maps::{Maps, take},
@@ -59,6 +60,9 @@ impl Datapath {
 
         let mut maps = Maps::take(&mut ebpf)?;
         let conntrack = Arc::new(Conntrack::new(take(&mut ebpf, names::CONNTRACK)?));
+        // The clock must run before the program sees its first packet.
+        let clock = Arc::new(Clock::new(take(&mut ebpf, names::CLOCK)?));
+        clock.tick()?;
 
         let prog = attach::balancer(&mut ebpf)?;
         prog.load().map_err(DatapathError::program)?;
@@ -78,6 +82,7 @@ impl Datapath {
             links,
             maps,
             conntrack,
+            clock,
             installed: BTreeMap::new(),
             service_ids: IdAllocator::new(0, limits::MAX_SERVICES),
             backend_ids: IdAllocator::new(1, limits::MAX_BACKENDS),

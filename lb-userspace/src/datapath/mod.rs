@@ -19,7 +19,7 @@ mod stats;
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 pub use attach::{AttachedIface, XdpModeArg};
-pub use clock::monotonic_coarse_ns;
+pub use clock::{Clock, monotonic_coarse_ns};
 pub use conntrack::{Conntrack, GcReport, partner_key};
 pub use error::DatapathError;
 pub use load::DatapathOptions;
@@ -40,6 +40,7 @@ pub struct Datapath {
     links: Vec<aya::programs::xdp::XdpLinkId>,
     maps: maps::Maps,
     conntrack: Arc<Conntrack>,
+    clock: Arc<Clock>,
     installed: BTreeMap<ServiceKey, InstalledService>,
     service_ids: ids::IdAllocator,
     backend_ids: ids::IdAllocator,
@@ -50,6 +51,11 @@ impl Datapath {
     /// The connection table, shared with the GC task.
     pub fn conntrack(&self) -> Arc<Conntrack> {
         Arc::clone(&self.conntrack)
+    }
+
+    /// The datapath's clock, ticked by the daemon.
+    pub fn clock(&self) -> Arc<Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// Interfaces the program is attached to.

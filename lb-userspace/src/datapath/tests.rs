@@ -51,10 +51,11 @@ fn connection(
         backend_id: h.id,
         backend_generation: h.generation,
         timeout_s: 100,
-        last_seen_ns,
         direction,
         tcp_flags: 0,
-        _pad: [0; 6],
+        _pad: [0; 2],
+        last_seen_ns,
+        next_hop: Default::default(),
     };
     let key = |src_ip, src_port, dst_ip, dst_port| FlowKey {
         src_ip,

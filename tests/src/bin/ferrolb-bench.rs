@@ -4,9 +4,7 @@
 //! - `e2e` (here): ferrolb vs nftables DNAT vs no load balancer through one
 //!   namespace topology, in one run ([`tests::bench_e2e`]).
 //! - `per-packet`: cost per packet through `BPF_PROG_TEST_RUN` beside a
-//!   trivial XDP_DROP program. HOOK: implement it as
-//!   `tests::bench_packet::run() -> Result<()>` (printing its own table) and
-//!   call it from `run_per_packet` below.
+//!   trivial XDP_DROP program ([`tests::bench_packet`]).
 
 use anyhow::{Result, bail};
 use clap::{Parser, ValueEnum};
@@ -77,10 +75,9 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// HOOK for the BPF_PROG_TEST_RUN per-packet part (see the module doc).
+/// The BPF_PROG_TEST_RUN per-packet part ([`tests::bench_packet`]).
 fn run_per_packet() -> Result<()> {
-    println!("per-packet part (BPF_PROG_TEST_RUN): not implemented yet");
-    Ok(())
+    tests::bench_packet::run()
 }
 
 fn print_e2e(rows: &[Row], opts: &Options) {
