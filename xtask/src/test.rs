@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::cmd;
 
@@ -153,7 +153,10 @@ pub fn run(extra: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     if !ok {
-        bail!("tests failed (cargo test: {status})");
+        // Exit here rather than return an error: the output must end with
+        // the result line above (no error report or backtrace after it).
+        let _ = std::io::stdout().flush();
+        std::process::exit(1);
     }
     Ok(())
 }
