@@ -20,22 +20,38 @@ pub struct FlowKey {
     /// Network byte order.
     pub dst_port: u16,
     pub proto: u8,
-    pub _pad: [u8; 3],
+    // Scalar padding, not a byte array: LLVM's BPF backend zeroes an odd
+    // 3-byte array with a call to a memset loop.
+    pub _pad0: u8,
+    pub _pad1: u16,
 }
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 16);
 
 impl FlowKey {
+    /// A key from a packet's addresses and ports (network byte order).
+    #[inline(always)]
+    pub const fn new(src_ip: u32, dst_ip: u32, src_port: u16, dst_port: u16, proto: u8) -> Self {
+        FlowKey {
+            src_ip,
+            dst_ip,
+            src_port,
+            dst_port,
+            proto,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+
     /// The key of the opposite direction of a packet whose addresses are
     /// those of `self` (source and destination swapped).
     pub const fn reversed(&self) -> FlowKey {
-        FlowKey {
-            src_ip: self.dst_ip,
-            dst_ip: self.src_ip,
-            src_port: self.dst_port,
-            dst_port: self.src_port,
-            proto: self.proto,
-            _pad: [0; 3],
-        }
+        FlowKey::new(
+            self.dst_ip,
+            self.src_ip,
+            self.dst_port,
+            self.src_port,
+            self.proto,
+        )
     }
 }
 
@@ -110,7 +126,7 @@ pub struct Flow {
     pub direction: u8,
     /// `CT_*` bits.
     pub tcp_flags: u8,
-    pub _pad: [u8; 2],
+    pub _pad: u16,
     /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC_COARSE) of the last packet
     /// in this direction, refreshed at most every `LAST_SEEN_GRANULARITY_NS`.
     pub last_seen_ns: u64,

@@ -25,14 +25,13 @@ pub fn now_ns() -> u64 {
 /// packet `flow` produces, seen from the other side.
 #[inline(always)]
 pub fn peer_key(flow: &Flow, proto: u8) -> FlowKey {
-    FlowKey {
-        src_ip: flow.nat_dst_ip,
-        dst_ip: flow.nat_src_ip,
-        src_port: flow.nat_dst_port,
-        dst_port: flow.nat_src_port,
+    FlowKey::new(
+        flow.nat_dst_ip,
+        flow.nat_src_ip,
+        flow.nat_dst_port,
+        flow.nat_src_port,
         proto,
-        _pad: [0; 3],
-    }
+    )
 }
 
 /// The live entry for `key`, if any. An entry idle past its timeout is live
@@ -118,19 +117,21 @@ pub fn create(
         timeout_s,
         direction: DIR_FORWARD,
         tcp_flags: flags,
-        _pad: [0; 2],
+        _pad: 0,
         last_seen_ns: now,
         next_hop,
     };
-    let reply = Flow {
+    let mut reply = Flow {
         nat_src_ip: key.dst_ip,
         nat_dst_ip: key.src_ip,
         nat_src_port: key.dst_port,
         nat_dst_port: key.src_port,
         direction: DIR_REPLY,
-        next_hop: NextHop::default(),
         ..forward
     };
+    // The reply goes toward the client: not resolved yet. (Clearing only the
+    // validity field; `NextHop::default()` compiles to a memset loop call.)
+    reply.next_hop.ifindex = 0;
     // Reply entry first: once the forward entry exists the backend may
     // answer, and its answer must find the reply entry.
     CONNTRACK

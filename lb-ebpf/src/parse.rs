@@ -87,14 +87,13 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, Error> {
         eth,
         ip,
         l4,
-        key: FlowKey {
-            src_ip: load(unsafe { &raw const (*ip).saddr }),
-            dst_ip: daddr,
-            src_port: ports[0],
-            dst_port: ports[1],
-            proto: protocol,
-            _pad: [0; 3],
-        },
+        key: FlowKey::new(
+            load(unsafe { &raw const (*ip).saddr }),
+            daddr,
+            ports[0],
+            ports[1],
+            protocol,
+        ),
         tcp_flags,
     })
 }

@@ -31,25 +31,21 @@ pub struct Options {
     pub conn_seconds: u64,
     /// Client threads of the connection-rate run.
     pub conn_workers: usize,
-    /// Measurements per setup (averaged).
+    /// Rounds; each measures every setup once. Medians are reported.
     pub rounds: u32,
 }
 
-/// One setup's figures.
+/// One setup's figures (medians over the rounds).
 #[derive(Debug, Clone)]
 pub struct Row {
     pub setup: &'static str,
     pub throughput_bps: f64,
-    pub conn: ConnRate,
+    pub conns_per_second: f64,
+    /// Failed connections, all rounds.
+    pub conn_errors: u64,
 }
 
-impl Row {
-    pub fn conns_per_second(&self) -> f64 {
-        self.conn.per_second()
-    }
-}
-
-/// Run all three setups; rows in the order: no LB, ferrolb, nftables.
+/// Run all three setups; rows in [`SETUPS`] order.
 pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let mut topo = Topology::new(opts.backends)?;
     topo.start_servers(CONN_PORT)?;
@@ -61,91 +57,100 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let vip_conn = SocketAddrV4::new(VIP, CONN_PORT);
     let vip_iperf = SocketAddrV4::new(VIP, IPERF_PORT);
 
-    let mut rows = Vec::new();
-
-    println!("[bench] no load balancer: client -> {b0_ip} directly (lb namespace routes)");
-    rows.push(measure(
-        &topo,
-        opts,
-        "no load balancer",
-        iperf_backend,
-        conn_backends[0],
-    )?);
-
-    println!(
-        "[bench] ferrolb: ferrolbd attached to {:?}",
-        topo.lb_ifaces()
-    );
-    {
-        let daemon = Daemon::start(&topo.lb, DaemonConfig::new(topo.lb_ifaces()))?;
-        let api = daemon.api();
-        api.put_service(&service_json(
-            "bench/conn",
-            "tcp",
-            vip_conn,
-            "rr",
-            &conn_backends,
-        ))?;
-        api.put_service(&service_json(
-            "bench/iperf",
-            "tcp",
-            vip_iperf,
-            "rr",
-            &[iperf_backend],
-        ))?;
-        rows.push(measure(&topo, opts, "ferrolb (XDP)", vip_iperf, vip_conn)?);
+    // Setups alternate within every round (no LB, ferrolb, nftables, then
+    // again), so drift in the machine's load spreads over all of them.
+    let mut samples: [Vec<Sample>; 3] = Default::default();
+    for round in 0..opts.rounds.max(1) {
+        println!("[bench] round {}/{}", round + 1, opts.rounds.max(1));
+        samples[0].push(measure(
+            &topo,
+            opts,
+            SETUPS[0],
+            iperf_backend,
+            conn_backends[0],
+        )?);
+        {
+            let daemon = Daemon::start(&topo.lb, DaemonConfig::new(topo.lb_ifaces()))?;
+            let api = daemon.api();
+            api.put_service(&service_json(
+                "bench/conn",
+                "tcp",
+                vip_conn,
+                "rr",
+                &conn_backends,
+            ))?;
+            api.put_service(&service_json(
+                "bench/iperf",
+                "tcp",
+                vip_iperf,
+                "rr",
+                &[iperf_backend],
+            ))?;
+            samples[1].push(measure(&topo, opts, SETUPS[1], vip_iperf, vip_conn)?);
+        }
+        nft::add_dnat_many(
+            &topo.lb,
+            &[
+                nft::DnatService::new("tcp", vip_conn, conn_backends.clone()),
+                nft::DnatService::new("tcp", vip_iperf, vec![iperf_backend]),
+            ],
+        )?;
+        let sample = measure(&topo, opts, SETUPS[2], vip_iperf, vip_conn);
+        nft::remove(&topo.lb);
+        samples[2].push(sample?);
     }
+    Ok(SETUPS
+        .iter()
+        .zip(samples)
+        .map(|(setup, samples)| Row {
+            setup,
+            throughput_bps: median(samples.iter().map(|s| s.bps).collect()),
+            conns_per_second: median(samples.iter().map(|s| s.conn.per_second()).collect()),
+            conn_errors: samples.iter().map(|s| s.conn.errors).sum(),
+        })
+        .collect())
+}
 
-    println!("[bench] nftables DNAT (kube-proxy style numgen random vmap) in the lb namespace");
-    nft::add_dnat_many(
-        &topo.lb,
-        &[
-            nft::DnatService::new("tcp", vip_conn, conn_backends.clone()),
-            nft::DnatService::new("tcp", vip_iperf, vec![iperf_backend]),
-        ],
-    )?;
-    let row = measure(&topo, opts, "nftables DNAT", vip_iperf, vip_conn);
-    nft::remove(&topo.lb);
-    rows.push(row?);
-    Ok(rows)
+/// The three setups, in table order.
+pub const SETUPS: [&str; 3] = ["no load balancer", "ferrolb (XDP)", "nftables DNAT"];
+
+struct Sample {
+    bps: f64,
+    conn: ConnRate,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn measure(
     topo: &Topology,
     opts: &Options,
-    setup: &'static str,
+    setup: &str,
     iperf: SocketAddrV4,
     conn: SocketAddrV4,
-) -> Result<Row> {
-    let mut bps = 0.0;
-    let mut total = ConnRate::default();
-    for round in 0..opts.rounds.max(1) {
-        interrupt::check()?;
-        let rate = traffic::iperf3_client(&topo.client, iperf, opts.iperf_seconds)
-            .with_context(|| format!("{setup}: iperf3 to {iperf}"))?;
-        interrupt::check()?;
-        let c = traffic::connect_rate(
-            &topo.client,
-            conn,
-            Duration::from_secs(opts.conn_seconds),
-            opts.conn_workers,
-        )
-        .with_context(|| format!("{setup}: connections to {conn}"))?;
-        println!(
-            "  round {}: {:.2} Gbit/s, {:.0} conn/s ({} errors)",
-            round + 1,
-            rate / 1e9,
-            c.per_second(),
-            c.errors
-        );
-        bps += rate;
-        total.connections += c.connections;
-        total.errors += c.errors;
-        total.elapsed += c.elapsed;
-    }
-    Ok(Row {
-        setup,
-        throughput_bps: bps / f64::from(opts.rounds.max(1)),
-        conn: total,
-    })
+) -> Result<Sample> {
+    interrupt::check()?;
+    let bps = traffic::iperf3_client(&topo.client, iperf, opts.iperf_seconds)
+        .with_context(|| format!("{setup}: iperf3 to {iperf}"))?;
+    interrupt::check()?;
+    let conn = traffic::connect_rate(
+        &topo.client,
+        conn,
+        Duration::from_secs(opts.conn_seconds),
+        opts.conn_workers,
+    )
+    .with_context(|| format!("{setup}: connections to {conn}"))?;
+    println!(
+        "  {setup:<18} {:.2} Gbit/s, {:.0} conn/s ({} errors)",
+        bps / 1e9,
+        conn.per_second(),
+        conn.errors
+    );
+    Ok(Sample { bps, conn })
 }

@@ -33,14 +33,13 @@ pub struct GcReport {
 /// The key of the other direction of the connection `flow` (stored under
 /// `key`) belongs to: the packet rewritten by `flow`, reversed.
 pub fn partner_key(key: &FlowKey, flow: &Flow) -> FlowKey {
-    FlowKey {
-        src_ip: flow.nat_dst_ip,
-        dst_ip: flow.nat_src_ip,
-        src_port: flow.nat_dst_port,
-        dst_port: flow.nat_src_port,
-        proto: key.proto,
-        _pad: [0; 3],
-    }
+    FlowKey::new(
+        flow.nat_dst_ip,
+        flow.nat_src_ip,
+        flow.nat_dst_port,
+        flow.nat_src_port,
+        key.proto,
+    )
 }
 
 impl Conntrack {

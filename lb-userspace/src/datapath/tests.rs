@@ -53,17 +53,12 @@ fn connection(
         timeout_s: 100,
         direction,
         tcp_flags: 0,
-        _pad: [0; 2],
+        _pad: 0,
         last_seen_ns,
         next_hop: Default::default(),
     };
-    let key = |src_ip, src_port, dst_ip, dst_port| FlowKey {
-        src_ip,
-        dst_ip,
-        src_port,
-        dst_port,
-        proto: proto::TCP,
-        _pad: [0; 3],
+    let key = |src_ip, src_port, dst_ip, dst_port| {
+        FlowKey::new(src_ip, dst_ip, src_port, dst_port, proto::TCP)
     };
     [
         (key(c, cp, v, vp), flow(c, cp, b, bp, DIR_FORWARD)),

@@ -40,8 +40,8 @@ struct Args {
     /// Client threads of the connection-rate run.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     conn_workers: u16,
-    /// Measurements per setup (averaged).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    /// Rounds; each measures every setup once, in turn. Medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     rounds: u32,
 }
 
@@ -97,17 +97,17 @@ fn print_e2e(rows: &[Row], opts: &Options) {
             row.setup.to_string(),
             format!("{:.2} Gbit/s", row.throughput_bps / 1e9),
             format!("{:.2}x", row.throughput_bps / base.throughput_bps.max(1.0)),
-            format!("{:.0}", row.conns_per_second()),
+            format!("{:.0}", row.conns_per_second),
             format!(
                 "{:.2}x",
-                row.conns_per_second() / base.conns_per_second().max(1e-9)
+                row.conns_per_second / base.conns_per_second.max(1e-9)
             ),
-            row.conn.errors.to_string(),
+            row.conn_errors.to_string(),
         ]);
     }
     println!(
-        "\nEnd to end, same topology, same run ({} round(s): iperf3 {} s, connections {} s on {} threads; \
-         ferrolb/nftables balance connections over {} backends, iperf3 goes to one):",
+        "\nEnd to end, same topology, same run; medians of {} interleaved round(s) (iperf3 {} s, connections {} s \
+         on {} threads; ferrolb/nftables balance connections over {} backends, iperf3 goes to one):",
         opts.rounds, opts.iperf_seconds, opts.conn_seconds, opts.conn_workers, opts.backends
     );
     println!("{table}");
