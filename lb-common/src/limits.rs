@@ -24,7 +24,7 @@ pub const MAX_BACKENDS: u32 = 65536;
 /// direction). Userspace may override it at load time.
 pub const CONNTRACK_ENTRIES: u32 = 262_144;
 
-/// Interfaces the datapath can redirect to (device map size).
+/// Smallest size of the device map (`TX_PORTS`, indexed by ifindex).
 pub const MAX_IFACES: u32 = 64;
 
 /// Idle time after which a TCP connection that saw FIN or RST is forgotten.

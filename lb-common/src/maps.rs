@@ -32,7 +32,9 @@ pub const BACKEND_NEXT_HOP: &str = "BACKEND_NEXT_HOP";
 pub const CLOCK: &str = "CLOCK";
 /// How often the daemon writes `CLOCK`.
 pub const CLOCK_TICK_MS: u64 = 100;
-/// `DevMapHash` keyed by ifindex: interfaces the datapath may redirect to.
+/// `DevMap` indexed by ifindex (an array: redirects cost no hash lookup),
+/// sized by userspace at load to the largest attached ifindex + 1 (at least
+/// `MAX_IFACES`); not pinned, rewritten at every start: interfaces the datapath may redirect to.
 pub const TX_PORTS: &str = "TX_PORTS";
 
 /// The balancer's XDP program.

@@ -17,7 +17,7 @@ mod select;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use lb_common::conntrack::DIR_REPLY;
+use lb_common::{Flow, NextHop, conntrack::DIR_REPLY};
 
 use crate::error::Error;
 
@@ -51,24 +51,27 @@ fn balance(ctx: &XdpContext) -> Result<u32, Error> {
         !conntrack::is_reopen(f, pkt.tcp_flags)
     });
 
-    let (flow, next_hop) = match established {
+    let scheduled;
+    let (flow, next_hop): (&Flow, Option<*mut NextHop>) = match established {
         Some(ptr) => {
             nat::check_ttl(&pkt)?;
             conntrack::touch(ptr, pkt.key.proto, pkt.tcp_flags, now);
-            // SAFETY: copied out so later map updates cannot change it.
-            let f = unsafe { *ptr };
+            // SAFETY: map value pointer, valid for this run of the program.
+            // Read in place: a copy would read the same memory, 64 bytes more.
+            let f = unsafe { &*ptr };
             let reply = f.direction == DIR_REPLY;
             stats::count(f.service_id, f.backend_id, reply, bytes, false);
             (f, Some(unsafe { &raw mut (*ptr).next_hop }))
         }
         None => {
-            let (f, backend_next_hop) = schedule::schedule(&pkt, now)?;
+            scheduled = schedule::schedule(&pkt, now)?;
+            let (f, backend_next_hop) = &scheduled;
             stats::count(f.service_id, f.backend_id, false, bytes, true);
-            (f, backend_next_hop)
+            (f, *backend_next_hop)
         }
     };
 
-    nat::rewrite(ctx, &pkt, &flow)?;
+    nat::rewrite(ctx, &pkt, flow)?;
     Ok(forward::forward(ctx, &pkt, next_hop, now))
 }
 

@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
     Backend, Counters, Flow, FlowKey, GlobalStat, NextHop, Service, VipKey,
@@ -44,5 +44,8 @@ pub static BACKEND_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(MAX_BACK
 #[map]
 pub static CLOCK: Array<u64> = Array::pinned(1, 0);
 
+/// Indexed by ifindex (an array: no hash lookup per redirect); userspace
+/// sizes it to the largest attached ifindex + 1. Not pinned: rewritten at
+/// every start.
 #[map]
-pub static TX_PORTS: DevMapHash = DevMapHash::pinned(MAX_IFACES, 0);
+pub static TX_PORTS: DevMap = DevMap::with_max_entries(MAX_IFACES, 0);

@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
+    maps::{Array, DevMap, HashMap, MapData, PerCpuArray},
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
@@ -181,8 +181,8 @@ impl Harness {
     /// Lets the datapath redirect to `ifindex` (must exist in the calling
     /// thread's network namespace).
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
-        let mut ports: DevMapHash<&mut MapData> = DevMapHash::try_from(self.map(names::TX_PORTS)?)?;
-        ports.insert(ifindex, ifindex, None, 0)?;
+        let mut ports: DevMap<&mut MapData> = DevMap::try_from(self.map(names::TX_PORTS)?)?;
+        ports.set(ifindex, ifindex, None, 0)?;
         Ok(())
     }
 

@@ -49,8 +49,14 @@ impl Datapath {
         if let Some(size) = opts.conntrack_size {
             drop_resized_pin(&opts.bpffs_dir, names::CONNTRACK, size);
         }
+        // TX_PORTS is an array indexed by ifindex: size it for the largest.
+        let mut tx_ports_size = limits::MAX_IFACES;
+        for iface in &opts.ifaces {
+            tx_ports_size = tx_ports_size.max(attach::ifindex(iface)?.saturating_add(1));
+        }
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&opts.bpffs_dir);
+        loader.map_max_entries(names::TX_PORTS, tx_ports_size);
         if let Some(size) = opts.conntrack_size {
             loader.map_max_entries(names::CONNTRACK, size);
         }

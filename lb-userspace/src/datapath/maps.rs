@@ -2,11 +2,9 @@
 //! Every write that changes a service goes through a `Journal` so it can be
 //! undone.
 
-use std::collections::BTreeSet;
-
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues, xdp::DevMapHash},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues, xdp::DevMap},
 };
 use lb_common::{Backend, Counters, Service, VipKey, maps as names};
 
@@ -33,7 +31,7 @@ pub(crate) struct Maps {
     pub(crate) service_stats: PerCpuArray<MapData, Counters>,
     pub(crate) backend_stats: PerCpuArray<MapData, Counters>,
     pub(crate) global_stats: PerCpuArray<MapData, u64>,
-    pub(crate) tx_ports: DevMapHash<MapData>,
+    pub(crate) tx_ports: DevMap<MapData>,
     nr_cpus: usize,
 }
 
@@ -150,26 +148,15 @@ impl Maps {
             .map_err(DatapathError::map(names::BACKEND_STATS))
     }
 
-    /// Makes `TX_PORTS` hold exactly `ifindexes`.
+    /// Lists `ifindexes` in `TX_PORTS` (a fresh map at every load, sized
+    /// for them: see `load`).
     pub(crate) fn set_tx_ports(
         &mut self,
         ifindexes: impl IntoIterator<Item = u32>,
     ) -> Result<(), DatapathError> {
-        let wanted: BTreeSet<u32> = ifindexes.into_iter().collect();
-        let stale: Vec<u32> = self
-            .tx_ports
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !wanted.contains(k))
-            .collect();
-        for k in stale {
+        for i in ifindexes {
             self.tx_ports
-                .remove(k)
-                .map_err(DatapathError::map(names::TX_PORTS))?;
-        }
-        for &i in &wanted {
-            self.tx_ports
-                .insert(i, i, None, 0)
+                .set(i, i, None, 0)
                 .map_err(|e| DatapathError::DevMap {
                     name: names::TX_PORTS,
                     source: Box::new(e),
