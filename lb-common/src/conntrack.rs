@@ -41,18 +41,6 @@ impl FlowKey {
             _pad1: 0,
         }
     }
-
-    /// The key of the opposite direction of a packet whose addresses are
-    /// those of `self` (source and destination swapped).
-    pub const fn reversed(&self) -> FlowKey {
-        FlowKey::new(
-            self.dst_ip,
-            self.src_ip,
-            self.dst_port,
-            self.src_port,
-            self.proto,
-        )
-    }
 }
 
 /// `Flow::direction`: client to backend.
@@ -127,7 +115,8 @@ pub struct Flow {
     /// `CT_*` bits.
     pub tcp_flags: u8,
     pub _pad: u16,
-    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC_COARSE) of the last packet
+    /// CLOCK_MONOTONIC_COARSE nanoseconds (the datapath reads them from the
+    /// `CLOCK` map) of the last packet
     /// in this direction, refreshed at most every `LAST_SEEN_GRANULARITY_NS`.
     pub last_seen_ns: u64,
     /// Where this direction's packets go next (cache, see `NextHop`).
@@ -140,6 +129,19 @@ const _: () = assert!(core::mem::size_of::<Flow>() == 64);
 pub const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
 
 impl Flow {
+    /// The key of the other direction of the connection this entry belongs
+    /// to: the packet this entry produces, seen from the other side.
+    #[inline(always)]
+    pub const fn peer_key(&self, proto: u8) -> FlowKey {
+        FlowKey::new(
+            self.nat_dst_ip,
+            self.nat_src_ip,
+            self.nat_dst_port,
+            self.nat_src_port,
+            proto,
+        )
+    }
+
     /// Whether this entry, seen last at `last_seen_ns`, has been idle longer
     /// than its timeout at `now_ns`.
     pub const fn expired_at(&self, last_seen_ns: u64, now_ns: u64) -> bool {

@@ -64,10 +64,14 @@ pub enum GlobalStat {
     /// Dropped: the connection table was full and the new entry could not be
     /// written.
     DropConntrackFull = 12,
+    /// Dropped: a new connection's reply tuple (backend -> client) belongs
+    /// to another live connection (the client reached two VIPs sharing a
+    /// backend from the same source port).
+    DropTupleClash = 13,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 14;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -83,6 +87,7 @@ impl GlobalStat {
         GlobalStat::Redirect,
         GlobalStat::BackendGone,
         GlobalStat::DropConntrackFull,
+        GlobalStat::DropTupleClash,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -100,6 +105,7 @@ impl GlobalStat {
             GlobalStat::Redirect => "redirect",
             GlobalStat::BackendGone => "backend_gone",
             GlobalStat::DropConntrackFull => "drop_conntrack_full",
+            GlobalStat::DropTupleClash => "drop_tuple_clash",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The connection table: lookup with expiry, refresh, TCP close tracking and
 //! creation of a connection's two entries (see `lb_common::conntrack`).
 
-use aya_ebpf::bindings::BPF_ANY;
+use aya_ebpf::bindings::{BPF_ANY, BPF_NOEXIST};
 use lb_common::{
     Backend, Flow, FlowKey, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
@@ -21,19 +21,6 @@ pub fn now_ns() -> u64 {
     CLOCK.get(0).copied().unwrap_or(0)
 }
 
-/// The key of the other direction of the connection `flow` belongs to: the
-/// packet `flow` produces, seen from the other side.
-#[inline(always)]
-pub fn peer_key(flow: &Flow, proto: u8) -> FlowKey {
-    FlowKey::new(
-        flow.nat_dst_ip,
-        flow.nat_src_ip,
-        flow.nat_dst_port,
-        flow.nat_src_port,
-        proto,
-    )
-}
-
 /// The live entry for `key`, if any. An entry idle past its timeout is live
 /// only while the other direction is not (one-way busy flows stay up).
 #[inline(always)]
@@ -45,7 +32,7 @@ pub fn lookup(key: &FlowKey, now: u64) -> Option<*mut Flow> {
     if !f.expired_at(f.last_seen_ns, now) {
         return Some(flow);
     }
-    let peer = CONNTRACK.get_ptr(peer_key(f, key.proto))?;
+    let peer = CONNTRACK.get_ptr(f.peer_key(key.proto))?;
     let peer_last_seen = unsafe { (*peer).last_seen_ns };
     if f.expired_at(peer_last_seen, now) {
         None
@@ -65,7 +52,7 @@ pub fn touch(flow: *mut Flow, proto: u8, tcp_flags: u8, now: u64) {
     }
     if tcp_flags & (TCP_FIN | TCP_RST) != 0 && f.tcp_flags & CT_CLOSING == 0 {
         close(f, tcp_flags, now);
-        if let Some(peer) = CONNTRACK.get_ptr_mut(peer_key(f, proto)) {
+        if let Some(peer) = CONNTRACK.get_ptr_mut(f.peer_key(proto)) {
             close(unsafe { &mut *peer }, 0, now);
         }
     }
@@ -134,9 +121,25 @@ pub fn create(
     reply.next_hop.ifindex = 0;
     // Reply entry first: once the forward entry exists the backend may
     // answer, and its answer must find the reply entry.
-    CONNTRACK
-        .insert(peer_key(&forward, key.proto), reply, BPF_ANY as u64)
-        .map_err(|_| Error::ConntrackFull)?;
+    let reply_key = forward.peer_key(key.proto);
+    if CONNTRACK
+        .insert(reply_key, reply, BPF_NOEXIST as u64)
+        .is_err()
+    {
+        // Taken: by this same connection (re-created after close or expiry),
+        // by a dead one, or by another live connection whose replies look
+        // the same (two VIPs on one backend, reached from one client port).
+        // Only the last must not be overwritten: its replies would come
+        // back from the wrong VIP.
+        if let Some(other) = lookup(&reply_key, now)
+            && unsafe { (*other).peer_key(key.proto) } != *key
+        {
+            return Err(Error::TupleClash);
+        }
+        CONNTRACK
+            .insert(reply_key, reply, BPF_ANY as u64)
+            .map_err(|_| Error::ConntrackFull)?;
+    }
     CONNTRACK
         .insert(key, forward, BPF_ANY as u64)
         .map_err(|_| Error::ConntrackFull)?;

@@ -21,6 +21,8 @@ pub enum Error {
     TtlExceeded,
     /// The connection could not be recorded.
     ConntrackFull,
+    /// Another live connection already owns this connection's reply tuple.
+    TupleClash,
 }
 
 impl Error {
@@ -33,7 +35,8 @@ impl Error {
             | Error::IpOptions
             | Error::UnknownPort
             | Error::NoBackend
-            | Error::ConntrackFull => xdp_action::XDP_DROP,
+            | Error::ConntrackFull
+            | Error::TupleClash => xdp_action::XDP_DROP,
         }
     }
 
@@ -48,6 +51,7 @@ impl Error {
             Error::NoBackend => GlobalStat::DropNoBackend,
             Error::TtlExceeded => GlobalStat::PassTtlExceeded,
             Error::ConntrackFull => GlobalStat::DropConntrackFull,
+            Error::TupleClash => GlobalStat::DropTupleClash,
         }
     }
 }

@@ -17,6 +17,7 @@ use lb_common::{GlobalStat, NextHop};
 
 use crate::{
     maps::TX_PORTS,
+    nat::decrement_ttl,
     packet::{load, store},
     parse::Packet,
     stats,
@@ -98,11 +99,13 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
     store(unsafe { &raw mut (*pkt.eth).src }, nh.smac);
 
     if nh.ifindex == ctx.ingress_ifindex() as u32 {
+        decrement_ttl(pkt);
         stats::inc(GlobalStat::Tx);
         return xdp_action::XDP_TX;
     }
     match TX_PORTS.redirect(nh.ifindex, xdp_action::XDP_PASS as u64) {
         Ok(action) => {
+            decrement_ttl(pkt);
             stats::inc(GlobalStat::Redirect);
             action
         }

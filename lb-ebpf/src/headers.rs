@@ -46,10 +46,12 @@ pub const IP_MF_OFFSET_RAW: u16 = u16::from_ne_bytes([0x3f, 0xff]);
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
-/// Offset of the flags byte, and of the checksum, in the TCP header.
+/// Offsets in the TCP header: data offset (high nibble), flags, checksum.
+pub const TCP_DOFF_OFF: usize = 12;
 pub const TCP_FLAGS_OFF: usize = 13;
 pub const TCP_CHECK_OFF: usize = 16;
-/// Offset of the checksum in the UDP header.
+/// Offsets in the UDP header: length, checksum.
+pub const UDP_LEN_OFF: usize = 4;
 pub const UDP_CHECK_OFF: usize = 6;
 
 const _: () = assert!(core::mem::size_of::<EthHdr>() == ETH_LEN);

@@ -1,6 +1,7 @@
-//! Rewrites a packet's addresses and ports as its connection entry says,
-//! decrements the TTL, and updates the IPv4 and TCP/UDP checksums
-//! incrementally.
+//! Rewrites a packet's addresses and ports as its connection entry says and
+//! updates the IPv4 and TCP/UDP checksums incrementally. The TTL is
+//! decremented only when the datapath transmits the packet itself
+//! (`decrement_ttl`); a packet handed to the stack is decremented there.
 
 use lb_common::{Flow, csum, proto};
 
@@ -45,21 +46,11 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, flow: &Flow) -> Result<(), Error>
     let old_dst = pkt.key.dst_ip;
     // SAFETY (all raw field pointers below): `ip` and `l4` were bounds-checked
     // by `parse` for their full headers.
-    let ttl_proto = unsafe { (&raw mut (*ip).ttl).cast::<[u8; 2]>() };
-    let [ttl, protocol] = load(ttl_proto);
-    let new_ttl_proto = [ttl.wrapping_sub(1), protocol];
-
     let mut check = load(unsafe { &raw const (*ip).check });
     check = csum::replace4(check, old_src, flow.nat_src_ip);
     check = csum::replace4(check, old_dst, flow.nat_dst_ip);
-    check = csum::replace2(
-        check,
-        u16::from_ne_bytes([ttl, protocol]),
-        u16::from_ne_bytes(new_ttl_proto),
-    );
     store(unsafe { &raw mut (*ip).saddr }, flow.nat_src_ip);
     store(unsafe { &raw mut (*ip).daddr }, flow.nat_dst_ip);
-    store(ttl_proto, new_ttl_proto);
     store(unsafe { &raw mut (*ip).check }, check);
 
     // Ports: the first 32-bit word of both TCP and UDP headers.
@@ -82,4 +73,22 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, flow: &Flow) -> Result<(), Error>
     }
     store(l4_check, l4);
     Ok(())
+}
+
+/// Decrements the TTL (router semantics), fixing the IPv4 checksum. Called
+/// only for packets the datapath transmits (XDP_TX / XDP_REDIRECT).
+#[inline(always)]
+pub fn decrement_ttl(pkt: &Packet) {
+    // SAFETY: `ip` was bounds-checked by `parse`.
+    let ip = pkt.ip;
+    let ttl_proto = unsafe { (&raw mut (*ip).ttl).cast::<[u8; 2]>() };
+    let [ttl, protocol] = load(ttl_proto);
+    let new_ttl_proto = [ttl.wrapping_sub(1), protocol];
+    let check = csum::replace2(
+        load(unsafe { &raw const (*ip).check }),
+        u16::from_ne_bytes([ttl, protocol]),
+        u16::from_ne_bytes(new_ttl_proto),
+    );
+    store(ttl_proto, new_ttl_proto);
+    store(unsafe { &raw mut (*ip).check }, check);
 }

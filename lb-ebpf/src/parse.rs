@@ -6,8 +6,8 @@ use lb_common::{FlowKey, proto};
 use crate::{
     error::Error,
     headers::{
-        ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, L4_OFF, TCP_FLAGS_OFF,
-        TCP_LEN, UDP_LEN,
+        ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, L4_OFF, TCP_DOFF_OFF,
+        TCP_FLAGS_OFF, TCP_LEN, UDP_LEN, UDP_LEN_OFF,
     },
     maps::VIPS,
     packet::{load, ptr_at},
@@ -76,13 +76,24 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, Error> {
     }
     .ok_or_else(|| ours_or_pass(daddr, Error::Malformed))?;
 
-    // Ports are the first four bytes of both TCP and UDP.
-    let ports: [u16; 2] = load(l4.cast());
+    // The header's own length field must fit the datagram: TCP data offset
+    // of at least 5 words, UDP length of at least its header.
+    let l4_room = tot_len - IPV4_LEN;
     let tcp_flags = if protocol == proto::TCP {
+        let data_off = (load(unsafe { l4.add(TCP_DOFF_OFF) }) >> 4) as usize * 4;
+        if data_off < TCP_LEN || data_off > l4_room {
+            return Err(ours_or_pass(daddr, Error::Malformed));
+        }
         load(unsafe { l4.add(TCP_FLAGS_OFF) })
     } else {
+        let udp_len = u16::from_be(load(unsafe { l4.add(UDP_LEN_OFF) }.cast::<u16>())) as usize;
+        if udp_len < UDP_LEN || udp_len > l4_room {
+            return Err(ours_or_pass(daddr, Error::Malformed));
+        }
         0
     };
+    // Ports are the first four bytes of both TCP and UDP.
+    let ports: [u16; 2] = load(l4.cast());
     Ok(Packet {
         eth,
         ip,

@@ -168,14 +168,19 @@ impl Harness {
         Ok(())
     }
 
-    /// Marks a backend as taking traffic or not.
-    pub fn set_backend_active(&mut self, id: u32, active: bool) -> Result<()> {
+    /// Changes backend `id`'s entry with `change`.
+    pub fn update_backend(&mut self, id: u32, change: impl FnOnce(&mut Backend)) -> Result<()> {
         let mut backends: Array<&mut MapData, Backend> =
             Array::try_from(self.map(names::BACKENDS)?)?;
         let mut b = backends.get(&id, 0)?;
-        b.flags = if active { BACKEND_ACTIVE } else { 0 };
+        change(&mut b);
         backends.set(id, b, 0)?;
         Ok(())
+    }
+
+    /// Marks a backend as taking traffic or not.
+    pub fn set_backend_active(&mut self, id: u32, active: bool) -> Result<()> {
+        self.update_backend(id, |b| b.flags = if active { BACKEND_ACTIVE } else { 0 })
     }
 
     /// Lets the datapath redirect to `ifindex` (must exist in the calling

@@ -296,3 +296,50 @@ fn closed_tcp_connection_expires_after_the_close_timeout() {
     // Forgotten: scheduled as a new connection (round robin: backend 2).
     assert_output(&run, XDP_REDIRECT, &expect_forwarded(&data, BACKEND2));
 }
+
+#[test]
+fn a_backend_id_given_to_a_new_backend_ends_the_old_connections() {
+    let mut fx = DnatFixture::new().unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap(); // backend 1
+    // Userspace reused backend 1's id for another backend: new generation.
+    fx.lb
+        .update_backend(fx.tcp_backend_ids[0], |b| b.generation += 1)
+        .unwrap();
+    let data = client_tcp(TCP_VIP);
+    let run = fx.from_client(&data).unwrap();
+    // Rescheduled (round robin: backend 2), never sent on as before.
+    assert_output(&run, XDP_REDIRECT, &expect_forwarded(&data, BACKEND2));
+    assert_eq!(fx.lb.global(GlobalStat::BackendGone).unwrap(), 1);
+}
+
+#[test]
+fn a_reply_tuple_owned_by_another_live_connection_is_not_taken_over() {
+    let mut fx = DnatFixture::new().unwrap();
+    // A second VIP whose only backend is backend 1 of the first service.
+    let other_vip = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 96, 0, 11), 80);
+    fx.lb
+        .add_service(&tests::xdp::TestService {
+            id: 20,
+            vip: other_vip,
+            proto: lb_common::proto::TCP,
+            select: select::ROUND_ROBIN,
+            timeout_s: 60,
+            backends: vec![BACKEND1],
+        })
+        .unwrap();
+    // The client reaches both VIPs from the same port: both connections
+    // would have the reply tuple backend1:8080 -> client:40000.
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let clash = client_tcp(other_vip).syn();
+    let run = fx.from_client(&clash).unwrap();
+    assert_eq!(run.action, XDP_DROP);
+    assert_eq!(fx.lb.global(GlobalStat::DropTupleClash).unwrap(), 1);
+    // The first connection's replies still come from its own VIP.
+    let syn_ack = backend_reply(client_tcp(TCP_VIP).syn(), BACKEND1);
+    let run = fx.from_backend(&syn_ack).unwrap();
+    assert_output(
+        &run,
+        XDP_REDIRECT,
+        &expect_reverse_natted(&syn_ack, TCP_VIP),
+    );
+}

@@ -205,8 +205,9 @@ fn no_neighbour_hands_the_rewritten_packet_to_the_stack() {
     let syn = client_tcp(vip).syn();
     let run = fx.from_client(&syn).unwrap();
     assert_eq!(run.action, XDP_PASS);
-    // Rewritten above L2, MACs as received (the stack must accept the frame).
-    let expected = syn.clone().addrs(CLIENT, unresolved).ttl(63);
+    // Rewritten above L2, MACs as received (the stack must accept the
+    // frame), TTL left for the stack to decrement.
+    let expected = syn.clone().addrs(CLIENT, unresolved);
     assert_eq!(run.output, expected.bytes());
     assert_checksums_valid(&run.output);
     assert_eq!(fx.lb.global(GlobalStat::PassFibMiss).unwrap(), 1);
@@ -233,8 +234,46 @@ fn egress_outside_the_device_map_goes_to_the_stack_unchanged_at_l2() {
     let expected = syn
         .clone()
         .addrs(CLIENT, BACKEND1)
-        .ttl(63)
         .macs(CLIENT_MAC, CLIENT_IF_MAC);
     assert_eq!(run.output, expected.bytes());
     assert_eq!(lb.global(GlobalStat::PassNoTxPort).unwrap(), 1);
+}
+
+/// `frame` with the TCP data offset set to `words` (checksums unchanged:
+/// the datapath must not get as far as checking them).
+fn with_tcp_data_offset(frame: &Frame, words: u8) -> Vec<u8> {
+    let mut bytes = frame.bytes();
+    bytes[14 + 20 + 12] = words << 4;
+    bytes
+}
+
+#[test]
+fn tcp_data_offset_outside_the_segment_is_malformed() {
+    let fx = DnatFixture::new().unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    assert_dropped(
+        &fx,
+        &with_tcp_data_offset(&syn, 4),
+        GlobalStat::DropMalformed,
+    );
+    // 15 words = 60 bytes, more than the 20-byte segment.
+    assert_dropped(
+        &fx,
+        &with_tcp_data_offset(&syn, 15),
+        GlobalStat::DropMalformed,
+    );
+    assert_passed_untouched(&fx, &with_tcp_data_offset(&client_tcp(OTHER).syn(), 4));
+    assert!(fx.lb.conntrack().unwrap().is_empty());
+}
+
+#[test]
+fn udp_length_outside_the_datagram_is_malformed() {
+    let fx = DnatFixture::new().unwrap();
+    for len in [7u16, 13] {
+        // 8 header + 4 payload bytes: 7 is below the header, 13 beyond.
+        let mut bytes = client_udp(UDP_VIP).bytes();
+        bytes[38..40].copy_from_slice(&len.to_be_bytes());
+        assert_dropped(&fx, &bytes, GlobalStat::DropMalformed);
+    }
+    assert!(fx.lb.conntrack().unwrap().is_empty());
 }
