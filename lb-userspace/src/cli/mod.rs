@@ -12,3 +12,6 @@ pub use args::{
 pub use client::{ApiClient, CliError};
 pub use file::parse_services_file;
 pub use run::run;
+
+#[cfg(test)]
+mod tests;
