@@ -159,6 +159,32 @@ fn apply_yaml_file_configures_services() {
         "port",
     );
     assert_eq!(lab.api().get("/v1/services").unwrap().json().unwrap(), list);
+
+    // A file whose second entry is bad applies nothing, not even the first.
+    let half = dir.path().join("half.yaml");
+    let other = std::net::SocketAddrV4::new(*vip.ip(), vip.port() + 1);
+    std::fs::write(
+        &half,
+        format!(
+            "- name: cli/first\n  vip: {ip}\n  port: {port}\n  protocol: tcp\n  backends:\n    - ip: {b0}\n      port: {p}\n\
+             - name: cli/second\n  vip: {ip}\n  port: {port}\n  protocol: udp\n  backends:\n    - ip: {b0}\n      port: 0\n",
+            ip = other.ip(),
+            port = other.port(),
+            b0 = backends[0].ip(),
+            p = backends[0].port()
+        ),
+    )
+    .unwrap();
+    fails(
+        &lab,
+        &["service", "apply", "-f", half.to_str().unwrap()],
+        "services[1].backends[0].port",
+    );
+    assert_eq!(
+        lab.api().get(&service_path("tcp", other)).unwrap().status,
+        404
+    );
+    assert_eq!(lab.api().get("/v1/services").unwrap().json().unwrap(), list);
 }
 
 #[test]

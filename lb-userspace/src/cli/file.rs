@@ -1,15 +1,17 @@
 //! Service files for `ferrolbctl service apply -f`: JSON or YAML, one
 //! service or a list.
 
-use std::path::Path;
+use std::{collections::HashMap, path::Path};
 
 use serde_json::Value;
 
-use crate::config::{ServiceInput, ServiceKey};
+use crate::config::{ServiceInput, ServiceKey, validate};
 
 /// Reads `path` into (key, service) pairs. JSON for `.json`, YAML for
-/// `.yaml`/`.yml`, otherwise JSON then YAML. Errors name the file and the
-/// entry (`web.yaml: [1].vip: required`). The API checks everything else.
+/// `.yaml`/`.yml`, otherwise JSON then YAML. Every entry is validated as the
+/// API would, and keys must be unique, so that a bad file is refused before
+/// anything is sent. Errors name the file and the entry
+/// (`web.yaml: services[1].backends[0].port: must be 1..=65535`).
 pub fn parse_services_file(path: &Path) -> Result<Vec<(ServiceKey, ServiceInput)>, String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
@@ -41,51 +43,40 @@ pub fn parse_services_file(path: &Path) -> Result<Vec<(ServiceKey, ServiceInput)
     if items.is_empty() {
         return Err(format!("{shown}: no service in the file"));
     }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let at = if listed {
-                format!("[{i}]")
-            } else {
-                String::new()
-            };
-            let input = ServiceInput::from_value(item).map_err(|e| {
-                if at.is_empty() {
-                    format!("{shown}: {e}")
-                } else {
-                    format!("{shown}: {at}.{e}")
-                }
-            })?;
-            let field = |f: &str| {
-                if at.is_empty() {
-                    f.to_string()
-                } else {
-                    format!("{at}.{f}")
-                }
-            };
-            let protocol = input
-                .protocol
-                .as_deref()
-                .ok_or_else(|| format!("{shown}: {}: required", field("protocol")))?;
-            let vip = input
-                .vip
-                .as_deref()
-                .ok_or_else(|| format!("{shown}: {}: required", field("vip")))?;
-            let port = input
-                .port
-                .ok_or_else(|| format!("{shown}: {}: required", field("port")))?;
-            let key = ServiceKey::parse_parts(protocol, vip, &port.to_string()).map_err(|e| {
-                let fields: Vec<String> = e
-                    .errors
-                    .iter()
-                    .map(|fe| format!("{}: {}", field(&fe.field), fe.message))
-                    .collect();
-                format!("{shown}: {}", fields.join("; "))
-            })?;
-            Ok((key, input))
-        })
-        .collect()
+    // `services[i].field` in a list, `field` for a lone service.
+    let entry = |i: usize| format!("services[{i}]");
+    let field = |i: usize, f: &str| {
+        if listed {
+            format!("{}.{f}", entry(i))
+        } else {
+            f.to_string()
+        }
+    };
+    let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let input = ServiceInput::from_value(item)
+            .map_err(|e| format!("{shown}: {}: {}", field(i, &e.field), e.message))?;
+        let spec = validate(&input, None).map_err(|e| {
+            let fields: Vec<String> = e
+                .errors
+                .iter()
+                .map(|fe| format!("{}: {}", field(i, &fe.field), fe.message))
+                .collect();
+            format!("{shown}: {}", fields.join("; "))
+        })?;
+        let key = spec.key();
+        if let Some(first) = seen.insert(key, i) {
+            return Err(format!(
+                "{shown}: {}: duplicate of {} ({})",
+                entry(i),
+                entry(first),
+                key.display_addr()
+            ));
+        }
+        out.push((key, input));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -124,14 +115,20 @@ mod tests {
     fn errors_name_file_and_entry() {
         let p = write("bad.yaml", "- vip: 10.96.0.10\n  protocol: tcp\n");
         let err = parse_services_file(&p).unwrap_err();
-        assert!(err.ends_with("bad.yaml: [0].port: required"), "{err}");
+        assert!(
+            err.ends_with("bad.yaml: services[0].port: required"),
+            "{err}"
+        );
 
         let p = write(
             "bad2.yaml",
             "- vip: 10.96.0.10\n  port: 80\n  protocol: tcp\n  colour: red\n",
         );
         let err = parse_services_file(&p).unwrap_err();
-        assert!(err.contains("[0].colour: unknown field `colour`"), "{err}");
+        assert!(
+            err.contains("services[0].colour: unknown field `colour`"),
+            "{err}"
+        );
 
         let p = write(
             "bad3.json",
@@ -154,6 +151,42 @@ mod tests {
             parse_services_file(&p)
                 .unwrap_err()
                 .contains("expected a service")
+        );
+    }
+
+    #[test]
+    fn a_bad_later_entry_refuses_the_whole_file() {
+        let p = write(
+            "half.yaml",
+            "- vip: 10.96.0.10\n  port: 80\n  protocol: tcp\n  backends:\n    - {ip: 10.0.2.2, port: 8080}\n- vip: 10.96.0.11\n  port: 80\n  protocol: tcp\n  backends:\n    - {ip: 10.0.2.2, port: 0}\n",
+        );
+        let err = parse_services_file(&p).unwrap_err();
+        assert!(
+            err.ends_with("half.yaml: services[1].backends[0].port: must be 1..=65535"),
+            "{err}"
+        );
+
+        let p = write(
+            "timeout.yaml",
+            "- vip: 10.96.0.10\n  port: 80\n  protocol: tcp\n- vip: 10.96.0.11\n  port: 80\n  protocol: tcp\n  timeout_s: 0\n",
+        );
+        let err = parse_services_file(&p).unwrap_err();
+        assert!(
+            err.ends_with("services[1].timeout_s: must be 1..=4294967295"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let p = write(
+            "dup.yaml",
+            "- vip: 10.96.0.10\n  port: 80\n  protocol: tcp\n- vip: 10.96.0.10\n  port: 53\n  protocol: udp\n- vip: 10.96.0.10\n  port: 80\n  protocol: tcp\n  select: hash\n",
+        );
+        let err = parse_services_file(&p).unwrap_err();
+        assert!(
+            err.ends_with("dup.yaml: services[2]: duplicate of services[0] (10.96.0.10:80/tcp)"),
+            "{err}"
         );
     }
 }

@@ -128,3 +128,40 @@ async fn cli_talks_to_the_api() {
     assert_eq!(err, "service udp/10.96.0.10/53 not found (HTTP 404)");
     assert_eq!(api.controller.list().len(), 1);
 }
+
+/// A file whose second entry is bad is refused before anything is sent: the
+/// first entry is not applied either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_sends_nothing_when_an_entry_is_bad() {
+    let api = Served::start().await;
+    let file = api.file(
+        "yaml",
+        "- vip: 10.96.0.10\n  port: 80\n  protocol: tcp\n  backends: [{ip: 10.0.2.2, port: 8080}]\n\
+         - vip: 10.96.0.11\n  port: 80\n  protocol: tcp\n  backends: [{ip: 10.0.2.2, port: 0}]\n",
+    );
+    let shown = file.display().to_string();
+    let err = api
+        .ctl(&["service", "apply", "-f", &shown])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        format!("{shown}: services[1].backends[0].port: must be 1..=65535")
+    );
+    assert!(api.controller.list().is_empty());
+
+    let dup = api.file(
+        "json",
+        r#"[{"vip": "10.96.0.10", "port": 80, "protocol": "tcp"},
+            {"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "select": "hash"}]"#,
+    );
+    let err = api
+        .ctl(&["service", "apply", "-f", dup.to_str().unwrap()])
+        .await
+        .unwrap_err();
+    assert!(
+        err.ends_with("services[1]: duplicate of services[0] (10.96.0.10:80/tcp)"),
+        "{err}"
+    );
+    assert!(api.controller.list().is_empty());
+}
