@@ -59,6 +59,11 @@ fn invalid_services_get_400_naming_the_field_and_change_nothing() {
             "port",
         ),
         (
+            "name that would break /metrics",
+            with(good.clone(), "name", json!("web\"} 1\nfake_total 1")),
+            "name",
+        ),
+        (
             "unknown mode",
             with(good.clone(), "mode", json!("dsr")),
             "mode",
@@ -126,8 +131,14 @@ fn invalid_services_get_400_naming_the_field_and_change_nothing() {
         );
     }
 
-    // Nothing changed: same configuration, traffic still balanced.
+    // Nothing changed: same configuration, traffic still balanced, and the
+    // refused name did not reach /metrics.
     assert_eq!(api.get("/v1/services").unwrap().json().unwrap(), before);
+    let metrics = api.get("/metrics").unwrap().body;
+    assert!(
+        !metrics.contains("fake_total") && metrics.ends_with("# EOF\n"),
+        "{metrics}"
+    );
     let vip = lab.vip();
     let hellos = lab
         .topo

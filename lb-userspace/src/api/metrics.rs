@@ -75,6 +75,23 @@ impl CounterFamilies {
     }
 }
 
+/// `value` escaped for the text format (`\\`, `\"`, `\n`):
+/// prometheus-client writes label values as they are. Names are validated to
+/// need no escaping and the other values are addresses, numbers and fixed
+/// names; this keeps the output parseable whatever they hold.
+fn label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Renders a snapshot. Counters are read fresh from the maps on every
 /// scrape, so a new registry is built each time.
 pub fn render_metrics(s: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
@@ -103,21 +120,24 @@ pub fn render_metrics(s: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
     for status in &s.services {
         let spec = &status.spec;
         let labels: Labels = vec![
-            ("service".into(), spec.name.clone()),
-            ("protocol".into(), spec.protocol.to_string()),
-            ("vip".into(), spec.vip.to_string()),
-            ("port".into(), spec.port.to_string()),
+            ("service".into(), label_value(&spec.name)),
+            ("protocol".into(), label_value(spec.protocol.as_str())),
+            ("vip".into(), label_value(&spec.vip.to_string())),
+            ("port".into(), label_value(&spec.port.to_string())),
         ];
         services.set(&labels, &status.counters.service);
         for b in &status.counters.backends {
             let mut l = labels.clone();
-            l.push(("backend".into(), format!("{}:{}", b.ip, b.port)));
+            l.push((
+                "backend".into(),
+                label_value(&format!("{}:{}", b.ip, b.port)),
+            ));
             backends.set(&l, &b.counters);
         }
     }
     for (stat, value) in &s.global {
         datapath
-            .get_or_create(&vec![("reason".into(), stat.name().into())])
+            .get_or_create(&vec![("reason".into(), label_value(stat.name()))])
             .inc_by(*value);
     }
     service_count.set(s.services.len() as i64);
@@ -142,4 +162,37 @@ pub async fn metrics(State(c): State<Arc<Controller>>) -> Result<Response, ApiEr
         text,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{controller::ServiceStatus, datapath::ServiceCounters, test_support};
+
+    /// A name that bypassed validation (an old state file, say) still gives
+    /// parseable output, its quote, backslash and newline escaped.
+    #[test]
+    fn label_values_are_escaped() {
+        let mut spec =
+            test_support::spec(r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp"}"#);
+        spec.name = "a\"b\\c\nd} 1".to_string();
+        let snapshot = MetricsSnapshot {
+            services: vec![ServiceStatus {
+                spec,
+                counters: ServiceCounters {
+                    service: Counters::default(),
+                    backends: Vec::new(),
+                },
+            }],
+            ..Default::default()
+        };
+        let text = render_metrics(&snapshot).unwrap();
+        assert!(
+            text.contains(
+                r#"ferrolb_service_packets_total{service="a\"b\\c\nd} 1",protocol="tcp""#
+            ),
+            "{text}"
+        );
+        test_support::check_openmetrics(&text).unwrap();
+    }
 }

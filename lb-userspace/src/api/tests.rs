@@ -533,6 +533,43 @@ async fn metrics_show_services_backends_and_reasons() {
     }
 }
 
+/// A name that would break the label syntax is refused naming `name`; a
+/// Kubernetes `namespace/name` is taken; `/metrics` stays parseable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_safe_label_values() {
+    let api = Api::new();
+    let before = api.snapshot();
+    for bad in ["x\"} 1\nfake_total 1", "a\\b", "a b", "tab\t"] {
+        let (s, v) = api
+            .call("POST", "/v1/services", Some(with_name(web(), bad)))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
+        assert!(error_of(&v).starts_with("name: "), "{bad:?}: {v}");
+    }
+    assert_eq!(api.snapshot(), before);
+
+    let name = "kube-system/kube-dns.v1_2";
+    let (s, v) = api
+        .call("POST", "/v1/services", Some(with_name(web(), name)))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let resp = api
+        .app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8(to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    crate::test_support::check_openmetrics(&text).unwrap();
+    assert!(text.contains(&format!("service=\"{name}\"")), "{text}");
+}
+
+fn with_name(mut body: Value, name: &str) -> Value {
+    body["name"] = json!(name);
+    body
+}
+
 #[test]
 fn openapi_describes_every_route() {
     let doc: Value = serde_norway::from_str(include_str!("../../openapi.yaml")).unwrap();

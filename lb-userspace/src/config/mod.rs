@@ -10,7 +10,7 @@ mod validate;
 pub use error::{FieldError, ValidationError};
 pub use input::{BackendInput, ServiceInput, parse_json, parse_value};
 pub use model::{BackendSpec, Mode, Protocol, Select, ServiceKey, ServiceSpec};
-pub use validate::{MAX_NAME_LEN, check_port, parse_ip, validate};
+pub use validate::{MAX_NAME_LEN, check_name, check_port, parse_ip, validate};
 
 #[cfg(test)]
 mod tests;

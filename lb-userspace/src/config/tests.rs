@@ -126,8 +126,15 @@ fn each_error_names_its_field() {
         ),
         (
             base(r#""name": "a\u0007b""#),
-            "name: contains control characters",
+            "name: '\\u{7}' not allowed (use A-Z, a-z, 0-9, '.', '_', '/' or '-')",
         ),
+        (
+            base(r#""name": "x\"} 1\nfake_metric{a=\"b""#),
+            "name: '\"' not allowed",
+        ),
+        (base(r#""name": "a b""#), "name: ' ' not allowed"),
+        (base(r#""name": "a\\b""#), "name: '\\\\' not allowed"),
+        (base(r#""name": "café""#), "name: 'é' not allowed"),
         (
             base(&format!(r#""name": "{}""#, "n".repeat(254))),
             "name: longer than 253 bytes",
@@ -286,4 +293,18 @@ fn key_parts_and_map_key() {
     assert!(err.names("port"), "{err}");
     let err = ServiceKey::parse_parts("gre", "nope", "1").unwrap_err();
     assert!(err.names("protocol") && err.names("vip"), "{err}");
+}
+
+#[test]
+fn kubernetes_names_are_accepted() {
+    for name in [
+        "",
+        "web",
+        "default/web",
+        "kube-system/kube-dns.v1_2",
+        "A-Z.0_9",
+    ] {
+        assert_eq!(super::check_name(name), Ok(()), "{name:?}");
+    }
+    assert!(super::check_name(&"n".repeat(super::MAX_NAME_LEN)).is_ok());
 }

@@ -26,13 +26,8 @@ pub fn validate(
     let mut errors = Vec::new();
 
     let name = input.name.clone().unwrap_or_default();
-    if name.len() > MAX_NAME_LEN {
-        errors.push(FieldError::new(
-            "name",
-            format!("longer than {MAX_NAME_LEN} bytes"),
-        ));
-    } else if name.chars().any(char::is_control) {
-        errors.push(FieldError::new("name", "contains control characters"));
+    if let Err(e) = check_name(&name) {
+        errors.push(FieldError::new("name", e));
     }
 
     let vip = match (&input.vip, path) {
@@ -211,6 +206,24 @@ fn check_backends(errors: &mut Vec<FieldError>, inputs: &[BackendInput]) -> Vec<
         }
     }
     out
+}
+
+/// A service name: at most `MAX_NAME_LEN` bytes of `A-Z a-z 0-9 . _ / -`,
+/// which covers Kubernetes `namespace/name` and is safe as a Prometheus label
+/// value (no quote, backslash or newline to escape).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("longer than {MAX_NAME_LEN} bytes"));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')))
+    {
+        Some(c) => Err(format!(
+            "{c:?} not allowed (use A-Z, a-z, 0-9, '.', '_', '/' or '-')"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A port number: 1..=65535.
