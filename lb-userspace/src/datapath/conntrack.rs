@@ -30,6 +30,24 @@ pub struct GcReport {
     pub removed: usize,
 }
 
+/// The first half of a GC pass: entries that looked expired in a snapshot.
+/// `Conntrack::gc_apply` checks each again before deleting it.
+#[derive(Clone, Debug, Default)]
+pub struct GcPlan {
+    /// Entries in the snapshot.
+    pub scanned: usize,
+    /// Keys that looked expired, with the entry as it was then.
+    pub candidates: Vec<(FlowKey, Flow)>,
+}
+
+/// Whether `flow` is expired at `now_ns` given its
+/// partner's last-seen time: the pair lives while either direction is seen
+/// within the timeout, as the datapath judges it.
+fn pair_expired(flow: &Flow, partner: Option<&Flow>, now_ns: u64) -> bool {
+    let partner_seen = partner.map_or(0, |p| p.last_seen_ns);
+    flow.expired_at(flow.last_seen_ns.max(partner_seen), now_ns)
+}
+
 /// The key of the other direction of the connection `flow` (stored under
 /// `key`) belongs to: the packet rewritten by `flow`, reversed.
 pub fn partner_key(key: &FlowKey, flow: &Flow) -> FlowKey {
@@ -103,24 +121,64 @@ impl Conntrack {
     /// as the datapath judges it; an entry whose partner is gone expires on
     /// its own.
     pub fn gc_at(&self, now_ns: u64) -> Result<GcReport, DatapathError> {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let entries = Self::snapshot(&map)?;
+        let plan = self.gc_plan(now_ns)?;
+        self.gc_apply(&plan, now_ns)
+    }
+
+    /// Snapshots the table and lists the entries that look expired.
+    pub fn gc_plan(&self, now_ns: u64) -> Result<GcPlan, DatapathError> {
+        let entries = self.entries()?;
         let by_key: StdHashMap<FlowKey, &Flow> = entries.iter().map(|(k, f)| (*k, f)).collect();
-        let expired: Vec<FlowKey> = entries
+        let candidates = entries
             .iter()
-            .filter(|(k, f)| {
-                let partner_seen = by_key.get(&partner_key(k, f)).map_or(0, |p| p.last_seen_ns);
-                f.expired_at(f.last_seen_ns.max(partner_seen), now_ns)
-            })
-            .map(|(k, _)| *k)
+            .filter(|(k, f)| pair_expired(f, by_key.get(&f.peer_key(k.proto)).copied(), now_ns))
+            .copied()
             .collect();
-        let removed = Self::delete(&mut map, &expired)?;
-        self.entries
-            .store((entries.len() - removed) as u64, Ordering::Relaxed);
-        Ok(GcReport {
+        Ok(GcPlan {
             scanned: entries.len(),
+            candidates,
+        })
+    }
+
+    /// Deletes the candidates of `plan` that are still expired: each is read
+    /// again, with its partner, and kept if it was refreshed or re-created
+    /// since the snapshot (seen again, or another backend id or generation).
+    pub fn gc_apply(&self, plan: &GcPlan, now_ns: u64) -> Result<GcReport, DatapathError> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut doomed = Vec::new();
+        for (key, seen) in &plan.candidates {
+            let Some(now) = Self::read(&map, key)? else {
+                continue;
+            };
+            if (now.backend_id, now.backend_generation)
+                != (seen.backend_id, seen.backend_generation)
+            {
+                continue;
+            }
+            let partner = Self::read(&map, &now.peer_key(key.proto))?;
+            if pair_expired(&now, partner.as_ref(), now_ns) {
+                doomed.push(*key);
+            }
+        }
+        let removed = Self::delete(&mut map, &doomed)?;
+        self.entries
+            .store((plan.scanned - removed) as u64, Ordering::Relaxed);
+        Ok(GcReport {
+            scanned: plan.scanned,
             removed,
         })
+    }
+
+    /// The entry under `key`, if any.
+    fn read(
+        map: &HashMap<MapData, FlowKey, Flow>,
+        key: &FlowKey,
+    ) -> Result<Option<Flow>, DatapathError> {
+        match map.get(key, 0) {
+            Ok(flow) => Ok(Some(flow)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(DatapathError::map(CONNTRACK)(e)),
+        }
     }
 
     /// One GC pass now.

@@ -369,6 +369,47 @@ fn gc_deletes_expired_pairs_only() {
     assert_eq!(dp.conntrack().last_entry_count(), 4);
 }
 
+/// An entry refreshed or re-created between the GC's snapshot and its
+/// deletes survives (with its partner when the pair is alive again).
+#[test]
+fn gc_keeps_entries_refreshed_after_its_snapshot() {
+    let dirs = Dirs::new();
+    let dp = dirs.load();
+    let h = BackendHandle {
+        id: 7,
+        generation: 1,
+    };
+    let s = 1_000_000_000u64;
+    let now = 10_000 * s;
+    let vip = ("10.96.0.10", 80);
+    let be = ("10.0.2.2", 8080);
+    let refreshed = connection(("10.0.1.2", 2000), vip, be, h, now - 101 * s);
+    let recreated = connection(("10.0.1.2", 2001), vip, be, h, now - 101 * s);
+    let idle = connection(("10.0.1.2", 2002), vip, be, h, now - 101 * s);
+    for c in [&refreshed, &recreated, &idle] {
+        insert(&dp, c);
+    }
+    let plan = dp.conntrack().gc_plan(now).unwrap();
+    assert_eq!(plan.scanned, 6);
+    assert_eq!(plan.candidates.len(), 6, "all looked expired");
+
+    // The datapath sees a packet of the first connection...
+    let mut fwd = refreshed[0];
+    fwd.1.last_seen_ns = now - s;
+    insert(&dp, &[fwd]);
+    // ...and the second's reply entry is replaced by another connection's.
+    let mut other = recreated[1];
+    other.1.backend_generation = 2;
+    insert(&dp, &[other]);
+
+    let report = dp.conntrack().gc_apply(&plan, now).unwrap();
+    assert_eq!(present(&dp, &refreshed), vec![true, true]);
+    assert_eq!(present(&dp, &recreated), vec![false, true]);
+    assert_eq!(present(&dp, &idle), vec![false, false]);
+    assert_eq!(report.removed, 3);
+    assert_eq!(dp.conntrack().last_entry_count(), 3);
+}
+
 #[test]
 fn empty_ring_slot_index_is_per_service() {
     // Service ids index disjoint RING_SIZE blocks.
