@@ -72,7 +72,10 @@ fn driver_mode_fails_clearly_without_driver_support() {
         .expect("ferrolbd must refuse driver mode on loopback");
     let msg = format!("{err:#}");
     assert!(msg.contains("exited at start"), "{msg}");
-    assert!(msg.contains("interface lo"), "the error names the interface: {msg}");
+    assert!(
+        msg.contains("interface lo"),
+        "the error names the interface: {msg}"
+    );
     assert_eq!(xdp_kind(&ns, "lo"), "none");
 }
 
@@ -83,5 +86,8 @@ fn unknown_interface_fails_clearly() {
         .err()
         .expect("ferrolbd must refuse an unknown interface");
     let msg = format!("{err:#}");
-    assert!(msg.contains("nosuch0"), "the error names the interface: {msg}");
+    assert!(
+        msg.contains("nosuch0"),
+        "the error names the interface: {msg}"
+    );
 }
