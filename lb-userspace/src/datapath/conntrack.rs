@@ -48,18 +48,6 @@ fn pair_expired(flow: &Flow, partner: Option<&Flow>, now_ns: u64) -> bool {
     flow.expired_at(flow.last_seen_ns.max(partner_seen), now_ns)
 }
 
-/// The key of the other direction of the connection `flow` (stored under
-/// `key`) belongs to: the packet rewritten by `flow`, reversed.
-pub fn partner_key(key: &FlowKey, flow: &Flow) -> FlowKey {
-    FlowKey::new(
-        flow.nat_dst_ip,
-        flow.nat_src_ip,
-        flow.nat_dst_port,
-        flow.nat_src_port,
-        key.proto,
-    )
-}
-
 impl Conntrack {
     pub(crate) fn new(map: HashMap<MapData, FlowKey, Flow>) -> Self {
         Self {

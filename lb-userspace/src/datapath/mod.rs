@@ -20,7 +20,7 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 pub use attach::{AttachedIface, XdpModeArg};
 pub use clock::{Clock, monotonic_coarse_ns};
-pub use conntrack::{Conntrack, GcPlan, GcReport, partner_key};
+pub use conntrack::{Conntrack, GcPlan, GcReport};
 pub use error::DatapathError;
 pub use load::DatapathOptions;
 pub use program::{BackendHandle, InstalledService};

@@ -81,7 +81,7 @@ fn present(dp: &Datapath, entries: &[(FlowKey, Flow)]) -> Vec<bool> {
 }
 
 #[test]
-fn partner_keys_pair_up() {
+fn peer_keys_pair_up() {
     let h = BackendHandle {
         id: 1,
         generation: 1,
@@ -93,8 +93,8 @@ fn partner_keys_pair_up() {
         h,
         0,
     );
-    assert_eq!(partner_key(&fwd.0, &fwd.1), rep.0);
-    assert_eq!(partner_key(&rep.0, &rep.1), fwd.0);
+    assert_eq!(fwd.1.peer_key(fwd.0.proto), rep.0);
+    assert_eq!(rep.1.peer_key(rep.0.proto), fwd.0);
 }
 
 #[test]
