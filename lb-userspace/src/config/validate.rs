@@ -30,68 +30,24 @@ pub fn validate(
         errors.push(FieldError::new("name", e));
     }
 
-    let vip = match (&input.vip, path) {
-        (None, Some(p)) => Some(p.vip),
-        (None, None) => missing(&mut errors, "vip"),
-        (Some(text), path) => match parse_ip(text) {
-            Ok(ip) => match path {
-                Some(p) if p.vip != ip => {
-                    errors.push(FieldError::new(
-                        "vip",
-                        format!("{ip} does not match the path's {}", p.vip),
-                    ));
-                    None
-                }
-                _ => Some(ip),
-            },
-            Err(e) => {
-                errors.push(FieldError::new("vip", e));
-                None
-            }
-        },
-    };
-
-    let port = match (input.port, path) {
-        (None, Some(p)) => Some(p.port),
-        (None, None) => missing(&mut errors, "port"),
-        (Some(n), path) => match check_port(n) {
-            Ok(port) => match path {
-                Some(p) if p.port != port => {
-                    errors.push(FieldError::new(
-                        "port",
-                        format!("{port} does not match the path's {}", p.port),
-                    ));
-                    None
-                }
-                _ => Some(port),
-            },
-            Err(e) => {
-                errors.push(FieldError::new("port", e));
-                None
-            }
-        },
-    };
-
-    let protocol = match (&input.protocol, path) {
-        (None, Some(p)) => Some(p.protocol),
-        (None, None) => missing(&mut errors, "protocol"),
-        (Some(text), path) => match text.parse::<Protocol>() {
-            Ok(proto) => match path {
-                Some(p) if p.protocol != proto => {
-                    errors.push(FieldError::new(
-                        "protocol",
-                        format!("{proto} does not match the path's {}", p.protocol),
-                    ));
-                    None
-                }
-                _ => Some(proto),
-            },
-            Err(e) => {
-                errors.push(FieldError::new("protocol", e));
-                None
-            }
-        },
-    };
+    let vip = key_part(
+        &mut errors,
+        "vip",
+        input.vip.as_deref().map(parse_ip),
+        path.map(|p| p.vip),
+    );
+    let port = key_part(
+        &mut errors,
+        "port",
+        input.port.map(check_port),
+        path.map(|p| p.port),
+    );
+    let protocol = key_part(
+        &mut errors,
+        "protocol",
+        input.protocol.as_deref().map(str::parse::<Protocol>),
+        path.map(|p| p.protocol),
+    );
 
     let mode = parse_named(&mut errors, "mode", input.mode.as_deref(), Mode::Dnat);
     let select = parse_named(
@@ -131,6 +87,33 @@ pub fn validate(
             })
         }
         _ => Err(ValidationError { errors }),
+    }
+}
+
+/// One part of the service key (vip, port or protocol): as parsed from the
+/// body (`given`), or from the request path when the body omits it; where
+/// both are there they must agree.
+fn key_part<T: PartialEq + std::fmt::Display>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    given: Option<Result<T, String>>,
+    from_path: Option<T>,
+) -> Option<T> {
+    match (given, from_path) {
+        (None, Some(p)) => Some(p),
+        (None, None) => missing(errors, field),
+        (Some(Err(e)), _) => {
+            errors.push(FieldError::new(field, e));
+            None
+        }
+        (Some(Ok(v)), Some(p)) if v != p => {
+            errors.push(FieldError::new(
+                field,
+                format!("{v} does not match the path's {p}"),
+            ));
+            None
+        }
+        (Some(Ok(v)), _) => Some(v),
     }
 }
 
