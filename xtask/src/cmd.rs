@@ -77,3 +77,43 @@ pub fn output(cmd: &mut Command) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Makes sure the nightly toolchain has `component` (installing nightly
+/// with it if nightly is missing). `who` prefixes what is printed (`setup`,
+/// `lint`). Returns whether anything was installed.
+pub fn ensure_nightly_component(component: &str, who: &str) -> Result<bool> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]));
+    match installed {
+        Some(list) if list.lines().any(|l| l.starts_with(component)) => Ok(false),
+        Some(_) => {
+            println!("{who}: adding {component} to the nightly toolchain");
+            run(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                "nightly",
+            ]))?;
+            Ok(true)
+        }
+        None => {
+            println!("{who}: installing the nightly toolchain with {component}");
+            run(Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                component,
+            ]))?;
+            Ok(true)
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    ensure_nightly_clippy()?;
+    cmd::ensure_nightly_component("clippy", "lint")?;
     // lb-ebpf only builds for the BPF target, with the nightly toolchain and
     // core rebuilt from source (what aya-build does for the real build).
     let mut ebpf = Command::new("rustup");
@@ -47,27 +47,5 @@ pub fn run() -> Result<()> {
         ]);
     cmd::run(&mut ebpf)?;
     println!("lint: ok");
-    Ok(())
-}
-
-fn ensure_nightly_clippy() -> Result<()> {
-    let installed = cmd::output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--toolchain",
-        "nightly",
-        "--installed",
-    ]))
-    .unwrap_or_default();
-    if !installed.lines().any(|l| l.starts_with("clippy")) {
-        println!("lint: adding clippy to the nightly toolchain");
-        cmd::run(Command::new("rustup").args([
-            "component",
-            "add",
-            "clippy",
-            "--toolchain",
-            "nightly",
-        ]))?;
-    }
     Ok(())
 }

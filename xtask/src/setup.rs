@@ -33,7 +33,7 @@ pub fn run() -> Result<()> {
     let mut apt = Apt::default();
     let mut done_something = false;
 
-    done_something |= ensure_rust_src()?;
+    done_something |= cmd::ensure_nightly_component("rust-src", "setup")?;
 
     let missing_llvm: Vec<&str> = LLVM_PACKAGES
         .iter()
@@ -67,43 +67,6 @@ pub fn run() -> Result<()> {
         println!("setup: everything is already in place");
     }
     Ok(())
-}
-
-fn ensure_rust_src() -> Result<bool> {
-    let installed = cmd::output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--toolchain",
-        "nightly",
-        "--installed",
-    ]));
-    match installed {
-        Some(list) if list.lines().any(|l| l.starts_with("rust-src")) => Ok(false),
-        Some(_) => {
-            println!("setup: adding rust-src to the nightly toolchain");
-            cmd::run(Command::new("rustup").args([
-                "component",
-                "add",
-                "rust-src",
-                "--toolchain",
-                "nightly",
-            ]))?;
-            Ok(true)
-        }
-        None => {
-            println!("setup: installing the nightly toolchain with rust-src");
-            cmd::run(Command::new("rustup").args([
-                "toolchain",
-                "install",
-                "nightly",
-                "--profile",
-                "minimal",
-                "--component",
-                "rust-src",
-            ]))?;
-            Ok(true)
-        }
-    }
 }
 
 fn ensure_bpf_linker() -> Result<bool> {
