@@ -49,7 +49,8 @@ pub fn services(list: &[ServiceSpec]) -> String {
 }
 
 /// `service get`: the service, then its backends with counters.
-pub fn service(s: &ServiceView) -> String {
+pub fn service(view: &ServiceView) -> String {
+    let s = &view.spec;
     let mut head = table(&["SERVICE", "NAME", "MODE", "SELECT", "TIMEOUT"]);
     head.add_row(vec![
         addr(s.vip, s.port, s.protocol),
@@ -69,8 +70,8 @@ pub fn service(s: &ServiceView) -> String {
     ]);
     for b in &s.backends {
         t.add_row(vec![
-            format!("{}:{}", b.ip, b.port),
-            b.weight.to_string(),
+            format!("{}:{}", b.backend.ip, b.backend.port),
+            b.backend.weight.to_string(),
             b.stats.packets.to_string(),
             b.stats.bytes.to_string(),
             b.stats.new_connections.to_string(),
@@ -81,11 +82,11 @@ pub fn service(s: &ServiceView) -> String {
     t.add_row(vec![
         "TOTAL".to_string(),
         String::new(),
-        s.stats.packets.to_string(),
-        s.stats.bytes.to_string(),
-        s.stats.new_connections.to_string(),
-        s.stats.reply_packets.to_string(),
-        s.stats.reply_bytes.to_string(),
+        view.stats.packets.to_string(),
+        view.stats.bytes.to_string(),
+        view.stats.new_connections.to_string(),
+        view.stats.reply_packets.to_string(),
+        view.stats.reply_bytes.to_string(),
     ]);
     format!("{head}\n{t}\n")
 }

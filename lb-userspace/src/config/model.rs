@@ -126,9 +126,11 @@ pub struct BackendSpec {
 
 /// A checked service, every default filled in. Serialises to the API's and
 /// the state file's JSON. Deserialising it does not validate: read user
-/// input as `ServiceInput` and `validate` it.
+/// input as `ServiceInput` and `validate` it. `B` is the backend type: the
+/// API's view of a service reuses these fields with backends that carry
+/// their counters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceSpec {
+pub struct ServiceSpec<B = BackendSpec> {
     pub name: String,
     pub vip: Ipv4Addr,
     pub port: u16,
@@ -136,10 +138,10 @@ pub struct ServiceSpec {
     pub mode: Mode,
     pub select: Select,
     pub timeout_s: u32,
-    pub backends: Vec<BackendSpec>,
+    pub backends: Vec<B>,
 }
 
-impl ServiceSpec {
+impl<B> ServiceSpec<B> {
     pub fn key(&self) -> ServiceKey {
         ServiceKey {
             protocol: self.protocol,
