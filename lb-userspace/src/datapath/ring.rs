@@ -1,6 +1,10 @@
 //! The selection ring of a service: which backend each slot points to.
 
-use lb_common::limits::RING_SIZE;
+use lb_common::limits::{MAX_BACKENDS_PER_SERVICE, RING_SIZE};
+
+// Every backend of a service gets a slot: validation allows at most
+// MAX_BACKENDS_PER_SERVICE backends, so the ring must have room for them.
+const _: () = assert!(MAX_BACKENDS_PER_SERVICE <= RING_SIZE);
 
 /// Spreads backends with `weights` over at most `RING_SIZE` slots and
 /// returns, per slot, the index of its backend.
@@ -15,10 +19,15 @@ pub fn build_ring(weights: &[u32]) -> Vec<usize> {
     interleave(&counts)
 }
 
-/// Slots per backend.
+/// Slots per backend, summing to at most `ring`. With more backends than
+/// slots (never for a service, see the assertion above) only the first
+/// `ring` backends get one.
 fn slot_counts(weights: &[u32], ring: usize) -> Vec<u64> {
     if weights.is_empty() {
         return Vec::new();
+    }
+    if weights.len() > ring {
+        return (0..weights.len()).map(|i| u64::from(i < ring)).collect();
     }
     let weights: Vec<u64> = weights.iter().map(|&w| u64::from(w.max(1))).collect();
     let g = weights.iter().copied().fold(0, gcd);
@@ -36,18 +45,21 @@ fn slot_counts(weights: &[u32], ring: usize) -> Vec<u64> {
     let mut sum: u64 = counts.iter().sum();
     while sum > ring {
         // Take from the backend most above its quota that has more than one.
-        let i = (0..counts.len())
+        // There is one: more slots than ring >= backends.
+        let Some(i) = (0..counts.len())
             .filter(|&i| counts[i] > 1)
             .max_by_key(|&i| (excess(i, counts[i]), std::cmp::Reverse(i)))
-            .expect("more slots than backends implies a backend with two");
+        else {
+            break;
+        };
         counts[i] -= 1;
         sum -= 1;
     }
     while sum < ring {
         // Give to the backend most below its quota.
-        let i = (0..counts.len())
-            .min_by_key(|&i| (excess(i, counts[i]), i))
-            .expect("non-empty");
+        let Some(i) = (0..counts.len()).min_by_key(|&i| (excess(i, counts[i]), i)) else {
+            break;
+        };
         counts[i] += 1;
         sum += 1;
     }
@@ -155,5 +167,14 @@ mod tests {
         let ring = build_ring(&weights);
         assert_eq!(ring.len(), RING_SIZE as usize);
         assert!(counts_of(&ring, weights.len()).iter().all(|&n| n >= 1));
+    }
+
+    #[test]
+    fn more_backends_than_slots_fill_the_ring_without_panicking() {
+        let counts = slot_counts(&[1, 5, 1, 1, 1, 1], 4);
+        assert_eq!(counts, vec![1, 1, 1, 1, 0, 0]);
+        let ring = interleave(&counts);
+        assert_eq!(ring.len(), 4);
+        assert_eq!(counts_of(&ring, 6), vec![1, 1, 1, 1, 0, 0]);
     }
 }
