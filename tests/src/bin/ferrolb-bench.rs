@@ -9,7 +9,7 @@
 use anyhow::{Result, bail};
 use clap::{Parser, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use tests::bench_e2e::{self, Options, Row};
+use tests::bench_e2e::{self, Options, Row, SETUPS};
 use tests::interrupt;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,34 +81,110 @@ fn run_per_packet() -> Result<()> {
 }
 
 fn print_e2e(rows: &[Row], opts: &Options) {
-    let Some(base) = rows.first() else { return };
+    println!(
+        "\nEnd to end, same topology, same run; medians of {} interleaved round(s) (iperf3 {} s, connections {} s \
+         on {} threads; ferrolb/nftables balance connections over {} backends, iperf3 goes to one):",
+        opts.rounds, opts.iperf_seconds, opts.conn_seconds, opts.conn_workers, opts.backends
+    );
+    println!("{}", e2e_table(rows));
+    if let (Some(lb), Some(nft)) = (row(rows, SETUPS[1]), row(rows, SETUPS[2])) {
+        println!(
+            "ferrolb / nftables DNAT: throughput {}, new connections/s {} (above 1.00x: ferrolb ahead)",
+            ratio(lb.throughput_bps, nft.throughput_bps),
+            ratio(lb.conns_per_second, nft.conns_per_second)
+        );
+    }
+}
+
+/// Each setup's figures with their ratios to no load balancer (the first
+/// row) and to nftables DNAT.
+fn e2e_table(rows: &[Row]) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec![
         "setup",
         "TCP throughput (iperf3)",
         "vs no LB",
+        "vs nftables",
         "new TCP conn/s",
         "vs no LB",
+        "vs nftables",
         "conn errors",
     ]);
-    for row in rows {
+    let base = rows.first();
+    let nft = row(rows, SETUPS[2]);
+    let vs = |other: Option<&Row>, f: fn(&Row) -> f64, r: &Row| {
+        other.map_or_else(|| "-".to_string(), |o| ratio(f(r), f(o)))
+    };
+    let tput = |r: &Row| r.throughput_bps;
+    let conns = |r: &Row| r.conns_per_second;
+    for r in rows {
         table.add_row(vec![
-            row.setup.to_string(),
-            format!("{:.2} Gbit/s", row.throughput_bps / 1e9),
-            format!("{:.2}x", row.throughput_bps / base.throughput_bps.max(1.0)),
-            format!("{:.0}", row.conns_per_second),
-            format!(
-                "{:.2}x",
-                row.conns_per_second / base.conns_per_second.max(1e-9)
-            ),
-            row.conn_errors.to_string(),
+            r.setup.to_string(),
+            format!("{:.2} Gbit/s", r.throughput_bps / 1e9),
+            vs(base, tput, r),
+            vs(nft, tput, r),
+            format!("{:.0}", r.conns_per_second),
+            vs(base, conns, r),
+            vs(nft, conns, r),
+            r.conn_errors.to_string(),
         ]);
     }
-    println!(
-        "\nEnd to end, same topology, same run; medians of {} interleaved round(s) (iperf3 {} s, connections {} s \
-         on {} threads; ferrolb/nftables balance connections over {} backends, iperf3 goes to one):",
-        opts.rounds, opts.iperf_seconds, opts.conn_seconds, opts.conn_workers, opts.backends
-    );
-    println!("{table}");
+    table
+}
+
+fn row<'a>(rows: &'a [Row], setup: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.setup == setup)
+}
+
+/// `a / b` as `1.23x`; `-` when `b` is not positive (nothing measured).
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".to_string()
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn e2e_table_compares_with_nftables() {
+        let r = |setup, gbps: f64, conns| Row {
+            setup,
+            throughput_bps: gbps * 1e9,
+            conns_per_second: conns,
+            conn_errors: 0,
+        };
+        let rows = [
+            r(SETUPS[0], 10.0, 4000.0),
+            r(SETUPS[1], 9.0, 3000.0),
+            r(SETUPS[2], 6.0, 2000.0),
+        ];
+        let text = e2e_table(&rows).to_string();
+        let ferrolb = text.lines().find(|l| l.contains(SETUPS[1])).unwrap();
+        let cells: Vec<&str> = ferrolb
+            .split(['│', '┆'])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                SETUPS[1],
+                "9.00 Gbit/s",
+                "0.90x",
+                "1.50x",
+                "3000",
+                "0.75x",
+                "1.50x",
+                "0"
+            ],
+            "{text}"
+        );
+        assert!(text.contains("vs nftables"), "{text}");
+        assert_eq!(ratio(1.0, 0.0), "-");
+    }
 }
