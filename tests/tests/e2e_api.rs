@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 use tests::api::service_path;
 use tests::client;
+use tests::daemon::{Daemon, DaemonConfig};
 use tests::lab::Lab;
+use tests::netns::{self, Netns};
 use tests::topology::IO_TIMEOUT;
 
 fn with(mut body: Value, key: &str, value: Value) -> Value {
@@ -202,4 +204,31 @@ fn metrics_count_traffic_per_service_and_backend() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(new_conns, 6.0, "metrics:\n{}", metrics.body);
+}
+
+/// ferrolbd attached in a namespace where IPv4 forwarding is off (the
+/// default of a new namespace) says so at start, and not once it is on.
+#[test]
+fn daemon_warns_when_forwarding_is_off() {
+    let lb = Netns::create("fwd-lb").unwrap();
+    let peer = Netns::create("fwd-peer").unwrap();
+    netns::veth(&lb, "fwd0", &peer, "fwd1").unwrap();
+    let ifaces = vec!["fwd0".to_string()];
+
+    let daemon = Daemon::start(&lb, DaemonConfig::new(ifaces.clone())).unwrap();
+    let log = daemon.log();
+    assert!(
+        log.contains("WARN") && log.contains("net.ipv4.ip_forward is 0"),
+        "{log}"
+    );
+    assert!(log.contains("net.ipv4.conf.fwd0.forwarding is 0"), "{log}");
+    drop(daemon);
+
+    lb.sysctl("net/ipv4/ip_forward", "1").unwrap();
+    let daemon = Daemon::start(&lb, DaemonConfig::new(ifaces)).unwrap();
+    let log = daemon.log();
+    assert!(
+        !log.contains("forwarding is 0") && !log.contains("ip_forward is 0"),
+        "{log}"
+    );
 }

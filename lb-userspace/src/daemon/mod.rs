@@ -1,8 +1,10 @@
 //! `ferrolbd`: loads the datapath, restores the configuration, serves the
-//! API and runs the connection-table GC until told to stop.
+//! API and runs the connection-table GC until told to stop. It warns when
+//! IPv4 forwarding is off for the interfaces it attaches to.
 
 mod args;
 mod clock;
+mod forwarding;
 mod gc;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -62,6 +64,7 @@ impl Daemon {
         })
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))??;
+        forwarding::warn_if_forwarding_off(&args.ifaces);
         let listener =
             TcpListener::bind(args.api_addr)
                 .await
