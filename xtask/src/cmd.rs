@@ -82,6 +82,11 @@ pub fn output(cmd: &mut Command) -> Option<String> {
 /// with it if nightly is missing). `who` prefixes what is printed (`setup`,
 /// `lint`). Returns whether anything was installed.
 pub fn ensure_nightly_component(component: &str, who: &str) -> Result<bool> {
+    // What `-Z build-std` needs of rust-src is its source tree in the
+    // sysroot, however it got there.
+    if component == "rust-src" && nightly_rust_src_present() {
+        return Ok(false);
+    }
     let installed = output(Command::new("rustup").args([
         "component",
         "list",
@@ -116,4 +121,13 @@ pub fn ensure_nightly_component(component: &str, who: &str) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// Whether the nightly sysroot holds the standard library's sources.
+fn nightly_rust_src_present() -> bool {
+    output(Command::new("rustc").args(["+nightly", "--print", "sysroot"])).is_some_and(|sysroot| {
+        std::path::Path::new(sysroot.trim())
+            .join("lib/rustlib/src/rust/library/core/src/lib.rs")
+            .is_file()
+    })
 }
