@@ -13,6 +13,7 @@
 
 pub mod conntrack;
 pub mod csum;
+pub mod decap;
 pub mod hash;
 pub mod limits;
 pub mod maps;
@@ -20,6 +21,7 @@ pub mod service;
 pub mod stats;
 
 pub use conntrack::{Flow, FlowKey, NextHop};
+pub use decap::DecapStat;
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
 
@@ -27,6 +29,8 @@ pub use stats::{Counters, GlobalStat};
 pub mod proto {
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    /// IPv4 in IPv4 (IPIP, RFC 2003).
+    pub const IPIP: u8 = 4;
 }
 
 #[cfg(feature = "user")]

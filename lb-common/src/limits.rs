@@ -33,3 +33,6 @@ pub const TCP_CLOSE_TIMEOUT_S: u32 = 10;
 /// Default idle timeouts per protocol.
 pub const DEFAULT_TCP_TIMEOUT_S: u32 = 3600;
 pub const DEFAULT_UDP_TIMEOUT_S: u32 = 60;
+
+/// Addresses `ferrolb_decap` decapsulates IPIP for (`DECAP_ADDRS`).
+pub const MAX_DECAP_ADDRS: u32 = 256;

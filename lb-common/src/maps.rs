@@ -37,7 +37,16 @@ pub const CLOCK_TICK_MS: u64 = 100;
 /// `MAX_IFACES`); not pinned, rewritten at every start: interfaces the datapath may redirect to.
 pub const TX_PORTS: &str = "TX_PORTS";
 
+/// `HashMap<u32 (address, network byte order), u32 (unused, 0)>` of
+/// `MAX_DECAP_ADDRS`: the node addresses whose IPIP packets `ferrolb_decap`
+/// decapsulates.
+pub const DECAP_ADDRS: &str = "DECAP_ADDRS";
+/// `PerCpuArray<u64>` of `DecapStat::COUNT`, indexed by `DecapStat`.
+pub const DECAP_STATS: &str = "DECAP_STATS";
+
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
 /// A program that drops everything: the baseline of the benchmarks.
 pub const PROG_DROP: &str = "ferrolb_drop";
+/// The node-side IPIP decapsulation XDP program (`ferrolbd --node-decap`).
+pub const PROG_DECAP: &str = "ferrolb_decap";

@@ -1,10 +1,12 @@
 //! ferrolb's XDP datapath: balances IPv4 TCP/UDP connections addressed to
-//! VIPs over backends (DNAT), and reverse-NATs the replies.
+//! VIPs over backends (DNAT), and reverse-NATs the replies; and the node-side
+//! IPIP decapsulation program (`decap.rs`).
 //! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
 
 mod conntrack;
+mod decap;
 mod error;
 mod forward;
 mod headers;
@@ -73,6 +75,12 @@ fn balance(ctx: &XdpContext) -> Result<u32, Error> {
 
     nat::rewrite(ctx, &pkt, flow)?;
     Ok(forward::forward(ctx, &pkt, next_hop, now))
+}
+
+/// Node-side IPIP decapsulation (`ferrolbd --node-decap`): see `decap.rs`.
+#[xdp]
+pub fn ferrolb_decap(ctx: XdpContext) -> u32 {
+    decap::run(&ctx)
 }
 
 /// Drops everything: the baseline the benchmarks compare against.

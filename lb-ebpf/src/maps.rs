@@ -7,8 +7,10 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Backend, Counters, Flow, FlowKey, GlobalStat, NextHop, Service, VipKey,
-    limits::{CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_IFACES, MAX_SERVICES, RING_SIZE},
+    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, NextHop, Service, VipKey,
+    limits::{
+        CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES, RING_SIZE,
+    },
 };
 
 #[map]
@@ -49,3 +51,10 @@ pub static CLOCK: Array<u64> = Array::pinned(1, 0);
 /// every start.
 #[map]
 pub static TX_PORTS: DevMap = DevMap::with_max_entries(MAX_IFACES, 0);
+
+/// Node addresses whose IPIP packets `ferrolb_decap` decapsulates.
+#[map]
+pub static DECAP_ADDRS: HashMap<u32, u32> = HashMap::pinned(MAX_DECAP_ADDRS, 0);
+
+#[map]
+pub static DECAP_STATS: PerCpuArray<u64> = PerCpuArray::pinned(DecapStat::COUNT, 0);

@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use lb_common::GlobalStat;
+use lb_common::{DecapStat, GlobalStat};
 
 use crate::{
     config::{ServiceKey, ServiceSpec, ValidationError},
@@ -64,6 +64,8 @@ pub struct ServiceStatus {
 pub struct MetricsSnapshot {
     pub services: Vec<ServiceStatus>,
     pub global: Vec<(GlobalStat, u64)>,
+    /// The decapsulation program's counters.
+    pub decap: Vec<(DecapStat, u64)>,
     /// Connection-table entries at the last GC pass.
     pub conntrack_entries: u64,
 }
@@ -252,6 +254,7 @@ impl Controller {
         Ok(MetricsSnapshot {
             services,
             global: inner.datapath.global_counters()?,
+            decap: inner.datapath.decap_counters()?,
             conntrack_entries: self.conntrack.last_entry_count(),
         })
     }

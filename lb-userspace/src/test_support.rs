@@ -32,6 +32,7 @@ impl Dirs {
         DatapathOptions {
             bpffs_dir: self.pin.clone(),
             ifaces: Vec::new(),
+            decap_ifaces: Vec::new(),
             xdp_mode: XdpModeArg::Auto,
             // Small: many tests load a datapath at once.
             conntrack_size: Some(4096),

@@ -27,6 +27,8 @@ const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct DaemonConfig {
     /// Interfaces to attach to (`--iface`).
     pub ifaces: Vec<String>,
+    /// Interfaces to decapsulate IPIP on (`--node-decap`).
+    pub node_decap: Vec<String>,
     /// `--xdp-mode` (auto, driver, skb).
     pub xdp_mode: String,
     /// Extra flags.
@@ -37,6 +39,7 @@ impl DaemonConfig {
     pub fn new(ifaces: Vec<String>) -> DaemonConfig {
         DaemonConfig {
             ifaces,
+            node_decap: Vec::new(),
             xdp_mode: "auto".to_string(),
             extra_args: Vec::new(),
         }
@@ -112,6 +115,9 @@ impl Daemon {
         let mut cmd = self.ns.command(bin_path("ferrolbd")?);
         for iface in &self.config.ifaces {
             cmd.args(["--iface", iface]);
+        }
+        for iface in &self.config.node_decap {
+            cmd.args(["--node-decap", iface]);
         }
         cmd.args(["--api-addr", API_ADDR])
             .arg("--state-dir")

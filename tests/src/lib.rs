@@ -1,12 +1,13 @@
 //! ferrolb's test support.
 //!
 //! - Packet fixtures through `BPF_PROG_TEST_RUN`: [`xdp`], [`packets`],
-//!   [`fixture_net`].
+//!   [`ipip`], [`fixture_net`].
 //! - End-to-end in network namespaces: [`netns`] (namespaces, veths),
 //!   [`topology`] (client, load balancer, backends), [`server`] and
 //!   [`client`] (the test protocol), [`daemon`] and [`api`] (ferrolbd and its
 //!   REST API), [`nft`] (nftables DNAT for comparison), [`traffic`]
-//!   (connection-rate and iperf3 runs for the benchmark).
+//!   (connection-rate and iperf3 runs for the benchmark); [`node_topology`]
+//!   and [`ipip_socket`] (a node decapsulating IPIP with ferrolbd).
 
 pub mod api;
 pub mod bench_e2e;
@@ -17,9 +18,12 @@ pub mod daemon;
 pub mod dnat_fixture;
 pub mod fixture_net;
 pub mod interrupt;
+pub mod ipip;
+pub mod ipip_socket;
 pub mod lab;
 pub mod netns;
 pub mod nft;
+pub mod node_topology;
 pub mod packets;
 pub mod process;
 pub mod server;

@@ -17,7 +17,7 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Backend, Counters, Flow, FlowKey, GlobalStat, Service, VipKey,
+    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, Service, VipKey,
     limits::RING_SIZE,
     maps as names,
     service::{BACKEND_ACTIVE, mode},
@@ -74,7 +74,7 @@ impl Harness {
             .default_map_pin_directory(&pin_dir)
             .load(lb_userspace::EBPF_OBJECT)
             .context("loading the eBPF object")?;
-        for name in [names::PROG_BALANCER, names::PROG_DROP] {
+        for name in [names::PROG_BALANCER, names::PROG_DROP, names::PROG_DECAP] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program {name} missing"))?
@@ -181,6 +181,25 @@ impl Harness {
     /// Marks a backend as taking traffic or not.
     pub fn set_backend_active(&mut self, id: u32, active: bool) -> Result<()> {
         self.update_backend(id, |b| b.flags = if active { BACKEND_ACTIVE } else { 0 })
+    }
+
+    /// Makes `addr` a decapsulation address (`DECAP_ADDRS`), as
+    /// `ferrolbd --node-decap` does for its interfaces' addresses.
+    pub fn add_decap_addr(&mut self, addr: std::net::Ipv4Addr) -> Result<()> {
+        let mut addrs: HashMap<&mut MapData, u32, u32> =
+            HashMap::try_from(self.map(names::DECAP_ADDRS)?)?;
+        addrs.insert(ip_be(addr), 0, 0)?;
+        Ok(())
+    }
+
+    /// A `DECAP_STATS` counter, summed over CPUs.
+    pub fn decap_stat(&self, stat: DecapStat) -> Result<u64> {
+        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map(names::DECAP_STATS)
+                .ok_or_else(|| anyhow!("no DECAP_STATS"))?,
+        )?;
+        Ok(map.get(&(stat as u32), 0)?.iter().sum())
     }
 
     /// Lets the datapath redirect to `ifindex` (must exist in the calling

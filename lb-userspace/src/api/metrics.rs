@@ -104,6 +104,12 @@ pub fn render_metrics(s: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
         "Packets not simply balanced, by what the datapath did (drop/pass reasons, tx, redirect)",
         datapath.clone(),
     );
+    let decap: Family<Labels, Counter> = Family::default();
+    registry.register(
+        "ferrolb_decap_packets",
+        "Packets seen by the node-side IPIP decapsulation program (--node-decap), by result",
+        decap.clone(),
+    );
     let service_count: Gauge = Gauge::default();
     registry.register(
         "ferrolb_services",
@@ -138,6 +144,11 @@ pub fn render_metrics(s: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
     for (stat, value) in &s.global {
         datapath
             .get_or_create(&vec![("reason".into(), label_value(stat.name()))])
+            .inc_by(*value);
+    }
+    for (stat, value) in &s.decap {
+        decap
+            .get_or_create(&vec![("result".into(), label_value(stat.name()))])
             .inc_by(*value);
     }
     service_count.set(s.services.len() as i64);
@@ -193,6 +204,25 @@ mod tests {
             ),
             "{text}"
         );
+        test_support::check_openmetrics(&text).unwrap();
+    }
+
+    #[test]
+    fn decap_counters_are_labelled_by_result() {
+        let snapshot = MetricsSnapshot {
+            decap: vec![
+                (lb_common::DecapStat::Decapsulated, 3),
+                (lb_common::DecapStat::DropFragment, 1),
+            ],
+            ..Default::default()
+        };
+        let text = render_metrics(&snapshot).unwrap();
+        for line in [
+            r#"ferrolb_decap_packets_total{result="decapsulated"} 3"#,
+            r#"ferrolb_decap_packets_total{result="drop_fragment"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
         test_support::check_openmetrics(&text).unwrap();
     }
 }

@@ -18,6 +18,19 @@ pub struct DaemonArgs {
     )]
     pub ifaces: Vec<String>,
 
+    /// Interface to attach the IPIP decapsulation program to, on a node
+    /// (repeatable; in the environment, comma-separated): IPIP packets
+    /// addressed to the interface's IPv4 addresses lose their outer header
+    /// and the node routes the inner packet (DSR, IPIP delivery to pods)
+    /// without the kernel's ipip module. Not also an --iface.
+    #[arg(
+        long = "node-decap",
+        value_name = "IF",
+        env = "FERROLB_NODE_DECAP",
+        value_delimiter = ','
+    )]
+    pub node_decap: Vec<String>,
+
     /// Address of the REST API.
     #[arg(long, env = "FERROLB_API_ADDR", default_value = "127.0.0.1:7701")]
     pub api_addr: SocketAddr,
@@ -26,7 +39,7 @@ pub struct DaemonArgs {
     #[arg(long, env = "FERROLB_STATE_DIR", default_value = "/var/lib/ferrolb")]
     pub state_dir: PathBuf,
 
-    /// XDP attach mode: auto tries driver mode and falls back to skb.
+    /// XDP attach mode (--iface and --node-decap): auto tries driver mode and falls back to skb.
     #[arg(long, env = "FERROLB_XDP_MODE", value_enum, default_value_t = XdpModeArg::Auto)]
     pub xdp_mode: XdpModeArg,
 
@@ -60,6 +73,23 @@ mod tests {
         assert_eq!(a.bpffs_dir, PathBuf::from("/sys/fs/bpf/ferrolb"));
         assert_eq!(a.xdp_mode, XdpModeArg::Auto);
         assert_eq!(a.conntrack_size, None);
+        assert!(a.node_decap.is_empty());
+    }
+
+    #[test]
+    fn node_decap_alone_repeated_and_comma_separated() {
+        let a = DaemonArgs::try_parse_from([
+            "ferrolbd",
+            "--node-decap",
+            "eth0",
+            "--node-decap",
+            "eth1",
+        ])
+        .unwrap();
+        assert_eq!(a.node_decap, ["eth0", "eth1"]);
+        assert!(a.ifaces.is_empty());
+        let a = DaemonArgs::try_parse_from(["ferrolbd", "--node-decap", "eth0,eth1"]).unwrap();
+        assert_eq!(a.node_decap, ["eth0", "eth1"]);
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl Daemon {
         let opts = DatapathOptions {
             bpffs_dir: args.bpffs_dir.clone(),
             ifaces: args.ifaces.clone(),
+            decap_ifaces: args.node_decap.clone(),
             xdp_mode: args.xdp_mode,
             conntrack_size: args.conntrack_size,
         };

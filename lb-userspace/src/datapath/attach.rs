@@ -28,8 +28,16 @@ pub struct AttachedIface {
 }
 
 pub(crate) fn balancer(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp, DatapathError> {
-    ebpf.program_mut(PROG_BALANCER)
-        .ok_or(DatapathError::MissingProgram(PROG_BALANCER))?
+    program(ebpf, PROG_BALANCER)
+}
+
+/// XDP program `name` of the object.
+pub(crate) fn program<'a>(
+    ebpf: &'a mut aya::Ebpf,
+    name: &'static str,
+) -> Result<&'a mut Xdp, DatapathError> {
+    ebpf.program_mut(name)
+        .ok_or(DatapathError::MissingProgram(name))?
         .try_into()
         .map_err(DatapathError::program)
 }

@@ -33,6 +33,14 @@ pub enum DatapathError {
     },
     #[error("interface {0:?} does not exist")]
     UnknownIface(String),
+    #[error("interface {0:?} has no IPv4 address: no IPIP to decapsulate there")]
+    NoIpv4(String),
+    #[error(
+        "interface {0:?} is given to both --iface and --node-decap: an interface runs one XDP program"
+    )]
+    BothPrograms(String),
+    #[error("reading interface addresses: {0}")]
+    IfAddrs(#[source] nix::errno::Errno),
     #[error("device map {name}: {source}")]
     DevMap {
         name: &'static str,

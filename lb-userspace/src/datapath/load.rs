@@ -9,6 +9,7 @@ use super::{
     Datapath, DatapathError, XdpModeArg, attach, bpffs,
     clock::Clock,
     conntrack::Conntrack,
+    decap::Decap,
     ids::IdAllocator,
     maps::{Maps, take},
 };
@@ -23,6 +24,10 @@ pub struct DatapathOptions {
     pub bpffs_dir: PathBuf,
     /// Interfaces to attach the program to; none is allowed (tests).
     pub ifaces: Vec<String>,
+    /// Interfaces to attach the IPIP decapsulation program to (a node's
+    /// side of DSR / IPIP delivery); none is allowed.
+    pub decap_ifaces: Vec<String>,
+    /// Attach mode of both programs.
     pub xdp_mode: XdpModeArg,
     /// Entries of the connection table; `None`: the object's default.
     pub conntrack_size: Option<u32>,
@@ -33,6 +38,7 @@ impl Default for DatapathOptions {
         Self {
             bpffs_dir: DEFAULT_BPFFS_DIR.into(),
             ifaces: Vec::new(),
+            decap_ifaces: Vec::new(),
             xdp_mode: XdpModeArg::Auto,
             conntrack_size: None,
         }
@@ -44,7 +50,11 @@ impl Datapath {
     /// `opts.bpffs_dir` (connections survive a restart), attaches the program
     /// to every interface and lists them in `TX_PORTS`. The services already
     /// in the pinned maps are not adopted yet: see `Datapath::restore`.
+    /// The decapsulation program goes on every `decap_ifaces` interface.
     pub fn load(opts: &DatapathOptions) -> Result<Self, DatapathError> {
+        if let Some(both) = opts.decap_ifaces.iter().find(|i| opts.ifaces.contains(i)) {
+            return Err(DatapathError::BothPrograms(both.clone()));
+        }
         bpffs::prepare(&opts.bpffs_dir)?;
         if let Some(size) = opts.conntrack_size {
             drop_resized_pin(&opts.bpffs_dir, names::CONNTRACK, size);
@@ -81,11 +91,13 @@ impl Datapath {
             links.push(link);
         }
         maps.set_tx_ports(attached.iter().map(|a| a.ifindex))?;
+        let decap = Decap::load(&mut ebpf, &opts.decap_ifaces, opts.xdp_mode)?;
 
         Ok(Datapath {
             ebpf,
             attached,
             links,
+            decap,
             maps,
             conntrack,
             clock,

@@ -6,8 +6,10 @@ mod attach;
 mod bpffs;
 mod clock;
 mod conntrack;
+mod decap;
 mod error;
 mod ids;
+mod ifaddrs;
 mod journal;
 mod load;
 mod maps;
@@ -38,6 +40,8 @@ pub struct Datapath {
     ebpf: aya::Ebpf,
     attached: Vec<AttachedIface>,
     links: Vec<aya::programs::xdp::XdpLinkId>,
+    /// The decapsulation program and its maps.
+    decap: decap::Decap,
     maps: maps::Maps,
     conntrack: Arc<Conntrack>,
     clock: Arc<Clock>,
@@ -61,6 +65,23 @@ impl Datapath {
     /// Interfaces the program is attached to.
     pub fn attached(&self) -> &[AttachedIface] {
         &self.attached
+    }
+
+    /// Interfaces the decapsulation program is attached to.
+    pub fn decap_attached(&self) -> &[AttachedIface] {
+        self.decap.attached()
+    }
+
+    /// The addresses IPIP is decapsulated for (`DECAP_ADDRS`).
+    pub fn decap_addrs(
+        &self,
+    ) -> Result<std::collections::BTreeSet<std::net::Ipv4Addr>, DatapathError> {
+        self.decap.addrs()
+    }
+
+    /// Every `DECAP_STATS` counter.
+    pub fn decap_counters(&self) -> Result<Vec<(lb_common::DecapStat, u64)>, DatapathError> {
+        self.decap.counters()
     }
 
     /// Where the maps are pinned.
@@ -110,8 +131,9 @@ impl Datapath {
             .collect()
     }
 
-    /// Detaches the program from every interface (maps stay pinned).
+    /// Detaches the programs from every interface (maps stay pinned).
     pub fn detach(&mut self) -> Result<(), DatapathError> {
+        let decap = self.decap.detach(&mut self.ebpf);
         let prog = attach::balancer(&mut self.ebpf)?;
         let mut first_err = None;
         for link in self.links.drain(..) {
@@ -122,7 +144,7 @@ impl Datapath {
         for a in self.attached.drain(..) {
             tracing::info!(iface = %a.name, "detached");
         }
-        first_err.map_or(Ok(()), Err)
+        first_err.map_or(decap, Err)
     }
 }
 
