@@ -8,11 +8,7 @@
 //!   10.0.2.9: on the backend link, no neighbour entry
 //! ```
 
-use std::{
-    os::fd::AsRawFd,
-    process::Command,
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::{os::fd::AsRawFd, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -25,8 +21,6 @@ pub const CLIENT_MAC: Mac = [2, 0, 0, 0, 1, 2];
 pub const BACKEND_IF_MAC: Mac = [2, 0, 0, 0, 2, 1];
 pub const BACKEND1_MAC: Mac = [2, 0, 0, 0, 2, 2];
 pub const BACKEND2_MAC: Mac = [2, 0, 0, 0, 2, 3];
-
-static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
 pub struct FixtureNet {
     pub name: String,
@@ -60,11 +54,8 @@ impl FixtureNet {
     /// Creates the namespace and moves the calling thread into it (BPF map
     /// updates naming interfaces and test runs resolve them there).
     pub fn enter() -> Result<FixtureNet> {
-        let name = format!(
-            "ferrolb-fx-{}-{}",
-            std::process::id(),
-            INSTANCE.fetch_add(1, Ordering::Relaxed)
-        );
+        crate::netns::cleanup_stale();
+        let name = crate::netns::unique_name("fx");
         ip(&["netns", "add", &name])?;
         let net = FixtureNet {
             name: name.clone(),

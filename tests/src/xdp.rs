@@ -3,12 +3,7 @@
 //! specifies: the packet fixtures test the datapath against that contract,
 //! independently of the daemon.
 
-use std::{
-    net::SocketAddrV4,
-    path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
-    time::Duration,
-};
+use std::{net::SocketAddrV4, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -22,8 +17,6 @@ use lb_common::{
     maps as names,
     service::{BACKEND_ACTIVE, mode},
 };
-
-static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
 /// The datapath clock's value when a harness is loaded (an arbitrary,
 /// non-zero monotonic time).
@@ -63,11 +56,10 @@ pub struct Harness {
 
 impl Harness {
     pub fn load() -> Result<Harness> {
-        let pin_dir = PathBuf::from(format!(
-            "/sys/fs/bpf/ferrolb-fx-{}-{}",
-            std::process::id(),
-            INSTANCE.fetch_add(1, Ordering::Relaxed)
-        ));
+        // Named like every test resource (pid first), so a run that was
+        // killed leaves nothing behind for long: the next run removes it.
+        crate::daemon::cleanup_stale_pins();
+        let pin_dir = PathBuf::from("/sys/fs/bpf").join(crate::netns::unique_name("fx-pins"));
         std::fs::create_dir_all(&pin_dir)
             .with_context(|| format!("creating {}", pin_dir.display()))?;
         let mut ebpf = EbpfLoader::new()
