@@ -62,12 +62,14 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let mut samples: [Vec<Sample>; 3] = Default::default();
     for round in 0..opts.rounds.max(1) {
         println!("[bench] round {}/{}", round + 1, opts.rounds.max(1));
+        // Without a balancer the client spreads its connections over the
+        // same backends itself, so the three setups do the same work.
         samples[0].push(measure(
             &topo,
             opts,
             SETUPS[0],
             iperf_backend,
-            conn_backends[0],
+            &conn_backends,
         )?);
         {
             let daemon = Daemon::start(&topo.lb, DaemonConfig::new(topo.lb_ifaces()))?;
@@ -86,7 +88,7 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
                 "rr",
                 &[iperf_backend],
             ))?;
-            samples[1].push(measure(&topo, opts, SETUPS[1], vip_iperf, vip_conn)?);
+            samples[1].push(measure(&topo, opts, SETUPS[1], vip_iperf, &[vip_conn])?);
         }
         nft::add_dnat_many(
             &topo.lb,
@@ -95,7 +97,7 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
                 nft::DnatService::new("tcp", vip_iperf, vec![iperf_backend]),
             ],
         )?;
-        let sample = measure(&topo, opts, SETUPS[2], vip_iperf, vip_conn);
+        let sample = measure(&topo, opts, SETUPS[2], vip_iperf, &[vip_conn]);
         nft::remove(&topo.lb);
         samples[2].push(sample?);
     }
@@ -133,7 +135,7 @@ fn measure(
     opts: &Options,
     setup: &str,
     iperf: SocketAddrV4,
-    conn: SocketAddrV4,
+    conn: &[SocketAddrV4],
 ) -> Result<Sample> {
     interrupt::check()?;
     let bps = traffic::iperf3_client(&topo.client, iperf, opts.iperf_seconds)
@@ -145,7 +147,7 @@ fn measure(
         Duration::from_secs(opts.conn_seconds),
         opts.conn_workers,
     )
-    .with_context(|| format!("{setup}: connections to {conn}"))?;
+    .with_context(|| format!("{setup}: connections to {conn:?}"))?;
     println!(
         "  {setup:<18} {:.2} Gbit/s, {:.0} conn/s ({} errors)",
         bps / 1e9,

@@ -31,14 +31,15 @@ impl ConnRate {
 /// TIME_WAIT and does not run out of ports).
 pub fn connect_rate(
     ns: &Netns,
-    addr: SocketAddrV4,
+    targets: &[SocketAddrV4],
     duration: Duration,
     workers: usize,
 ) -> Result<ConnRate> {
+    anyhow::ensure!(!targets.is_empty(), "no connection target");
     let timeout = Duration::from_secs(2);
     let results: Vec<Result<ConnRate>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers.max(1))
-            .map(|_| scope.spawn(|| ns.run(|| connect_loop(addr, duration, timeout))))
+            .map(|w| scope.spawn(move || ns.run(|| connect_loop(targets, w, duration, timeout))))
             .collect();
         handles
             .into_iter()
@@ -58,11 +59,21 @@ pub fn connect_rate(
     Ok(total)
 }
 
-fn connect_loop(addr: SocketAddrV4, duration: Duration, timeout: Duration) -> ConnRate {
+/// Connects in a loop for `duration`, cycling over `targets` (starting at
+/// `first`, so workers spread over them from the start).
+fn connect_loop(
+    targets: &[SocketAddrV4],
+    first: usize,
+    duration: Duration,
+    timeout: Duration,
+) -> ConnRate {
     let start = Instant::now();
     let mut rate = ConnRate::default();
     let mut buf = [0u8; 64];
+    let mut i = first;
     while start.elapsed() < duration {
+        let addr = targets[i % targets.len()];
+        i = i.wrapping_add(1);
         match one_connection(addr, timeout, &mut buf) {
             Ok(()) => rate.connections += 1,
             Err(_) => rate.errors += 1,
