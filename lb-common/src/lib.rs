@@ -19,11 +19,13 @@ pub mod limits;
 pub mod maps;
 pub mod service;
 pub mod stats;
+pub mod tunnel;
 
 pub use conntrack::{Flow, FlowKey, NextHop};
 pub use decap::DecapStat;
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
+pub use tunnel::Tunnel;
 
 /// IP protocol numbers the balancer handles.
 pub mod proto {
@@ -45,4 +47,5 @@ mod pod {
     unsafe impl aya::Pod for crate::Flow {}
     unsafe impl aya::Pod for crate::NextHop {}
     unsafe impl aya::Pod for crate::Counters {}
+    unsafe impl aya::Pod for crate::Tunnel {}
 }

@@ -36,3 +36,6 @@ pub const DEFAULT_UDP_TIMEOUT_S: u32 = 60;
 
 /// Addresses `ferrolb_decap` decapsulates IPIP for (`DECAP_ADDRS`).
 pub const MAX_DECAP_ADDRS: u32 = 256;
+
+/// Tunnel routes (`TUNNELS`): pod networks the balancer can reach.
+pub const MAX_TUNNELS: u32 = 4096;

@@ -44,6 +44,11 @@ pub const DECAP_ADDRS: &str = "DECAP_ADDRS";
 /// `PerCpuArray<u64>` of `DecapStat::COUNT`, indexed by `DecapStat`.
 pub const DECAP_STATS: &str = "DECAP_STATS";
 
+/// `LpmTrie<u32 (IPv4 prefix, network byte order), Tunnel>` of
+/// `MAX_TUNNELS`: tunnel routes, longest-prefix match from a backend address
+/// to the node that hosts its pod network.
+pub const TUNNELS: &str = "TUNNELS";
+
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
 /// A program that drops everything: the baseline of the benchmarks.

@@ -4,12 +4,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, NextHop, Service, VipKey,
+    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, NextHop, Service, Tunnel, VipKey,
     limits::{
-        CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES, RING_SIZE,
+        CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES, MAX_TUNNELS,
+        RING_SIZE,
     },
 };
 
@@ -58,3 +59,10 @@ pub static DECAP_ADDRS: HashMap<u32, u32> = HashMap::pinned(MAX_DECAP_ADDRS, 0);
 
 #[map]
 pub static DECAP_STATS: PerCpuArray<u64> = PerCpuArray::pinned(DecapStat::COUNT, 0);
+
+/// Tunnel routes: pod network prefix (address in network byte order) → the
+/// node behind it. `LpmTrie::pinned` adds `BPF_F_NO_PREALLOC`, which the
+/// kernel requires of LPM tries. Not read by the balancer yet (the
+/// encapsulation datapath comes later); userspace programs it.
+#[map]
+pub static TUNNELS: LpmTrie<u32, Tunnel> = LpmTrie::pinned(MAX_TUNNELS, 0);

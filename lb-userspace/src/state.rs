@@ -1,6 +1,8 @@
-//! Persistence of the configuration: `<state-dir>/services.json`, written
-//! atomically (temporary file, fsync, rename) after every change and read at
-//! start.
+//! Persistence of the configuration: `<state-dir>/services.json` (services
+//! and tunnel routes), written atomically (temporary file, fsync, rename)
+//! after every change and read at start. `tunnels` is left out while there is
+//! none, and a file without it (written before tunnels existed) reads as no
+//! tunnel.
 
 use std::{
     collections::BTreeSet,
@@ -11,7 +13,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ServiceInput, ServiceSpec, parse_value, validate};
+use crate::config::{
+    ServiceInput, ServiceSpec, TunnelInput, TunnelSpec, parse_value, validate, validate_tunnel,
+};
 
 /// Version of the file layout.
 const VERSION: u32 = 1;
@@ -34,6 +38,8 @@ pub enum StateError {
 struct FileOut<'a> {
     version: u32,
     services: &'a [ServiceSpec],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tunnels: &'a [TunnelSpec],
 }
 
 #[derive(Deserialize)]
@@ -41,6 +47,15 @@ struct FileOut<'a> {
 struct FileIn {
     version: u32,
     services: Vec<serde_json::Value>,
+    #[serde(default)]
+    tunnels: Vec<serde_json::Value>,
+}
+
+/// Everything the state file holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Saved {
+    pub services: Vec<ServiceSpec>,
+    pub tunnels: Vec<TunnelSpec>,
 }
 
 /// The state file of one state directory.
@@ -59,13 +74,19 @@ impl StateStore {
         self.dir.join(STATE_FILE)
     }
 
-    /// The saved services; none when the file does not exist yet. Every
-    /// service is validated again; a bad file is an error naming the entry.
+    /// The saved services.
     pub fn load(&self) -> Result<Vec<ServiceSpec>, StateError> {
+        self.load_all().map(|s| s.services)
+    }
+
+    /// The saved services and tunnels; none when the file does not exist
+    /// yet. Every entry is validated again; a bad file is an error naming
+    /// the entry.
+    pub fn load_all(&self) -> Result<Saved, StateError> {
         let path = self.path();
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Saved::default()),
             Err(source) => return Err(StateError::Io { path, source }),
         };
         let invalid = |message: String| StateError::Invalid {
@@ -98,11 +119,34 @@ impl StateStore {
             }
             out.push(spec);
         }
-        Ok(out)
+        let mut names = BTreeSet::new();
+        let mut cidrs = std::collections::BTreeMap::new();
+        let mut tunnels = Vec::with_capacity(file.tunnels.len());
+        for (i, value) in file.tunnels.into_iter().enumerate() {
+            let entry = format!("tunnels[{i}]");
+            let input =
+                TunnelInput::from_value(value).map_err(|e| invalid(format!("{entry}: {e}")))?;
+            let spec =
+                validate_tunnel(&input, None).map_err(|e| invalid(format!("{entry}: {e}")))?;
+            if !names.insert(spec.name.clone()) {
+                return Err(invalid(format!("{entry}: {} appears twice", spec.name)));
+            }
+            if let Some(other) = cidrs.insert(spec.pod_cidr, spec.name.clone()) {
+                return Err(invalid(format!(
+                    "{entry}: pod_cidr {} is also tunnel {other}'s",
+                    spec.pod_cidr
+                )));
+            }
+            tunnels.push(spec);
+        }
+        Ok(Saved {
+            services: out,
+            tunnels,
+        })
     }
 
-    /// Replaces the file with `services`, atomically.
-    pub fn save(&self, services: &[ServiceSpec]) -> Result<(), StateError> {
+    /// Replaces the file with `services` and `tunnels`, atomically.
+    pub fn save(&self, services: &[ServiceSpec], tunnels: &[TunnelSpec]) -> Result<(), StateError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StateError::Io { path, source }
@@ -113,6 +157,7 @@ impl StateStore {
         let mut json = serde_json::to_vec_pretty(&FileOut {
             version: VERSION,
             services,
+            tunnels,
         })
         .map_err(|e| StateError::Invalid {
             path: path.clone(),
@@ -179,10 +224,10 @@ mod tests {
         let store = StateStore::new(dir.join("nested"));
         assert_eq!(store.load().unwrap(), Vec::new(), "no file yet");
         let services = vec![spec(80), spec(53)];
-        store.save(&services).unwrap();
+        store.save(&services, &[]).unwrap();
         assert_eq!(store.load().unwrap(), services);
         // Overwriting replaces, and leaves no temporary file behind.
-        store.save(&services[..1]).unwrap();
+        store.save(&services[..1], &[]).unwrap();
         assert_eq!(store.load().unwrap(), services[..1]);
         let names: Vec<_> = fs::read_dir(dir.join("nested"))
             .unwrap()
@@ -226,6 +271,76 @@ mod tests {
         fs::write(store.path(), "{not json").unwrap();
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("malformed JSON"), "{err}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tunnel(name: &str, cidr: &str) -> TunnelSpec {
+        let input = TunnelInput::from_value(serde_json::json!({
+            "name": name, "pod_cidr": cidr, "node_ip": "172.16.1.14",
+            "encap": "vxlan", "vtep_mac": "ab:12:cd:34:ef:56", "vni": 7
+        }))
+        .unwrap();
+        validate_tunnel(&input, None).unwrap()
+    }
+
+    #[test]
+    fn tunnels_round_trip_and_old_files_read_as_none() {
+        let dir = temp_dir();
+        let store = StateStore::new(&dir);
+        let tunnels = vec![
+            tunnel("node-1", "192.168.140.64/26"),
+            tunnel("node-2", "192.168.140.128/26"),
+        ];
+        store.save(&[spec(80)], &tunnels).unwrap();
+        let saved = store.load_all().unwrap();
+        assert_eq!(saved.services, vec![spec(80)]);
+        assert_eq!(saved.tunnels, tunnels);
+
+        // Without tunnels the file has no `tunnels` key: the layout of the
+        // files written before tunnels existed, which still read fine.
+        store.save(&[spec(80)], &[]).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(!text.contains("tunnels"), "{text}");
+        fs::write(
+            store.path(),
+            r#"{"version":1,"services":[{"vip":"10.0.0.1","port":80,"protocol":"tcp"}]}"#,
+        )
+        .unwrap();
+        let saved = store.load_all().unwrap();
+        assert_eq!(saved.services.len(), 1);
+        assert!(saved.tunnels.is_empty());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_tunnel_entries_are_named() {
+        let dir = temp_dir();
+        fs::create_dir_all(&dir).unwrap();
+        let store = StateStore::new(&dir);
+        for (tunnels, says) in [
+            (
+                r#"[{"name":"a","pod_cidr":"10.1.0.1/16","node_ip":"172.16.1.1","encap":"ipip"}]"#,
+                "tunnels[0]: pod_cidr: \"10.1.0.1/16\" has host bits set",
+            ),
+            (
+                r#"[{"name":"a","pod_cidr":"10.1.0.0/16","node_ip":"172.16.1.1","encap":"ipip"},
+                    {"name":"b","pod_cidr":"10.1.0.0/16","node_ip":"172.16.1.2","encap":"ipip"}]"#,
+                "tunnels[1]: pod_cidr 10.1.0.0/16 is also tunnel a's",
+            ),
+            (
+                r#"[{"name":"a","pod_cidr":"10.1.0.0/16","node_ip":"172.16.1.1","encap":"ipip"},
+                    {"name":"a","pod_cidr":"10.2.0.0/16","node_ip":"172.16.1.2","encap":"ipip"}]"#,
+                "tunnels[1]: a appears twice",
+            ),
+        ] {
+            fs::write(
+                store.path(),
+                format!(r#"{{"version":1,"services":[],"tunnels":{tunnels}}}"#),
+            )
+            .unwrap();
+            let err = store.load_all().unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -54,8 +54,12 @@ impl From<ControllerError> for ApiError {
     fn from(e: ControllerError) -> Self {
         let status = match &e {
             ControllerError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ControllerError::NotFound(_) => StatusCode::NOT_FOUND,
-            ControllerError::Exists(_) => StatusCode::CONFLICT,
+            ControllerError::NotFound(_) | ControllerError::TunnelNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ControllerError::Exists(_) | ControllerError::TunnelConflict { .. } => {
+                StatusCode::CONFLICT
+            }
             ControllerError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
             ControllerError::Datapath(_)
             | ControllerError::State(_)

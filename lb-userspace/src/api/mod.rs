@@ -6,6 +6,7 @@ mod health;
 mod metrics;
 mod routes;
 mod services;
+mod tunnels;
 pub mod views;
 
 pub use error::ApiError;
@@ -14,3 +15,5 @@ pub use routes::router;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;

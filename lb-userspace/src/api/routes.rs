@@ -8,7 +8,7 @@ use axum::{
     routing::get,
 };
 
-use super::{ApiError, health::healthz, metrics::metrics, services};
+use super::{ApiError, health::healthz, metrics::metrics, services, tunnels};
 use crate::controller::Controller;
 
 /// The whole API over `controller`.
@@ -20,6 +20,14 @@ pub fn router(controller: Arc<Controller>) -> Router {
             get(services::get_one)
                 .put(services::put)
                 .delete(services::delete),
+        )
+        .route("/v1/tunnels", get(tunnels::list))
+        // A wildcard: tunnel names may hold '/' (`namespace/name`).
+        .route(
+            "/v1/tunnels/{*name}",
+            get(tunnels::get_one)
+                .put(tunnels::put)
+                .delete(tunnels::delete),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

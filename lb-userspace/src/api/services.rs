@@ -22,7 +22,7 @@ use crate::{
 type Ctl = State<Arc<Controller>>;
 
 /// Runs `f` on the controller off the async threads (map syscalls block).
-async fn blocking<R: Send + 'static>(
+pub(super) async fn blocking<R: Send + 'static>(
     c: &Arc<Controller>,
     f: impl FnOnce(&Controller) -> R + Send + 'static,
 ) -> Result<R, ApiError> {

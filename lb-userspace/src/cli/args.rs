@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage services.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Manage tunnel routes (pod network → node).
+    #[command(subcommand)]
+    Tunnel(super::TunnelCommand),
 }
 
 #[derive(Clone, Debug, clap::Subcommand)]

@@ -115,4 +115,23 @@ impl ApiClient {
         let url = self.url("/v1/services");
         Self::body(self.finish(&url, self.agent.post(&url).send_json(service))?)
     }
+
+    /// `GET path`.
+    pub fn get_path(&self, path: &str) -> Result<Value, CliError> {
+        let url = self.url(path);
+        Self::body(self.finish(&url, self.agent.get(&url).call())?)
+    }
+
+    /// `PUT path` with `body` as JSON.
+    pub fn put_path(&self, path: &str, body: &impl serde::Serialize) -> Result<Value, CliError> {
+        let url = self.url(path);
+        Self::body(self.finish(&url, self.agent.put(&url).send_json(body))?)
+    }
+
+    /// `DELETE path`.
+    pub fn delete_path(&self, path: &str) -> Result<(), CliError> {
+        let url = self.url(path);
+        self.finish(&url, self.agent.delete(&url).call())?;
+        Ok(())
+    }
 }

@@ -7,12 +7,9 @@ use serde_json::Value;
 
 use crate::config::{ServiceInput, ServiceKey, validate};
 
-/// Reads `path` into (key, service) pairs. JSON for `.json`, YAML for
-/// `.yaml`/`.yml`, otherwise JSON then YAML. Every entry is validated as the
-/// API would, and keys must be unique, so that a bad file is refused before
-/// anything is sent. Errors name the file and the entry
-/// (`web.yaml: services[1].backends[0].port: must be 1..=65535`).
-pub fn parse_services_file(path: &Path) -> Result<Vec<(ServiceKey, ServiceInput)>, String> {
+/// Reads a JSON or YAML document holding one `what` (a mapping) or a list
+/// of them: the items, and whether they were a list.
+pub(crate) fn read_document(path: &Path, what: &str) -> Result<(Vec<Value>, bool), String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
     let ext = path
@@ -36,13 +33,24 @@ pub fn parse_services_file(path: &Path) -> Result<Vec<(ServiceKey, ServiceInput)
         v @ Value::Object(_) => (vec![v], false),
         _ => {
             return Err(format!(
-                "{shown}: expected a service (mapping) or a list of services"
+                "{shown}: expected a {what} (mapping) or a list of {what}s"
             ));
         }
     };
     if items.is_empty() {
-        return Err(format!("{shown}: no service in the file"));
+        return Err(format!("{shown}: no {what} in the file"));
     }
+    Ok((items, listed))
+}
+
+/// Reads `path` into (key, service) pairs. JSON for `.json`, YAML for
+/// `.yaml`/`.yml`, otherwise JSON then YAML. Every entry is validated as the
+/// API would, and keys must be unique, so that a bad file is refused before
+/// anything is sent. Errors name the file and the entry
+/// (`web.yaml: services[1].backends[0].port: must be 1..=65535`).
+pub fn parse_services_file(path: &Path) -> Result<Vec<(ServiceKey, ServiceInput)>, String> {
+    let shown = path.display();
+    let (items, listed) = read_document(path, "service")?;
     // `services[i].field` in a list, `field` for a lone service.
     let entry = |i: usize| format!("services[{i}]");
     let field = |i: usize, f: &str| {

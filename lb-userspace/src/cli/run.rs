@@ -16,7 +16,15 @@ use crate::{
 pub fn run(args: &CliArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let client = ApiClient::new(&args.api);
     let json = args.output == Output::Json;
-    let Command::Service(cmd) = &args.command;
+    let cmd = match &args.command {
+        Command::Service(cmd) => cmd,
+        Command::Tunnel(cmd) => {
+            let text = super::tunnel::run(&client, cmd, json)?;
+            return out
+                .write_all(text.as_bytes())
+                .map_err(|e| CliError::Input(format!("writing output: {e}")));
+        }
+    };
     let text = match cmd {
         ServiceCommand::List => {
             let v = client.list()?;
@@ -105,12 +113,12 @@ pub fn run(args: &CliArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_err(|e| CliError::Input(format!("writing output: {e}")))
 }
 
-fn pretty(v: &Value) -> String {
+pub(super) fn pretty(v: &Value) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
     s.push('\n');
     s
 }
 
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CliError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CliError> {
     serde_json::from_value(v).map_err(|e| CliError::Decode(e.to_string()))
 }

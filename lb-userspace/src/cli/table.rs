@@ -2,7 +2,10 @@
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
-use crate::{api::views::ServiceView, config::ServiceSpec};
+use crate::{
+    api::views::ServiceView,
+    config::{ServiceSpec, TunnelSpec},
+};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -89,4 +92,27 @@ pub fn service(view: &ServiceView) -> String {
         view.stats.reply_bytes.to_string(),
     ]);
     format!("{head}\n{t}\n")
+}
+
+/// `tunnel list` / `tunnel get`.
+pub fn tunnels(list: &[TunnelSpec]) -> String {
+    if list.is_empty() {
+        return "no tunnels\n".to_string();
+    }
+    let mut t = table(&[
+        "NAME", "POD CIDR", "NODE", "ENCAP", "VNI", "VTEP MAC", "PORT",
+    ]);
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    for s in list {
+        t.add_row(vec![
+            s.name.clone(),
+            s.pod_cidr.to_string(),
+            s.node_ip.to_string(),
+            s.encap.to_string(),
+            or_dash(s.vni.map(|v| v.to_string())),
+            or_dash(s.vtep_mac.map(|m| m.to_string())),
+            or_dash(s.dst_port.map(|p| p.to_string())),
+        ]);
+    }
+    format!("{t}\n")
 }

@@ -12,6 +12,7 @@ use super::{
     decap::Decap,
     ids::IdAllocator,
     maps::{Maps, take},
+    tunnels::Tunnels,
 };
 
 /// Default pin directory of the maps.
@@ -75,6 +76,7 @@ impl Datapath {
             .map_err(|e| DatapathError::Load(Box::new(e)))?;
 
         let mut maps = Maps::take(&mut ebpf)?;
+        let tunnels = Tunnels::new(take(&mut ebpf, names::TUNNELS)?);
         let conntrack = Arc::new(Conntrack::new(take(&mut ebpf, names::CONNTRACK)?));
         // The clock must run before the program sees its first packet.
         let clock = Arc::new(Clock::new(take(&mut ebpf, names::CLOCK)?));
@@ -99,6 +101,7 @@ impl Datapath {
             links,
             decap,
             maps,
+            tunnels,
             conntrack,
             clock,
             installed: BTreeMap::new(),

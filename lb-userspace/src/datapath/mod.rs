@@ -17,6 +17,7 @@ mod program;
 mod restore;
 mod ring;
 mod stats;
+mod tunnels;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
@@ -43,6 +44,8 @@ pub struct Datapath {
     /// The decapsulation program and its maps.
     decap: decap::Decap,
     maps: maps::Maps,
+    /// Tunnel routes (`TUNNELS`).
+    tunnels: tunnels::Tunnels,
     conntrack: Arc<Conntrack>,
     clock: Arc<Clock>,
     installed: BTreeMap<ServiceKey, InstalledService>,

@@ -3,6 +3,8 @@
 //! input is refused before anything changes; a failure midway (datapath or
 //! state file) is rolled back so configuration, maps and file agree.
 
+mod tunnels;
+
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -11,7 +13,7 @@ use std::{
 use lb_common::{DecapStat, GlobalStat};
 
 use crate::{
-    config::{ServiceKey, ServiceSpec, ValidationError},
+    config::{ServiceKey, ServiceSpec, TunnelSpec, ValidationError},
     datapath::{Clock, Conntrack, Datapath, DatapathError, ServiceCounters},
     state::{StateError, StateStore},
 };
@@ -24,6 +26,10 @@ pub enum ControllerError {
     NotFound(ServiceKey),
     #[error("service {0} already exists")]
     Exists(ServiceKey),
+    #[error("tunnel {0} not found")]
+    TunnelNotFound(String),
+    #[error("pod_cidr {pod_cidr} is already tunnel {other}'s")]
+    TunnelConflict { pod_cidr: String, other: String },
     #[error("{0}")]
     Full(String),
     #[error("datapath: {0}")]
@@ -72,6 +78,8 @@ pub struct MetricsSnapshot {
 
 struct Inner {
     config: BTreeMap<ServiceKey, ServiceSpec>,
+    /// Tunnel routes by name (see `tunnels.rs`).
+    tunnels: BTreeMap<String, TunnelSpec>,
     datapath: Datapath,
 }
 
@@ -83,23 +91,33 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Takes over `datapath`, restoring the services saved in `store` (and
-    /// adopting the ids already in the pinned maps). Without a store nothing
-    /// is persisted and the maps are emptied of services.
+    /// Takes over `datapath`, restoring the services and tunnel routes saved
+    /// in `store` (and adopting the ids already in the pinned maps). Without
+    /// a store nothing is persisted and the maps are emptied.
     pub fn new(mut datapath: Datapath, store: Option<StateStore>) -> Result<Self, ControllerError> {
-        let services = match &store {
-            Some(s) => s.load().map_err(ControllerError::Restore)?,
-            None => Vec::new(),
+        let saved = match &store {
+            Some(s) => s.load_all().map_err(ControllerError::Restore)?,
+            None => Default::default(),
         };
+        let services = saved.services;
         datapath.restore(&services)?;
+        datapath.restore_tunnels(&saved.tunnels)?;
         if !services.is_empty() {
             tracing::info!(count = services.len(), "restored services");
+        }
+        if !saved.tunnels.is_empty() {
+            tracing::info!(count = saved.tunnels.len(), "restored tunnel routes");
         }
         let conntrack = datapath.conntrack();
         let clock = datapath.clock();
         Ok(Self {
             inner: Mutex::new(Inner {
                 config: services.into_iter().map(|s| (s.key(), s)).collect(),
+                tunnels: saved
+                    .tunnels
+                    .into_iter()
+                    .map(|t| (t.name.clone(), t))
+                    .collect(),
                 datapath,
             }),
             store,
@@ -234,7 +252,8 @@ impl Controller {
     fn persist(&self, inner: &Inner) -> Result<(), ControllerError> {
         if let Some(store) = &self.store {
             let services: Vec<ServiceSpec> = inner.config.values().cloned().collect();
-            store.save(&services)?;
+            let tunnels: Vec<TunnelSpec> = inner.tunnels.values().cloned().collect();
+            store.save(&services, &tunnels)?;
         }
         Ok(())
     }

@@ -1,0 +1,91 @@
+//! The controller's tunnel routes: configuration, `TUNNELS` map and state
+//! file changed together, rolled back on failure.
+
+use lb_common::limits::MAX_TUNNELS;
+
+use super::{Controller, ControllerError, PutOutcome};
+use crate::config::TunnelSpec;
+
+impl Controller {
+    /// Every tunnel route, ordered by name.
+    pub fn list_tunnels(&self) -> Vec<TunnelSpec> {
+        self.lock().tunnels.values().cloned().collect()
+    }
+
+    pub fn get_tunnel(&self, name: &str) -> Result<TunnelSpec, ControllerError> {
+        self.lock()
+            .tunnels
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ControllerError::TunnelNotFound(name.to_string()))
+    }
+
+    /// Creates or replaces tunnel `spec.name`. Its `pod_cidr` must not be
+    /// another tunnel's (`TunnelConflict`).
+    pub fn put_tunnel(&self, spec: TunnelSpec) -> Result<PutOutcome, ControllerError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let old = inner.tunnels.get(&spec.name).cloned();
+        if old.as_ref() == Some(&spec) {
+            return Ok(PutOutcome::Unchanged);
+        }
+        if let Some(other) = inner
+            .tunnels
+            .values()
+            .find(|t| t.name != spec.name && t.pod_cidr == spec.pod_cidr)
+        {
+            return Err(ControllerError::TunnelConflict {
+                pod_cidr: spec.pod_cidr.to_string(),
+                other: other.name.clone(),
+            });
+        }
+        if old.is_none() && inner.tunnels.len() >= MAX_TUNNELS as usize {
+            return Err(ControllerError::Full(format!(
+                "{MAX_TUNNELS} tunnel routes already, the most the datapath holds"
+            )));
+        }
+        inner.datapath.put_tunnel(old.as_ref(), &spec)?;
+        inner.tunnels.insert(spec.name.clone(), spec.clone());
+        if let Err(e) = self.persist(inner) {
+            let undo = match &old {
+                Some(o) => inner.datapath.put_tunnel(Some(&spec), o),
+                None => inner.datapath.remove_tunnel(&spec),
+            };
+            if let Err(u) = undo {
+                tracing::error!(tunnel = %spec.name, error = %u, "rolling back the datapath failed");
+            }
+            match old {
+                Some(o) => inner.tunnels.insert(o.name.clone(), o),
+                None => inner.tunnels.remove(&spec.name),
+            };
+            return Err(e);
+        }
+        Ok(if old.is_some() {
+            PutOutcome::Replaced
+        } else {
+            PutOutcome::Created
+        })
+    }
+
+    /// Deletes tunnel `name`, returning what it was.
+    pub fn delete_tunnel(&self, name: &str) -> Result<TunnelSpec, ControllerError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let old = inner
+            .tunnels
+            .remove(name)
+            .ok_or_else(|| ControllerError::TunnelNotFound(name.to_string()))?;
+        if let Err(e) = inner.datapath.remove_tunnel(&old) {
+            inner.tunnels.insert(old.name.clone(), old);
+            return Err(e.into());
+        }
+        if let Err(e) = self.persist(inner) {
+            if let Err(u) = inner.datapath.put_tunnel(None, &old) {
+                tracing::error!(tunnel = %name, error = %u, "rolling back the datapath failed");
+            }
+            inner.tunnels.insert(old.name.clone(), old);
+            return Err(e);
+        }
+        Ok(old)
+    }
+}
