@@ -5,7 +5,7 @@ use std::{collections::HashMap, path::Path};
 
 use serde_json::Value;
 
-use crate::config::{ServiceInput, ServiceKey, validate};
+use crate::config::{FieldError, ServiceInput, ServiceKey, ValidationError, validate};
 
 /// Reads a JSON or YAML document holding one `what` (a mapping) or a list
 /// of them: the items, and whether they were a list.
@@ -43,44 +43,74 @@ pub(crate) fn read_document(path: &Path, what: &str) -> Result<(Vec<Value>, bool
     Ok((items, listed))
 }
 
+/// Names a file's entries in error messages: `services[1].backends[0].port`
+/// in a list, `backends[0].port` for a lone entry, after the file's name.
+pub(crate) struct Entries<'a> {
+    pub(crate) shown: std::path::Display<'a>,
+    pub(crate) listed: bool,
+    /// The list's name in messages (`services`, `tunnels`).
+    pub(crate) list: &'static str,
+}
+
+impl Entries<'_> {
+    pub(crate) fn entry(&self, i: usize) -> String {
+        format!("{}[{i}]", self.list)
+    }
+
+    fn field(&self, i: usize, field: &str) -> String {
+        if self.listed {
+            format!("{}.{field}", self.entry(i))
+        } else {
+            field.to_string()
+        }
+    }
+
+    /// An entry that does not parse.
+    pub(crate) fn parse_error(&self, i: usize, e: &FieldError) -> String {
+        format!("{}: {}: {}", self.shown, self.field(i, &e.field), e.message)
+    }
+
+    /// An entry the API would refuse.
+    pub(crate) fn invalid(&self, i: usize, e: &ValidationError) -> String {
+        let fields: Vec<String> = e
+            .errors
+            .iter()
+            .map(|fe| format!("{}: {}", self.field(i, &fe.field), fe.message))
+            .collect();
+        format!("{}: {}", self.shown, fields.join("; "))
+    }
+
+    /// Entry `i` repeats entry `first` (`what` says in what).
+    pub(crate) fn duplicate(&self, i: usize, first: usize, what: impl std::fmt::Display) -> String {
+        format!(
+            "{}: {}: duplicate of {} ({what})",
+            self.shown,
+            self.entry(i),
+            self.entry(first)
+        )
+    }
+}
+
 /// Reads `path` into (key, service) pairs. JSON for `.json`, YAML for
 /// `.yaml`/`.yml`, otherwise JSON then YAML. Every entry is validated as the
 /// API would, and keys must be unique, so that a bad file is refused before
 /// anything is sent. Errors name the file and the entry
 /// (`web.yaml: services[1].backends[0].port: must be 1..=65535`).
 pub fn parse_services_file(path: &Path) -> Result<Vec<(ServiceKey, ServiceInput)>, String> {
-    let shown = path.display();
     let (items, listed) = read_document(path, "service")?;
-    // `services[i].field` in a list, `field` for a lone service.
-    let entry = |i: usize| format!("services[{i}]");
-    let field = |i: usize, f: &str| {
-        if listed {
-            format!("{}.{f}", entry(i))
-        } else {
-            f.to_string()
-        }
+    let entries = Entries {
+        shown: path.display(),
+        listed,
+        list: "services",
     };
     let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let input = ServiceInput::from_value(item)
-            .map_err(|e| format!("{shown}: {}: {}", field(i, &e.field), e.message))?;
-        let spec = validate(&input, None).map_err(|e| {
-            let fields: Vec<String> = e
-                .errors
-                .iter()
-                .map(|fe| format!("{}: {}", field(i, &fe.field), fe.message))
-                .collect();
-            format!("{shown}: {}", fields.join("; "))
-        })?;
+        let input = ServiceInput::from_value(item).map_err(|e| entries.parse_error(i, &e))?;
+        let spec = validate(&input, None).map_err(|e| entries.invalid(i, &e))?;
         let key = spec.key();
         if let Some(first) = seen.insert(key, i) {
-            return Err(format!(
-                "{shown}: {}: duplicate of {} ({})",
-                entry(i),
-                entry(first),
-                key.display_addr()
-            ));
+            return Err(entries.duplicate(i, first, key.display_addr()));
         }
         out.push((key, input));
     }

@@ -5,51 +5,35 @@ use std::{collections::HashMap, path::Path};
 
 use crate::config::{Ipv4Cidr, TunnelInput, validate_tunnel};
 
-use super::file::read_document;
+use super::file::{Entries, read_document};
 
 /// Reads `path` into (name, tunnel) pairs, every entry validated as the API
 /// would, names and pod networks unique, so a bad file is refused before
 /// anything is sent. Errors name the file and the entry
 /// (`nodes.yaml: tunnels[1].vni: must be 1..=16777215`).
 pub fn parse_tunnels_file(path: &Path) -> Result<Vec<(String, TunnelInput)>, String> {
-    let shown = path.display();
     let (items, listed) = read_document(path, "tunnel route")?;
-    let entry = |i: usize| format!("tunnels[{i}]");
-    let field = |i: usize, f: &str| {
-        if listed {
-            format!("{}.{f}", entry(i))
-        } else {
-            f.to_string()
-        }
+    let entries = Entries {
+        shown: path.display(),
+        listed,
+        list: "tunnels",
     };
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut cidrs: HashMap<Ipv4Cidr, usize> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let input = TunnelInput::from_value(item)
-            .map_err(|e| format!("{shown}: {}: {}", field(i, &e.field), e.message))?;
-        let spec = validate_tunnel(&input, None).map_err(|e| {
-            let fields: Vec<String> = e
-                .errors
-                .iter()
-                .map(|fe| format!("{}: {}", field(i, &fe.field), fe.message))
-                .collect();
-            format!("{shown}: {}", fields.join("; "))
-        })?;
+        let input = TunnelInput::from_value(item).map_err(|e| entries.parse_error(i, &e))?;
+        let spec = validate_tunnel(&input, None).map_err(|e| entries.invalid(i, &e))?;
         if let Some(first) = names.insert(spec.name.clone(), i) {
-            return Err(format!(
-                "{shown}: {}: duplicate of {} (name {})",
-                entry(i),
-                entry(first),
-                spec.name
-            ));
+            return Err(entries.duplicate(i, first, format!("name {}", spec.name)));
         }
         if let Some(first) = cidrs.insert(spec.pod_cidr, i) {
             return Err(format!(
-                "{shown}: {}: pod_cidr {} is also {}'s",
-                entry(i),
+                "{}: {}: pod_cidr {} is also {}'s",
+                entries.shown,
+                entries.entry(i),
                 spec.pod_cidr,
-                entry(first)
+                entries.entry(first)
             ));
         }
         out.push((spec.name, input));
