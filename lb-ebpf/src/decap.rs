@@ -35,10 +35,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
 
 #[inline(always)]
 fn inc(stat: DecapStat) {
-    if let Some(c) = DECAP_STATS.get_ptr_mut(stat as u32) {
-        // SAFETY: per-CPU slot, no other writer while this program runs here.
-        unsafe { *c += 1 };
-    }
+    crate::stats::inc_in(&DECAP_STATS, stat as u32);
 }
 
 /// Whether `addr` (network byte order) is a decapsulation address.

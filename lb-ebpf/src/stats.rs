@@ -1,15 +1,22 @@
 //! Per-CPU counters: no atomics needed, userspace sums the CPUs.
 
+use aya_ebpf::maps::PerCpuArray;
 use lb_common::{Counters, GlobalStat};
 
 use crate::maps::{BACKEND_STATS, GLOBAL_STATS, SERVICE_STATS};
 
+/// Adds one to slot `index` of a per-CPU counter array.
 #[inline(always)]
-pub fn inc(stat: GlobalStat) {
-    if let Some(c) = GLOBAL_STATS.get_ptr_mut(stat as u32) {
+pub fn inc_in(map: &PerCpuArray<u64>, index: u32) {
+    if let Some(c) = map.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, no other writer while this program runs here.
         unsafe { *c += 1 };
     }
+}
+
+#[inline(always)]
+pub fn inc(stat: GlobalStat) {
+    inc_in(&GLOBAL_STATS, stat as u32);
 }
 
 #[inline(always)]

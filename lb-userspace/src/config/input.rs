@@ -109,14 +109,29 @@ impl ServiceInput {
                 }
             }
         }
-        serde_path_to_error::deserialize(v).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                FieldError::new("body", inner.to_string())
-            } else {
-                FieldError::new(path, inner.to_string())
-            }
-        })
+        deserialize_object(v)
     }
+}
+
+/// Deserializes a JSON object into `T`, type errors naming the field
+/// (`backends[0].port: ...`), or `body` for the whole document. Shared by
+/// every kind of input the API and the CLI read.
+pub(crate) fn deserialize_object<T: serde::de::DeserializeOwned>(
+    v: Value,
+) -> Result<T, FieldError> {
+    if !v.is_object() {
+        return Err(FieldError::new(
+            "body",
+            format!("expected a JSON object, got {}", kind(&v)),
+        ));
+    }
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            FieldError::new("body", inner.to_string())
+        } else {
+            FieldError::new(path, inner.to_string())
+        }
+    })
 }

@@ -188,18 +188,7 @@ pub struct TunnelInput {
 impl TunnelInput {
     /// A tunnel from parsed JSON: an object, type errors naming the field.
     pub fn from_value(v: Value) -> Result<Self, FieldError> {
-        if !v.is_object() {
-            return Err(FieldError::new("body", "expected a JSON object"));
-        }
-        serde_path_to_error::deserialize(v).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                FieldError::new("body", inner.to_string())
-            } else {
-                FieldError::new(path, inner.to_string())
-            }
-        })
+        super::input::deserialize_object(v)
     }
 }
 
