@@ -25,7 +25,7 @@ pub use conntrack::{Flow, FlowKey, NextHop};
 pub use decap::DecapStat;
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
-pub use tunnel::Tunnel;
+pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
 
 /// IP protocol numbers the balancer handles.
 pub mod proto {
@@ -48,4 +48,6 @@ mod pod {
     unsafe impl aya::Pod for crate::NextHop {}
     unsafe impl aya::Pod for crate::Counters {}
     unsafe impl aya::Pod for crate::Tunnel {}
+    unsafe impl aya::Pod for crate::BackendTunnel {}
+    unsafe impl aya::Pod for crate::TunnelEndpoint {}
 }

@@ -39,3 +39,7 @@ pub const MAX_DECAP_ADDRS: u32 = 256;
 
 /// Tunnel routes (`TUNNELS`): pod networks the balancer can reach.
 pub const MAX_TUNNELS: u32 = 4096;
+
+/// Load balancer tunnel endpoints (`TUNNEL_ENDPOINTS`): distinct (tunnel
+/// source, encapsulation, VXLAN port) of the tunnel routes.
+pub const MAX_TUNNEL_ENDPOINTS: u32 = 64;

@@ -49,6 +49,17 @@ pub const DECAP_STATS: &str = "DECAP_STATS";
 /// to the node that hosts its pod network.
 pub const TUNNELS: &str = "TUNNELS";
 
+/// `PerCpuArray<BackendTunnel>` of `MAX_BACKENDS`, indexed by backend id:
+/// the `TUNNELS` answer for each backend's address, cached by the datapath
+/// (re-resolved once per next-hop epoch).
+pub const BACKEND_TUNNEL: &str = "BACKEND_TUNNEL";
+
+/// `HashMap<TunnelEndpoint, u32 (number of tunnel routes using it)>` of
+/// `MAX_TUNNEL_ENDPOINTS`: where encapsulated replies to this load balancer
+/// arrive (tunnel source address, IPIP or VXLAN UDP port); the balancer
+/// decapsulates those that carry a reply of one of its connections.
+pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
+
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
 /// A program that drops everything: the baseline of the benchmarks.

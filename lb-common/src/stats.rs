@@ -68,10 +68,34 @@ pub enum GlobalStat {
     /// to another live connection (the client reached two VIPs sharing a
     /// backend from the same source port).
     DropTupleClash = 13,
+    /// Sent IPIP-encapsulated to a pod's node (counted with `tx`/`redirect`
+    /// or the pass that followed).
+    EncapIpip = 14,
+    /// Sent VXLAN-encapsulated to a pod's node.
+    EncapVxlan = 15,
+    /// Encapsulated packet handed to the stack: larger than the route MTU
+    /// toward the node (where ICMP fragmentation-needed will be built).
+    PassEncapTooBig = 16,
+    /// Dropped: the tunnel route of the backend has no tunnel source (it
+    /// could not be resolved when the route was programmed).
+    DropNoTunnelSource = 17,
+    /// An encapsulated reply (IPIP or VXLAN to a tunnel endpoint) was
+    /// decapsulated and went through the balancer.
+    Decapsulated = 18,
+    /// Passed to the stack untouched: encapsulated to a tunnel endpoint, but
+    /// the inner packet is no connection of ours (or the outer header is a
+    /// fragment or has options).
+    PassEncapNotOurs = 19,
+    /// Dropped: encapsulated to a tunnel endpoint, with a truncated or
+    /// inconsistent outer header, a bad outer checksum or a bad VXLAN header.
+    DropEncapMalformed = 20,
+    /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
+    /// header (no headroom), after the packet was already rewritten.
+    DropAdjustFailed = 21,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 14;
+    pub const COUNT: u32 = 22;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -88,6 +112,14 @@ impl GlobalStat {
         GlobalStat::BackendGone,
         GlobalStat::DropConntrackFull,
         GlobalStat::DropTupleClash,
+        GlobalStat::EncapIpip,
+        GlobalStat::EncapVxlan,
+        GlobalStat::PassEncapTooBig,
+        GlobalStat::DropNoTunnelSource,
+        GlobalStat::Decapsulated,
+        GlobalStat::PassEncapNotOurs,
+        GlobalStat::DropEncapMalformed,
+        GlobalStat::DropAdjustFailed,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -106,6 +138,14 @@ impl GlobalStat {
             GlobalStat::BackendGone => "backend_gone",
             GlobalStat::DropConntrackFull => "drop_conntrack_full",
             GlobalStat::DropTupleClash => "drop_tuple_clash",
+            GlobalStat::EncapIpip => "encap_ipip",
+            GlobalStat::EncapVxlan => "encap_vxlan",
+            GlobalStat::PassEncapTooBig => "pass_encap_too_big",
+            GlobalStat::DropNoTunnelSource => "drop_no_tunnel_source",
+            GlobalStat::Decapsulated => "decapsulated",
+            GlobalStat::PassEncapNotOurs => "pass_encap_not_ours",
+            GlobalStat::DropEncapMalformed => "drop_encap_malformed",
+            GlobalStat::DropAdjustFailed => "drop_adjust_failed",
         }
     }
 }

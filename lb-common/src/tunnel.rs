@@ -1,5 +1,7 @@
 //! Tunnel routes: how to reach a pod network (`TUNNELS` LPM trie, keyed by
-//! the IPv4 prefix of the pod network in network byte order).
+//! the IPv4 prefix of the pod network in network byte order), the per-backend
+//! cache of that lookup (`BACKEND_TUNNEL`), and the load balancer's own
+//! tunnel endpoints, where encapsulated replies arrive (`TUNNEL_ENDPOINTS`).
 
 /// How packets to a tunnel route are delivered (`Tunnel::encap`).
 pub mod encap {
@@ -15,7 +17,34 @@ pub mod encap {
 /// Largest VXLAN network identifier (24 bits).
 pub const MAX_VNI: u32 = 0x00ff_ffff;
 
-/// Value of the `TUNNELS` map: the node behind a pod network.
+/// Bytes IPIP adds in front of the inner IPv4 packet (the outer IPv4 header).
+pub const IPIP_OVERHEAD: u16 = 20;
+/// Bytes VXLAN adds to the frame: outer IPv4 (20), UDP (8), VXLAN (8) and
+/// the inner Ethernet header (14).
+pub const VXLAN_OVERHEAD: u16 = 50;
+
+/// TTL of the outer header the load balancer writes.
+pub const OUTER_TTL: u8 = 64;
+
+/// The VXLAN UDP source port range (the IANA dynamic range, as Linux's
+/// `udp_flow_src_port` uses by default).
+pub const VXLAN_SRC_PORT_MIN: u16 = 49152;
+pub const VXLAN_SRC_PORT_MAX: u16 = 65535;
+
+/// The VXLAN UDP source port of a flow whose hash is `hash`
+/// (`hash::flow_hash` of the packet's 5-tuple as received), host byte order:
+/// spread over `VXLAN_SRC_PORT_MIN..=VXLAN_SRC_PORT_MAX` the way Linux's
+/// `udp_flow_src_port` does, so the receiving node's NIC spreads the flows
+/// over its queues (RSS hashes the outer UDP ports).
+#[inline(always)]
+pub const fn vxlan_src_port(hash: u32) -> u16 {
+    let h = hash ^ (hash << 16);
+    let span = (VXLAN_SRC_PORT_MAX - VXLAN_SRC_PORT_MIN) as u64;
+    ((((h as u64) * span) >> 32) as u16) + VXLAN_SRC_PORT_MIN
+}
+
+/// Value of the `TUNNELS` map: the node behind a pod network, and how this
+/// load balancer reaches it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Tunnel {
@@ -31,6 +60,77 @@ pub struct Tunnel {
     /// `encap::*`.
     pub encap: u8,
     pub _pad: [u8; 3],
+    /// The load balancer's tunnel source (outer source address), network
+    /// byte order, resolved by userspace (`--tunnel-source`, or the
+    /// preferred source of the route to `node_ip`); 0 for `encap::NONE`, or
+    /// when it could not be resolved (the datapath then drops new
+    /// connections to the route: `drop_no_tunnel_source`).
+    pub src_ip: u32,
+    /// The load balancer's VTEP MAC (inner source MAC); zero unless VXLAN.
+    pub src_mac: [u8; 6],
+    pub _pad2: u16,
 }
-const _: () = assert!(core::mem::size_of::<Tunnel>() == 20);
+const _: () = assert!(core::mem::size_of::<Tunnel>() == 32);
 const _: () = assert!(core::mem::align_of::<Tunnel>() == 4);
+
+/// Value of the `BACKEND_TUNNEL` per-CPU array (indexed by backend id): the
+/// `TUNNELS` answer for a backend address, cached by the datapath so that
+/// established flows do no longest-prefix match per packet. Like `NextHop`,
+/// an entry is used only within the epoch (about a second) it was resolved
+/// in, so tunnel route changes are followed quickly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BackendTunnel {
+    /// The route's value; `encap::NONE` also when no route holds the backend.
+    pub tunnel: Tunnel,
+    /// Backend address the entry was resolved for, network byte order.
+    pub backend_ip: u32,
+    /// `NextHop::epoch_of` the time it was resolved.
+    pub epoch: u16,
+    /// 1 once resolved; 0 in a fresh slot.
+    pub valid: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<BackendTunnel>() == 40);
+
+impl BackendTunnel {
+    /// Whether this entry may be used for backend address `ip` at `epoch`.
+    pub const fn valid_for(&self, ip: u32, epoch: u16) -> bool {
+        self.valid != 0 && self.epoch == epoch && self.backend_ip == ip
+    }
+}
+
+/// Key of the `TUNNEL_ENDPOINTS` map: where this load balancer receives
+/// encapsulated packets (replies from pods): its tunnel source address, and
+/// for VXLAN the UDP port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct TunnelEndpoint {
+    /// Local address (outer destination), network byte order.
+    pub addr: u32,
+    /// VXLAN UDP port, network byte order; 0 for IPIP.
+    pub port: u16,
+    /// `proto::IPIP` or `proto::UDP` (VXLAN).
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<TunnelEndpoint>() == 8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vxlan_src_port_stays_in_range_and_spreads() {
+        let mut seen = [false; 4];
+        for h in [0u32, 1, 0xffff, 0x1_0000, 0xffff_ffff, 0x8000_0000, 0x1234_5678] {
+            let p = vxlan_src_port(h);
+            assert!((VXLAN_SRC_PORT_MIN..=VXLAN_SRC_PORT_MAX).contains(&p), "{h:#x}: {p}");
+        }
+        for i in 0..4096u32 {
+            let p = vxlan_src_port(crate::hash::flow_hash(i, 2, 3, 4, 17));
+            seen[((p - VXLAN_SRC_PORT_MIN) / 4096) as usize] = true;
+        }
+        assert_eq!(seen, [true; 4]);
+    }
+}

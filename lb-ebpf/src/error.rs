@@ -23,20 +23,32 @@ pub enum Error {
     ConntrackFull,
     /// Another live connection already owns this connection's reply tuple.
     TupleClash,
+    /// The backend's tunnel route has no resolved tunnel source.
+    NoTunnelSource,
+    /// `bpf_xdp_adjust_head` failed after the packet was rewritten.
+    AdjustFailed,
+    /// Encapsulated to a tunnel endpoint, but the inner packet is no
+    /// connection of ours: the stack gets it untouched.
+    EncapNotOurs,
+    /// Encapsulated to a tunnel endpoint, with broken outer headers.
+    EncapMalformed,
 }
 
 impl Error {
     #[inline(always)]
     pub fn action(self) -> u32 {
         match self {
-            Error::NotOurs | Error::TtlExceeded => xdp_action::XDP_PASS,
+            Error::NotOurs | Error::TtlExceeded | Error::EncapNotOurs => xdp_action::XDP_PASS,
             Error::Malformed
             | Error::Fragment
             | Error::IpOptions
             | Error::UnknownPort
             | Error::NoBackend
             | Error::ConntrackFull
-            | Error::TupleClash => xdp_action::XDP_DROP,
+            | Error::TupleClash
+            | Error::NoTunnelSource
+            | Error::AdjustFailed
+            | Error::EncapMalformed => xdp_action::XDP_DROP,
         }
     }
 
@@ -52,6 +64,10 @@ impl Error {
             Error::TtlExceeded => GlobalStat::PassTtlExceeded,
             Error::ConntrackFull => GlobalStat::DropConntrackFull,
             Error::TupleClash => GlobalStat::DropTupleClash,
+            Error::NoTunnelSource => GlobalStat::DropNoTunnelSource,
+            Error::AdjustFailed => GlobalStat::DropAdjustFailed,
+            Error::EncapNotOurs => GlobalStat::PassEncapNotOurs,
+            Error::EncapMalformed => GlobalStat::DropEncapMalformed,
         }
     }
 }

@@ -66,32 +66,51 @@ fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Option<Ne
 /// Forwards the rewritten packet, using and refreshing `cache`.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
+    let Some(nh) = next_hop(ctx, pkt, cache, now) else {
+        stats::inc(GlobalStat::PassFibMiss);
+        return xdp_action::XDP_PASS;
+    };
+    if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
+        stats::inc(GlobalStat::PassFibMiss);
+        return xdp_action::XDP_PASS;
+    }
+    transmit(ctx, pkt, &nh, true)
+}
+
+/// The next hop toward the packet's IPv4 destination: `cache` when it is
+/// valid for that destination in this epoch, else the FIB's answer (stored
+/// into `cache`). `None`: no route or no neighbour yet.
+#[inline(always)]
+pub fn next_hop(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    cache: Option<*mut NextHop>,
+    now: u64,
+) -> Option<NextHop> {
     let epoch = NextHop::epoch_of(now);
-    // SAFETY: `ip` was bounds-checked by `parse`.
+    // SAFETY: `ip` was bounds-checked by `parse` (or by the encapsulation).
     let dst_ip = load(unsafe { &raw const (*pkt.ip).daddr });
     // SAFETY: map value pointer (connection entry or per-CPU slot); a racing
     // writer stores an equally valid resolution.
     let cached = cache
         .map(|c| unsafe { *c })
         .filter(|nh| nh.valid_for(dst_ip, epoch));
-    let nh = match cached {
-        Some(nh) => nh,
-        None => {
-            let Some(nh) = resolve(ctx, pkt, dst_ip, epoch) else {
-                stats::inc(GlobalStat::PassFibMiss);
-                return xdp_action::XDP_PASS;
-            };
-            if let Some(c) = cache {
-                unsafe { *c = nh };
-            }
-            nh
-        }
-    };
-    if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
-        stats::inc(GlobalStat::PassFibMiss);
-        return xdp_action::XDP_PASS;
+    if cached.is_some() {
+        return cached;
     }
+    let nh = resolve(ctx, pkt, dst_ip, epoch)?;
+    if let Some(c) = cache {
+        unsafe { *c = nh };
+    }
+    Some(nh)
+}
 
+/// Sets the frame's MACs for `nh` and transmits it: `XDP_TX` on the ingress
+/// interface, else a redirect through `TX_PORTS`. `route_ttl`: decrement the
+/// IPv4 TTL (router semantics) when transmitting; an encapsulated packet's
+/// outer header is new and keeps its TTL (the inner one was decremented).
+#[inline(always)]
+pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -> u32 {
     // Destination then source MAC: the first 12 bytes of the frame.
     let macs = pkt.eth.cast::<[u8; 12]>();
     let original = load(macs);
@@ -99,13 +118,17 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
     store(unsafe { &raw mut (*pkt.eth).src }, nh.smac);
 
     if nh.ifindex == ctx.ingress_ifindex() as u32 {
-        decrement_ttl(pkt);
+        if route_ttl {
+            decrement_ttl(pkt);
+        }
         stats::inc(GlobalStat::Tx);
         return xdp_action::XDP_TX;
     }
     match TX_PORTS.redirect(nh.ifindex, xdp_action::XDP_PASS as u64) {
         Ok(action) => {
-            decrement_ttl(pkt);
+            if route_ttl {
+                decrement_ttl(pkt);
+            }
             stats::inc(GlobalStat::Redirect);
             action
         }

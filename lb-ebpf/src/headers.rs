@@ -25,6 +25,7 @@ pub struct EthHdr {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct Ipv4Hdr {
     pub version_ihl: u8,
     pub tos: u8,
@@ -42,6 +43,29 @@ pub struct Ipv4Hdr {
 /// means the packet is a fragment.
 pub const IP_MF_OFFSET_RAW: u16 = u16::from_ne_bytes([0x3f, 0xff]);
 
+/// `frag_off`'s DF bit as loaded natively.
+pub const IP_DF_RAW: u16 = u16::from_ne_bytes([0x40, 0x00]);
+
+/// UDP header (every field raw, network byte order).
+#[repr(C)]
+pub struct UdpHdr {
+    pub source: u16,
+    pub dest: u16,
+    pub len: u16,
+    pub check: u16,
+}
+
+/// VXLAN header (RFC 7348): flags (I = 0x08), 24 reserved bits, VNI (24
+/// bits), 8 reserved bits; as two raw words.
+#[repr(C)]
+pub struct VxlanHdr {
+    pub flags: u32,
+    pub vni: u32,
+}
+pub const VXLAN_LEN: usize = 8;
+/// The VXLAN I flag (a valid VNI is present), first byte of the header.
+pub const VXLAN_FLAG_I: u8 = 0x08;
+
 /// TCP flags (byte 13 of the TCP header).
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
@@ -56,3 +80,5 @@ pub const UDP_CHECK_OFF: usize = 6;
 
 const _: () = assert!(core::mem::size_of::<EthHdr>() == ETH_LEN);
 const _: () = assert!(core::mem::size_of::<Ipv4Hdr>() == IPV4_LEN);
+const _: () = assert!(core::mem::size_of::<UdpHdr>() == UDP_LEN);
+const _: () = assert!(core::mem::size_of::<VxlanHdr>() == VXLAN_LEN);

@@ -1,12 +1,18 @@
 //! ferrolb's XDP datapath: balances IPv4 TCP/UDP connections addressed to
-//! VIPs over backends (DNAT), and reverse-NATs the replies; and the node-side
-//! IPIP decapsulation program (`decap.rs`).
+//! VIPs over backends (DNAT), delivering to pods behind tunnel routes
+//! encapsulated (`tunnel.rs`) and taking their encapsulated replies back
+//! (`decap_return.rs`), and reverse-NATs the replies; and the node-side IPIP
+//! decapsulation program (`decap.rs`).
 //! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
 
 mod conntrack;
 mod decap;
+mod decap_return;
+mod encap_ipip;
+mod encap_outer;
+mod encap_vxlan;
 mod error;
 mod forward;
 mod headers;
@@ -17,6 +23,7 @@ mod parse;
 mod schedule;
 mod select;
 mod stats;
+mod tunnel;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lb_common::{Flow, NextHop, conntrack::DIR_REPLY};
@@ -25,7 +32,16 @@ use crate::error::Error;
 
 #[xdp]
 pub fn ferrolb(ctx: XdpContext) -> u32 {
-    match balance(&ctx) {
+    let now = conntrack::now_ns();
+    match decap_return::decap(&ctx, now) {
+        Ok(false) => {}
+        Ok(true) => stats::inc(lb_common::GlobalStat::Decapsulated),
+        Err(e) => {
+            stats::inc(e.stat());
+            return e.action();
+        }
+    }
+    match balance(&ctx, now) {
         Ok(action) => action,
         Err(e) => {
             stats::inc(e.stat());
@@ -35,9 +51,8 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
 }
 
 #[inline(always)]
-fn balance(ctx: &XdpContext) -> Result<u32, Error> {
+fn balance(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     let pkt = parse::parse(ctx)?;
-    let now = conntrack::now_ns();
     let bytes = packet::frame_len(ctx);
 
     let established = conntrack::lookup(&pkt.key, now).filter(|&ptr| {
@@ -73,8 +88,12 @@ fn balance(ctx: &XdpContext) -> Result<u32, Error> {
         }
     };
 
+    let tunnel = tunnel::route(flow, now)?;
     nat::rewrite(ctx, &pkt, flow)?;
-    Ok(forward::forward(ctx, &pkt, next_hop, now))
+    match tunnel {
+        Some(t) => tunnel::deliver(ctx, &pkt, t, next_hop, now),
+        None => Ok(forward::forward(ctx, &pkt, next_hop, now)),
+    }
 }
 
 /// Node-side IPIP decapsulation (`ferrolbd --node-decap`): see `decap.rs`.

@@ -7,10 +7,11 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, NextHop, Service, Tunnel, VipKey,
+    Backend, BackendTunnel, Counters, DecapStat, Flow, FlowKey, GlobalStat, NextHop, Service,
+    Tunnel, TunnelEndpoint, VipKey,
     limits::{
-        CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES, MAX_TUNNELS,
-        RING_SIZE,
+        CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES,
+        MAX_TUNNEL_ENDPOINTS, MAX_TUNNELS, RING_SIZE,
     },
 };
 
@@ -62,7 +63,16 @@ pub static DECAP_STATS: PerCpuArray<u64> = PerCpuArray::pinned(DecapStat::COUNT,
 
 /// Tunnel routes: pod network prefix (address in network byte order) → the
 /// node behind it. `LpmTrie::pinned` adds `BPF_F_NO_PREALLOC`, which the
-/// kernel requires of LPM tries. Not read by the balancer yet (the
-/// encapsulation datapath comes later); userspace programs it.
+/// kernel requires of LPM tries. Userspace programs it; the balancer looks
+/// a backend up in it when its `BACKEND_TUNNEL` cache is stale.
 #[map]
 pub static TUNNELS: LpmTrie<u32, Tunnel> = LpmTrie::pinned(MAX_TUNNELS, 0);
+
+/// Per backend id: the `TUNNELS` answer for the backend's address (cache).
+#[map]
+pub static BACKEND_TUNNEL: PerCpuArray<BackendTunnel> = PerCpuArray::pinned(MAX_BACKENDS, 0);
+
+/// Where encapsulated replies to this load balancer arrive.
+#[map]
+pub static TUNNEL_ENDPOINTS: HashMap<TunnelEndpoint, u32> =
+    HashMap::pinned(MAX_TUNNEL_ENDPOINTS, 0);

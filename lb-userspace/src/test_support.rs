@@ -36,6 +36,7 @@ impl Dirs {
             xdp_mode: XdpModeArg::Auto,
             // Small: many tests load a datapath at once.
             conntrack_size: Some(4096),
+            ..Default::default()
         }
     }
 

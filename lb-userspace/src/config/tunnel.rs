@@ -210,8 +210,10 @@ pub struct TunnelSpec {
 }
 
 impl TunnelSpec {
-    /// The `TUNNELS` map value.
-    pub fn datapath_value(&self) -> Tunnel {
+    /// The `TUNNELS` map value, with the load balancer's end of the tunnel
+    /// (`source`: outer source address, `vtep_mac`: inner source MAC for
+    /// VXLAN); absent ones are written as zero.
+    pub fn datapath_value(&self, source: Option<Ipv4Addr>, vtep_mac: Option<MacAddr>) -> Tunnel {
         Tunnel {
             node_ip: u32::from_ne_bytes(self.node_ip.octets()),
             vni: self.vni.unwrap_or(0),
@@ -219,6 +221,9 @@ impl TunnelSpec {
             vtep_mac: self.vtep_mac.map_or([0; 6], |m| m.0),
             encap: self.encap.datapath_value(),
             _pad: [0; 3],
+            src_ip: source.map_or(0, |s| u32::from_ne_bytes(s.octets())),
+            src_mac: vtep_mac.map_or([0; 6], |m| m.0),
+            _pad2: 0,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Encap, TunnelInput, validate_tunnel};
+use super::{Encap, MacAddr, TunnelInput, validate_tunnel};
 
 fn input(v: serde_json::Value) -> TunnelInput {
     TunnelInput::from_value(v).expect("shape")
@@ -23,7 +23,12 @@ fn vxlan_defaults_are_flannels() {
     assert_eq!(t.vni, Some(1));
     assert_eq!(t.dst_port, Some(8472));
     assert_eq!(t.vtep_mac.unwrap().to_string(), "ab:12:cd:34:ef:56");
-    let v = t.datapath_value();
+    let v = t.datapath_value(
+        Some("172.16.1.1".parse().unwrap()),
+        Some(MacAddr([2, 0, 0, 0, 0, 7])),
+    );
+    assert_eq!(v.src_ip.to_ne_bytes(), [172, 16, 1, 1]);
+    assert_eq!(v.src_mac, [2, 0, 0, 0, 0, 7]);
     assert_eq!(v.node_ip.to_ne_bytes(), [172, 16, 1, 14]);
     assert_eq!(v.dst_port, 8472u16.to_be());
     assert_eq!(v.vni, 1);
@@ -43,7 +48,8 @@ fn ipip_and_none_carry_no_vxlan_fields() {
         )
         .unwrap();
         assert_eq!((t.vni, t.vtep_mac, t.dst_port), (None, None, None));
-        assert_eq!(t.datapath_value().vtep_mac, [0; 6]);
+        let v = t.datapath_value(None, None);
+        assert_eq!((v.vtep_mac, v.src_ip, v.src_mac), ([0; 6], 0, [0; 6]));
     }
 }
 

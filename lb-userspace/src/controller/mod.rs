@@ -32,6 +32,9 @@ pub enum ControllerError {
     TunnelConflict { pod_cidr: String, other: String },
     #[error("{0}")]
     Full(String),
+    /// The load balancer's end of a tunnel could not be resolved.
+    #[error("{0}")]
+    TunnelSource(DatapathError),
     #[error("datapath: {0}")]
     Datapath(DatapathError),
     #[error("saving the configuration: {0}")]
@@ -44,6 +47,7 @@ impl From<DatapathError> for ControllerError {
     fn from(e: DatapathError) -> Self {
         match e {
             DatapathError::Full(m) => ControllerError::Full(m),
+            e @ DatapathError::TunnelSource { .. } => ControllerError::TunnelSource(e),
             e => ControllerError::Datapath(e),
         }
     }

@@ -1,8 +1,14 @@
 //! `ferrolbd`'s flags (each also from the environment).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+};
 
-use crate::datapath::XdpModeArg;
+use crate::{
+    config::{MacAddr, parse_ip},
+    datapath::XdpModeArg,
+};
 
 /// ferrolb's XDP load balancer daemon.
 #[derive(Clone, Debug, clap::Parser)]
@@ -56,6 +62,42 @@ pub struct DaemonArgs {
     /// Seconds between connection-table GC passes.
     #[arg(long, env = "FERROLB_GC_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub gc_interval_s: u64,
+
+    /// The load balancer's address on the node network: the outer source of
+    /// IPIP and VXLAN delivery to pods, where the nodes send the
+    /// encapsulated replies. Default: per tunnel route, the preferred source
+    /// address of this host's route to the node.
+    #[arg(long, value_name = "IP", env = "FERROLB_TUNNEL_SOURCE", value_parser = parse_host_ip)]
+    pub tunnel_source: Option<Ipv4Addr>,
+
+    /// The load balancer's VTEP MAC (inner source MAC of VXLAN frames; the
+    /// nodes' forwarding database maps it to the tunnel source). Default: the
+    /// MAC of the interface holding the tunnel source.
+    #[arg(long, value_name = "MAC", env = "FERROLB_VTEP_MAC", value_parser = parse_vtep_mac)]
+    pub vtep_mac: Option<MacAddr>,
+
+    /// The load balancer's own address on the pod network (overlay). Kept
+    /// for full NAT, which will use it as SNAT source; DNAT does not use it.
+    #[arg(long, value_name = "IP", env = "FERROLB_OVERLAY_IP", value_parser = parse_host_ip)]
+    pub overlay_ip: Option<Ipv4Addr>,
+}
+
+/// A unicast, non-loopback IPv4 address (a host's address on a network).
+fn parse_host_ip(s: &str) -> Result<Ipv4Addr, String> {
+    let ip = parse_ip(s)?;
+    if ip.is_loopback() {
+        return Err(format!("{ip} is a loopback address"));
+    }
+    Ok(ip)
+}
+
+/// A unicast MAC address.
+fn parse_vtep_mac(s: &str) -> Result<MacAddr, String> {
+    let mac: MacAddr = s.parse()?;
+    if mac.0[0] & 1 != 0 {
+        return Err(format!("{mac} is a multicast MAC address, not a VTEP's"));
+    }
+    Ok(mac)
 }
 
 #[cfg(test)]
@@ -74,6 +116,48 @@ mod tests {
         assert_eq!(a.xdp_mode, XdpModeArg::Auto);
         assert_eq!(a.conntrack_size, None);
         assert!(a.node_decap.is_empty());
+        assert_eq!((a.tunnel_source, a.vtep_mac, a.overlay_ip), (None, None, None));
+    }
+
+    #[test]
+    fn tunnel_flags_are_parsed() {
+        let a = DaemonArgs::try_parse_from([
+            "ferrolbd",
+            "--tunnel-source",
+            "172.16.1.1",
+            "--vtep-mac",
+            "02:AA:00:00:00:01",
+            "--overlay-ip",
+            "10.244.0.5",
+        ])
+        .unwrap();
+        assert_eq!(a.tunnel_source, Some(Ipv4Addr::new(172, 16, 1, 1)));
+        assert_eq!(a.vtep_mac, Some(MacAddr([2, 0xaa, 0, 0, 0, 1])));
+        assert_eq!(a.overlay_ip, Some(Ipv4Addr::new(10, 244, 0, 5)));
+    }
+
+    #[test]
+    fn bad_tunnel_flags_name_the_flag_and_the_problem() {
+        for (flag, value, problem) in [
+            ("--tunnel-source", "172.16.1", "not an IPv4 address"),
+            ("--tunnel-source", "0.0.0.0", "not a unicast address"),
+            ("--tunnel-source", "127.0.0.1", "loopback"),
+            ("--tunnel-source", "fe80::1", "IPv6"),
+            ("--overlay-ip", "224.0.0.1", "not a unicast address"),
+            ("--overlay-ip", "255.255.255.255", "not a unicast address"),
+            ("--vtep-mac", "02:00:00:00:00", "not a MAC address"),
+            ("--vtep-mac", "00:00:00:00:00:00", "all-zero"),
+            ("--vtep-mac", "ff:ff:ff:ff:ff:ff", "multicast"),
+            ("--vtep-mac", "01:00:5e:00:00:01", "multicast"),
+        ] {
+            let err = DaemonArgs::try_parse_from(["ferrolbd", flag, value])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(flag) && err.contains(problem),
+                "{flag} {value}: {err}"
+            );
+        }
     }
 
     #[test]

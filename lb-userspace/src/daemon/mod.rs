@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::{
     api,
     controller::{Controller, ControllerError},
-    datapath::{Datapath, DatapathError, DatapathOptions},
+    datapath::{Datapath, DatapathError, DatapathOptions, TunnelEndConfig},
     state::StateStore,
 };
 
@@ -57,6 +57,11 @@ impl Daemon {
             decap_ifaces: args.node_decap.clone(),
             xdp_mode: args.xdp_mode,
             conntrack_size: args.conntrack_size,
+            tunnel_end: TunnelEndConfig {
+                source: args.tunnel_source,
+                vtep_mac: args.vtep_mac,
+            },
+            overlay_ip: args.overlay_ip,
         };
         let store = StateStore::new(&args.state_dir);
         let controller = tokio::task::spawn_blocking(move || {

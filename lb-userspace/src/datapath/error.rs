@@ -47,6 +47,8 @@ pub enum DatapathError {
         #[source]
         source: Box<aya::maps::xdp::XdpMapError>,
     },
+    #[error("tunnel {tunnel}: {reason}")]
+    TunnelSource { tunnel: String, reason: String },
     #[error("{0}")]
     Full(String),
     #[error("{0}")]

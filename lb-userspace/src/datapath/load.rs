@@ -12,6 +12,7 @@ use super::{
     decap::Decap,
     ids::IdAllocator,
     maps::{Maps, take},
+    tunnel_source::TunnelEndConfig,
     tunnels::Tunnels,
 };
 
@@ -32,6 +33,11 @@ pub struct DatapathOptions {
     pub xdp_mode: XdpModeArg,
     /// Entries of the connection table; `None`: the object's default.
     pub conntrack_size: Option<u32>,
+    /// How the load balancer's end of the tunnels is chosen.
+    pub tunnel_end: TunnelEndConfig,
+    /// The load balancer's own address on the pod network (`--overlay-ip`):
+    /// kept for full NAT (its SNAT source), not used by DNAT.
+    pub overlay_ip: Option<std::net::Ipv4Addr>,
 }
 
 impl Default for DatapathOptions {
@@ -42,6 +48,8 @@ impl Default for DatapathOptions {
             decap_ifaces: Vec::new(),
             xdp_mode: XdpModeArg::Auto,
             conntrack_size: None,
+            tunnel_end: TunnelEndConfig::default(),
+            overlay_ip: None,
         }
     }
 }
@@ -76,7 +84,11 @@ impl Datapath {
             .map_err(|e| DatapathError::Load(Box::new(e)))?;
 
         let mut maps = Maps::take(&mut ebpf)?;
-        let tunnels = Tunnels::new(take(&mut ebpf, names::TUNNELS)?);
+        let tunnels = Tunnels::new(
+            take(&mut ebpf, names::TUNNELS)?,
+            take(&mut ebpf, names::TUNNEL_ENDPOINTS)?,
+            opts.tunnel_end,
+        );
         let conntrack = Arc::new(Conntrack::new(take(&mut ebpf, names::CONNTRACK)?));
         // The clock must run before the program sees its first packet.
         let clock = Arc::new(Clock::new(take(&mut ebpf, names::CLOCK)?));
@@ -108,6 +120,7 @@ impl Datapath {
             service_ids: IdAllocator::new(0, limits::MAX_SERVICES),
             backend_ids: IdAllocator::new(1, limits::MAX_BACKENDS),
             pin_dir: opts.bpffs_dir.clone(),
+            overlay_ip: opts.overlay_ip,
         })
     }
 }

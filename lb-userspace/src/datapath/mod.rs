@@ -17,6 +17,7 @@ mod program;
 mod restore;
 mod ring;
 mod stats;
+mod tunnel_source;
 mod tunnels;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
@@ -29,6 +30,7 @@ pub use load::DatapathOptions;
 pub use program::{BackendHandle, InstalledService};
 pub use ring::build_ring;
 pub use stats::{BackendCounters, ServiceCounters};
+pub use tunnel_source::{LocalEnd, TunnelEndConfig, mac_holding, route_source};
 
 use crate::config::ServiceKey;
 
@@ -52,6 +54,8 @@ pub struct Datapath {
     service_ids: ids::IdAllocator,
     backend_ids: ids::IdAllocator,
     pin_dir: PathBuf,
+    /// `--overlay-ip` (kept for full NAT).
+    overlay_ip: Option<std::net::Ipv4Addr>,
 }
 
 impl Datapath {
@@ -85,6 +89,12 @@ impl Datapath {
     /// Every `DECAP_STATS` counter.
     pub fn decap_counters(&self) -> Result<Vec<(lb_common::DecapStat, u64)>, DatapathError> {
         self.decap.counters()
+    }
+
+    /// The load balancer's own pod-network address (`--overlay-ip`), kept
+    /// for full NAT's SNAT source; DNAT does not use it.
+    pub fn overlay_ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.overlay_ip
     }
 
     /// Where the maps are pinned.

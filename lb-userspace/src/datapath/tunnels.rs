@@ -1,19 +1,29 @@
 //! Tunnel routes in the `TUNNELS` LPM trie: pod network prefix → the node
-//! behind it. Every change either completes or leaves the map as it was.
+//! behind it, with the load balancer's end of the tunnel resolved
+//! (`tunnel_source.rs`); and `TUNNEL_ENDPOINTS`, the (address, encapsulation)
+//! pairs where encapsulated replies arrive, kept in step with the routes.
+//! Every change either completes or leaves the maps as they were.
 
-use std::{collections::BTreeSet, net::Ipv4Addr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+};
 
 use aya::maps::{
-    MapData, MapError,
+    HashMap, MapData, MapError,
     lpm_trie::{Key, LpmTrie},
 };
-use lb_common::{Tunnel, maps as names};
+use lb_common::{
+    Tunnel, TunnelEndpoint, limits::MAX_TUNNEL_ENDPOINTS, maps as names, proto, tunnel::encap,
+};
 
-use super::{Datapath, DatapathError};
+use super::{Datapath, DatapathError, tunnel_source::TunnelEndConfig};
 use crate::config::{Ipv4Cidr, TunnelSpec};
 
 pub(crate) struct Tunnels {
     map: LpmTrie<MapData, u32, Tunnel>,
+    endpoints: HashMap<MapData, TunnelEndpoint, u32>,
+    end: TunnelEndConfig,
 }
 
 fn err(e: MapError) -> DatapathError {
@@ -25,9 +35,42 @@ fn cidr_of(key: &Key<u32>) -> Option<Ipv4Cidr> {
     Ipv4Cidr::new(Ipv4Addr::from(key.data().to_ne_bytes()), len)
 }
 
+/// Where the replies of an encapsulated route arrive; `None` for plain
+/// routes and routes without a tunnel source.
+fn endpoint_of(t: &Tunnel) -> Option<TunnelEndpoint> {
+    if t.src_ip == 0 {
+        return None;
+    }
+    let (port, proto) = match t.encap {
+        encap::IPIP => (0, proto::IPIP),
+        encap::VXLAN => (t.dst_port, proto::UDP),
+        _ => return None,
+    };
+    Some(TunnelEndpoint {
+        addr: t.src_ip,
+        port,
+        proto,
+        _pad: 0,
+    })
+}
+
 impl Tunnels {
-    pub(crate) fn new(map: LpmTrie<MapData, u32, Tunnel>) -> Self {
-        Self { map }
+    pub(crate) fn new(
+        map: LpmTrie<MapData, u32, Tunnel>,
+        endpoints: HashMap<MapData, TunnelEndpoint, u32>,
+        end: TunnelEndConfig,
+    ) -> Self {
+        Self {
+            map,
+            endpoints,
+            end,
+        }
+    }
+
+    /// `spec`'s map value, its local end resolved.
+    fn value(&self, spec: &TunnelSpec) -> Result<Tunnel, DatapathError> {
+        let end = self.end.resolve(spec)?;
+        Ok(spec.datapath_value(end.map(|e| e.source), end.and_then(|e| e.vtep_mac)))
     }
 
     fn get(&self, cidr: &Ipv4Cidr) -> Result<Option<Tunnel>, DatapathError> {
@@ -53,24 +96,92 @@ impl Tunnels {
     fn prefixes(&self) -> Result<Vec<Key<u32>>, DatapathError> {
         self.map.keys().collect::<Result<_, _>>().map_err(err)
     }
+
+    /// Every (valid) entry of `TUNNELS`.
+    fn entries(&self) -> Result<Vec<(Ipv4Cidr, Tunnel)>, DatapathError> {
+        let mut out = Vec::new();
+        for key in self.prefixes()? {
+            if let Some(cidr) = cidr_of(&key) {
+                out.push((cidr, self.map.get(&key, 0).map_err(err)?));
+            }
+        }
+        out.sort_by_key(|(c, _)| *c);
+        Ok(out)
+    }
+
+    /// Makes `TUNNEL_ENDPOINTS` hold the endpoints of the routes in
+    /// `TUNNELS` (value: how many routes use each), new ones first.
+    fn sync_endpoints(&mut self) -> Result<(), DatapathError> {
+        let eperr = DatapathError::map(names::TUNNEL_ENDPOINTS);
+        let mut wanted: BTreeMap<TunnelEndpoint, u32> = BTreeMap::new();
+        for (_, t) in self.entries()? {
+            if let Some(ep) = endpoint_of(&t) {
+                *wanted.entry(ep).or_default() += 1;
+            }
+        }
+        if wanted.len() > MAX_TUNNEL_ENDPOINTS as usize {
+            return Err(DatapathError::Full(format!(
+                "the tunnel routes need {} (tunnel source, encapsulation) endpoints, \
+                 at most {MAX_TUNNEL_ENDPOINTS}",
+                wanted.len()
+            )));
+        }
+        let present: BTreeSet<TunnelEndpoint> = self
+            .endpoints
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(DatapathError::map(names::TUNNEL_ENDPOINTS))?;
+        for (ep, n) in &wanted {
+            self.endpoints
+                .insert(ep, n, 0)
+                .map_err(DatapathError::map(names::TUNNEL_ENDPOINTS))?;
+        }
+        for ep in present.iter().filter(|ep| !wanted.contains_key(ep)) {
+            match self.endpoints.remove(ep) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(eperr(e)),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Datapath {
     /// Installs `new`, replacing `old` (the same tunnel's previous
-    /// definition): the new prefix is written first, then the old prefix, if
-    /// it changed, removed. On failure the map is as it was.
+    /// definition): the load balancer's end is resolved first (an error
+    /// changes nothing), the new prefix is written, then the old prefix, if
+    /// it changed, removed, then the endpoints updated. On failure the maps
+    /// are as they were.
     pub fn put_tunnel(
         &mut self,
         old: Option<&TunnelSpec>,
         new: &TunnelSpec,
     ) -> Result<(), DatapathError> {
         let t = &mut self.tunnels;
+        let value = t.value(new)?;
         let before = t.get(&new.pod_cidr)?;
-        t.write(&new.pod_cidr, Some(new.datapath_value()))?;
-        if let Some(old) = old.filter(|o| o.pod_cidr != new.pod_cidr)
-            && let Err(e) = t.write(&old.pod_cidr, None)
-        {
-            if let Err(u) = t.write(&new.pod_cidr, before) {
+        let old_cidr = old.map(|o| o.pod_cidr).filter(|c| *c != new.pod_cidr);
+        let old_before = match &old_cidr {
+            Some(c) => t.get(c)?,
+            None => None,
+        };
+        t.write(&new.pod_cidr, Some(value))?;
+        let mut result = match &old_cidr {
+            Some(c) => t.write(c, None),
+            None => Ok(()),
+        };
+        if result.is_ok() {
+            result = t.sync_endpoints();
+        }
+        if let Err(e) = result {
+            let undo = t
+                .write(&new.pod_cidr, before)
+                .and_then(|()| match &old_cidr {
+                    Some(c) => t.write(c, old_before),
+                    None => Ok(()),
+                })
+                .and_then(|()| t.sync_endpoints());
+            if let Err(u) = undo {
                 tracing::error!(error = %u, "rollback of a TUNNELS write failed");
             }
             return Err(e);
@@ -78,13 +189,18 @@ impl Datapath {
         Ok(())
     }
 
-    /// Removes `spec`'s prefix.
+    /// Removes `spec`'s prefix (and the endpoints only it used).
     pub fn remove_tunnel(&mut self, spec: &TunnelSpec) -> Result<(), DatapathError> {
-        self.tunnels.write(&spec.pod_cidr, None)
+        self.tunnels.write(&spec.pod_cidr, None)?;
+        self.tunnels.sync_endpoints()
     }
 
     /// Makes `TUNNELS` hold exactly `tunnels` (entries pinned by an earlier
-    /// run and no longer configured are removed).
+    /// run and no longer configured are removed), and `TUNNEL_ENDPOINTS`
+    /// their endpoints. A route whose local end cannot be resolved now (no
+    /// route to its node yet) is written without a tunnel source, with a
+    /// warning: the datapath drops new connections to it until the route is
+    /// put again.
     pub fn restore_tunnels(&mut self, tunnels: &[TunnelSpec]) -> Result<(), DatapathError> {
         let wanted: BTreeSet<Ipv4Cidr> = tunnels.iter().map(|t| t.pod_cidr).collect();
         for key in self.tunnels.prefixes()? {
@@ -97,9 +213,16 @@ impl Datapath {
             }
         }
         for t in tunnels {
-            self.tunnels.write(&t.pod_cidr, Some(t.datapath_value()))?;
+            let value = match self.tunnels.value(t) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tunnel route restored without a tunnel source");
+                    t.datapath_value(None, None)
+                }
+            };
+            self.tunnels.write(&t.pod_cidr, Some(value))?;
         }
-        Ok(())
+        self.tunnels.sync_endpoints()
     }
 
     /// The tunnel whose prefix is the longest one holding `ip`, as the
@@ -119,13 +242,18 @@ impl Datapath {
     /// Every `TUNNELS` entry, by prefix (a key that is no valid network,
     /// which only another writer could leave, is skipped).
     pub fn tunnel_entries(&self) -> Result<Vec<(Ipv4Cidr, Tunnel)>, DatapathError> {
-        let mut out = Vec::new();
-        for key in self.tunnels.prefixes()? {
-            if let Some(cidr) = cidr_of(&key) {
-                out.push((cidr, self.tunnels.map.get(&key, 0).map_err(err)?));
-            }
-        }
-        out.sort_by_key(|(c, _)| *c);
+        self.tunnels.entries()
+    }
+
+    /// Every `TUNNEL_ENDPOINTS` entry (endpoint, number of routes using it).
+    pub fn tunnel_endpoints(&self) -> Result<Vec<(TunnelEndpoint, u32)>, DatapathError> {
+        let mut out: Vec<_> = self
+            .tunnels
+            .endpoints
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(DatapathError::map(names::TUNNEL_ENDPOINTS))?;
+        out.sort();
         Ok(out)
     }
 }

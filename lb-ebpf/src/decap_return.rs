@@ -1,0 +1,185 @@
+//! The return path of encapsulated delivery: replies from pods that their
+//! node sends back encapsulated (IPIP, or VXLAN to a tunnel's UDP port)
+//! addressed to one of the load balancer's tunnel endpoints
+//! (`TUNNEL_ENDPOINTS`). The inner packet is checked in place first; only a
+//! packet of one of our connections is decapsulated, and then goes through
+//! the balancer like a plain reply. Everything else encapsulated to us is
+//! left to the stack untouched (a kernel VXLAN device on this host, for one,
+//! may own it); broken outer headers are dropped. See docs/datapath.md,
+//! "Encapsulated replies".
+
+use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use lb_common::{FlowKey, TunnelEndpoint, csum, proto};
+
+use crate::{
+    conntrack,
+    error::Error,
+    headers::{
+        ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, UDP_LEN, UdpHdr,
+        VXLAN_FLAG_I, VXLAN_LEN,
+    },
+    maps::TUNNEL_ENDPOINTS,
+    packet::{load, ptr_at, store},
+};
+
+const OUTER_L4_OFF: usize = ETH_LEN + IPV4_LEN;
+/// IPIP: the inner IPv4 header follows the outer one.
+const IPIP_INNER_OFF: usize = OUTER_L4_OFF;
+/// VXLAN: outer UDP, VXLAN header, inner Ethernet, then inner IPv4.
+const VXLAN_INNER_ETH_OFF: usize = OUTER_L4_OFF + UDP_LEN + VXLAN_LEN;
+const VXLAN_INNER_OFF: usize = VXLAN_INNER_ETH_OFF + ETH_LEN;
+
+/// Whether `ep` is a tunnel endpoint of this load balancer.
+#[inline(always)]
+fn is_endpoint(ep: TunnelEndpoint) -> bool {
+    // SAFETY: only the presence of the entry is read.
+    unsafe { TUNNEL_ENDPOINTS.get(ep).is_some() }
+}
+
+/// Decapsulates an encapsulated reply of one of our connections.
+/// `Ok(false)`: not encapsulated to a tunnel endpoint (the balancer handles
+/// the packet as it is). `Ok(true)`: decapsulated, the frame now holds the
+/// inner packet (behind the original outer Ethernet header). `Err`: passed
+/// untouched (`EncapNotOurs`) or dropped.
+#[inline(always)]
+pub fn decap(ctx: &XdpContext, now: u64) -> Result<bool, Error> {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return Ok(false);
+    };
+    if load(unsafe { &raw const (*eth).ether_type }) != ETH_P_IP_RAW {
+        return Ok(false);
+    }
+    let Some(outer) = ptr_at::<Ipv4Hdr>(ctx, ETH_LEN) else {
+        return Ok(false);
+    };
+    // Outer options or fragments: not recognised here (the stack reassembles
+    // what is its own); the balancer passes such packets to non-VIPs.
+    if load(unsafe { &raw const (*outer).version_ihl }) != 0x45
+        || load(unsafe { &raw const (*outer).frag_off }) & IP_MF_OFFSET_RAW != 0
+    {
+        return Ok(false);
+    }
+    let daddr = load(unsafe { &raw const (*outer).daddr });
+    let protocol = load(unsafe { &raw const (*outer).protocol });
+    let vxlan = match protocol {
+        proto::IPIP => false,
+        proto::UDP => true,
+        _ => return Ok(false),
+    };
+    let port = if vxlan {
+        let Some(udp) = ptr_at::<UdpHdr>(ctx, OUTER_L4_OFF) else {
+            return Ok(false);
+        };
+        load(unsafe { &raw const (*udp).dest })
+    } else {
+        0
+    };
+    if !is_endpoint(TunnelEndpoint {
+        addr: daddr,
+        port,
+        proto: protocol,
+        _pad: 0,
+    }) {
+        return Ok(false);
+    }
+
+    // Ours to judge from here. The outer header: a right checksum (nobody
+    // else sees it) and a length inside the frame (Ethernet padding after
+    // it is allowed).
+    if csum::ipv4_header(load(outer.cast::<[u16; IPV4_LEN / 2]>())) != 0 {
+        return Err(Error::EncapMalformed);
+    }
+    let outer_len = u16::from_be(load(unsafe { &raw const (*outer).tot_len })) as usize;
+    if ETH_LEN + outer_len > ctx.data_end() - ctx.data() {
+        return Err(Error::EncapMalformed);
+    }
+    if vxlan {
+        check_vxlan(ctx, outer_len)?;
+        check_inner::<VXLAN_INNER_OFF>(ctx, outer_len, now)?;
+        strip::<VXLAN_INNER_OFF>(ctx)?;
+    } else {
+        check_inner::<IPIP_INNER_OFF>(ctx, outer_len, now)?;
+        strip::<IPIP_INNER_OFF>(ctx)?;
+    }
+    Ok(true)
+}
+
+/// The UDP and VXLAN headers and the inner Ethernet header's type.
+#[inline(always)]
+fn check_vxlan(ctx: &XdpContext, outer_len: usize) -> Result<(), Error> {
+    let udp: *mut UdpHdr = ptr_at(ctx, OUTER_L4_OFF).ok_or(Error::EncapMalformed)?;
+    let udp_len = u16::from_be(load(unsafe { &raw const (*udp).len })) as usize;
+    if udp_len + IPV4_LEN != outer_len {
+        return Err(Error::EncapMalformed);
+    }
+    let flags: *mut u8 = ptr_at(ctx, OUTER_L4_OFF + UDP_LEN).ok_or(Error::EncapMalformed)?;
+    if load(flags) & VXLAN_FLAG_I == 0 {
+        return Err(Error::EncapMalformed);
+    }
+    let inner_eth: *mut EthHdr = ptr_at(ctx, VXLAN_INNER_ETH_OFF).ok_or(Error::EncapMalformed)?;
+    // Not IPv4 inside (ARP of a learning VXLAN, IPv6): not ours.
+    if load(unsafe { &raw const (*inner_eth).ether_type }) != ETH_P_IP_RAW {
+        return Err(Error::EncapNotOurs);
+    }
+    Ok(())
+}
+
+/// The inner IPv4 header at `OFF` (from the frame start) fills the outer
+/// payload, and the inner packet belongs to a live connection.
+#[inline(always)]
+fn check_inner<const OFF: usize>(ctx: &XdpContext, outer_len: usize, now: u64) -> Result<(), Error> {
+    let inner: *mut Ipv4Hdr = ptr_at(ctx, OFF).ok_or(Error::EncapMalformed)?;
+    let vihl = load(unsafe { &raw const (*inner).version_ihl });
+    let inner_len = u16::from_be(load(unsafe { &raw const (*inner).tot_len })) as usize;
+    if vihl >> 4 != 4
+        || ((vihl & 0x0f) as usize) * 4 < IPV4_LEN
+        || inner_len < IPV4_LEN
+        || inner_len + (OFF - ETH_LEN) != outer_len
+    {
+        return Err(Error::EncapMalformed);
+    }
+    // Only plain TCP/UDP can be a connection of ours.
+    let protocol = load(unsafe { &raw const (*inner).protocol });
+    if vihl != 0x45
+        || load(unsafe { &raw const (*inner).frag_off }) & IP_MF_OFFSET_RAW != 0
+        || (protocol != proto::TCP && protocol != proto::UDP)
+        || inner_len < IPV4_LEN + 4
+    {
+        return Err(Error::EncapNotOurs);
+    }
+    let ports: *mut [u16; 2] = ptr_at(ctx, OFF + IPV4_LEN).ok_or(Error::EncapMalformed)?;
+    let [sport, dport] = load(ports);
+    let key = FlowKey::new(
+        load(unsafe { &raw const (*inner).saddr }),
+        load(unsafe { &raw const (*inner).daddr }),
+        sport,
+        dport,
+        protocol,
+    );
+    if conntrack::lookup(&key, now).is_none() {
+        return Err(Error::EncapNotOurs);
+    }
+    Ok(())
+}
+
+/// Leaves the frame as Ethernet + the inner IPv4 packet at `OFF`: the outer
+/// Ethernet header (its MACs: the frame was addressed to this host) is
+/// copied to just before the inner packet, over the outer IPv4 header's tail
+/// (IPIP) or the inner Ethernet header (VXLAN), then the bytes before it are
+/// removed.
+#[inline(always)]
+fn strip<const OFF: usize>(ctx: &XdpContext) -> Result<(), Error> {
+    let eth: *mut [u8; ETH_LEN] = ptr_at(ctx, 0).ok_or(Error::EncapMalformed)?;
+    let mac_hdr = load(eth);
+    // The verifier needs a pointer proven in bounds for the write itself.
+    let new_eth: *mut [u8; ETH_LEN] =
+        ptr_at(ctx, OFF - ETH_LEN).ok_or(Error::EncapMalformed)?;
+    store(new_eth, mac_hdr);
+    // SAFETY: helper call on this program's context. Every packet pointer
+    // is invalid afterwards: nothing is read past it here.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, (OFF - ETH_LEN) as i32) } != 0 {
+        // The frame's head was already rewritten: it cannot go on.
+        return Err(Error::AdjustFailed);
+    }
+    Ok(())
+}

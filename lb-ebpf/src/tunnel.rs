@@ -1,0 +1,122 @@
+//! Delivery to pods through their node: which tunnel route a connection's
+//! backend is behind (`TUNNELS`, cached per backend in `BACKEND_TUNNEL`),
+//! and sending the DNATed packet encapsulated (IPIP or VXLAN) toward the
+//! node. See docs/datapath.md, "Encapsulated delivery".
+
+use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
+use lb_common::{
+    BackendTunnel, Flow, GlobalStat, NextHop, Tunnel,
+    conntrack::DIR_FORWARD,
+    tunnel::encap,
+};
+
+use crate::{
+    encap_ipip, encap_vxlan,
+    error::Error,
+    forward,
+    maps::{BACKEND_TUNNEL, TUNNELS},
+    nat::decrement_ttl,
+    packet::load,
+    parse::Packet,
+    stats,
+};
+
+/// Refills `slot` with the tunnel route of `ip` (network byte order); an
+/// `encap::NONE` value when no route holds it. Written field by field: a
+/// zeroing `Default::default()` may compile to a memset call the verifier
+/// rejects, and a whole-struct copy costs stack the program does not have.
+#[inline(always)]
+fn refill(slot: *mut BackendTunnel, ip: u32, epoch: u16) {
+    // SAFETY: per-CPU slot: this CPU is its only writer.
+    let s = unsafe { &mut *slot };
+    match TUNNELS.get(Key::new(32, ip)) {
+        Some(t) => s.tunnel = *t,
+        None => {
+            s.tunnel.encap = encap::NONE;
+            s.tunnel.src_ip = 0;
+        }
+    }
+    s.backend_ip = ip;
+    s.epoch = epoch;
+    s.valid = 1;
+}
+
+/// The tunnel the packets of `flow` (after DNAT) go through, if they are
+/// encapsulated: only the forward direction (toward the backend) is. The
+/// longest-prefix match runs when the backend's cache slot is stale (another
+/// backend address, or an earlier epoch: about once a second per backend and
+/// CPU), not per packet. The answer points into the backend's per-CPU slot,
+/// which stays put for this run of the program.
+#[inline(always)]
+pub fn route(flow: &Flow, now: u64) -> Result<Option<*const Tunnel>, Error> {
+    if flow.direction != DIR_FORWARD {
+        return Ok(None);
+    }
+    let Some(slot) = BACKEND_TUNNEL.get_ptr_mut(flow.backend_id) else {
+        return Ok(None);
+    };
+    let epoch = NextHop::epoch_of(now);
+    let ip = flow.nat_dst_ip;
+    // SAFETY: per-CPU slot, see `refill`.
+    if !unsafe { (*slot).valid_for(ip, epoch) } {
+        refill(slot, ip, epoch);
+    }
+    let t = unsafe { &raw const (*slot).tunnel };
+    let (kind, src_ip) = unsafe { ((*t).encap, (*t).src_ip) };
+    if kind != encap::IPIP && kind != encap::VXLAN {
+        return Ok(None);
+    }
+    if src_ip == 0 {
+        return Err(Error::NoTunnelSource);
+    }
+    Ok(Some(t))
+}
+
+/// Encapsulates the DNATed packet for `t` and sends it toward the node.
+/// The inner packet is routed here, so its TTL is decremented (whether the
+/// datapath or the stack transmits the outer packet). The outer next hop
+/// (toward `t.node_ip`) is cached in `cache` like any next hop.
+#[inline(always)]
+pub fn deliver(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    t: *const Tunnel,
+    cache: Option<*mut NextHop>,
+    now: u64,
+) -> Result<u32, Error> {
+    // SAFETY: points into a per-CPU map slot (`route`).
+    let t = unsafe { &*t };
+    decrement_ttl(pkt);
+    let outer = if t.encap == encap::IPIP {
+        stats::inc(GlobalStat::EncapIpip);
+        encap_ipip::encapsulate(ctx, pkt, t)?
+    } else {
+        stats::inc(GlobalStat::EncapVxlan);
+        encap_vxlan::encapsulate(ctx, pkt, t)?
+    };
+    // From here on `pkt`'s pointers are invalid: only `outer` is used.
+    let Some(nh) = forward::next_hop(ctx, &outer, cache, now) else {
+        // No neighbour (or route) yet: the stack forwards the encapsulated
+        // packet (it carries a local source address: the ingress interface
+        // needs accept_local, see docs) and resolves the neighbour.
+        stats::inc(GlobalStat::PassFibMiss);
+        return Ok(xdp_action::XDP_PASS);
+    };
+    if u16::from_be(load(unsafe { &raw const (*outer.ip).tot_len })) > nh.mtu {
+        return Ok(too_big());
+    }
+    Ok(forward::transmit(ctx, &outer, &nh, false))
+}
+
+/// The encapsulated packet is larger than the route MTU toward the node.
+///
+/// Hook for the path-MTU work (not built yet): answer the client with ICMP
+/// fragmentation-needed for the inner packet (MTU = route MTU − the
+/// encapsulation overhead, `lb_common::tunnel::*_OVERHEAD`), and clamp the
+/// MSS of SYNs to encapsulated backends. Until then the encapsulated packet
+/// goes to the stack, as an oversized plain packet does.
+#[inline(always)]
+fn too_big() -> u32 {
+    stats::inc(GlobalStat::PassEncapTooBig);
+    xdp_action::XDP_PASS
+}
