@@ -9,7 +9,10 @@
 //! new connections) and re-resolved once per epoch (about a second).
 
 use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
+    bindings::{
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams,
+        xdp_action,
+    },
     helpers::generated::bpf_fib_lookup,
     programs::XdpContext,
 };
@@ -25,9 +28,17 @@ use crate::{
 
 const AF_INET: u8 = 2;
 
+/// Why the FIB gave no next hop.
+pub enum Miss {
+    /// No route, no neighbour yet, forwarding off, ...
+    NoNextHop,
+    /// The packet is larger than the route's MTU.
+    TooBig,
+}
+
 /// Resolves the next hop of the (rewritten) packet with the kernel's FIB.
 #[inline(always)]
-fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Option<NextHop> {
+fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Result<NextHop, Miss> {
     let ip = pkt.ip;
     // SAFETY: all-zero is a valid value of this plain C struct.
     let mut fib: FibParams = unsafe { core::mem::zeroed() };
@@ -49,10 +60,13 @@ fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Option<Ne
             0,
         )
     };
-    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
-        return None;
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+        return Err(Miss::TooBig);
     }
-    Some(NextHop {
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(Miss::NoNextHop);
+    }
+    Ok(NextHop {
         dst_ip,
         ifindex: fib.ifindex,
         epoch,
@@ -66,7 +80,7 @@ fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Option<Ne
 /// Forwards the rewritten packet, using and refreshing `cache`.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
-    let Some(nh) = next_hop(ctx, pkt, cache, now) else {
+    let Ok(nh) = next_hop(ctx, pkt, cache, now) else {
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     };
@@ -79,14 +93,14 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
 
 /// The next hop toward the packet's IPv4 destination: `cache` when it is
 /// valid for that destination in this epoch, else the FIB's answer (stored
-/// into `cache`). `None`: no route or no neighbour yet.
+/// into `cache`).
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
     pkt: &Packet,
     cache: Option<*mut NextHop>,
     now: u64,
-) -> Option<NextHop> {
+) -> Result<NextHop, Miss> {
     let epoch = NextHop::epoch_of(now);
     // SAFETY: `ip` was bounds-checked by `parse` (or by the encapsulation).
     let dst_ip = load(unsafe { &raw const (*pkt.ip).daddr });
@@ -95,14 +109,14 @@ pub fn next_hop(
     let cached = cache
         .map(|c| unsafe { *c })
         .filter(|nh| nh.valid_for(dst_ip, epoch));
-    if cached.is_some() {
-        return cached;
+    if let Some(nh) = cached {
+        return Ok(nh);
     }
     let nh = resolve(ctx, pkt, dst_ip, epoch)?;
     if let Some(c) = cache {
         unsafe { *c = nh };
     }
-    Some(nh)
+    Ok(nh)
 }
 
 /// Sets the frame's MACs for `nh` and transmits it: `XDP_TX` on the ingress

@@ -13,7 +13,7 @@ use lb_common::{
 use crate::{
     encap_ipip, encap_vxlan,
     error::Error,
-    forward,
+    forward::{self, Miss},
     maps::{BACKEND_TUNNEL, TUNNELS},
     nat::decrement_ttl,
     packet::load,
@@ -95,13 +95,19 @@ pub fn deliver(
         encap_vxlan::encapsulate(ctx, pkt, t)?
     };
     // From here on `pkt`'s pointers are invalid: only `outer` is used.
-    let Some(nh) = forward::next_hop(ctx, &outer, cache, now) else {
-        // No neighbour (or route) yet: the stack forwards the encapsulated
-        // packet (it carries a local source address: the ingress interface
-        // needs accept_local, see docs) and resolves the neighbour.
-        stats::inc(GlobalStat::PassFibMiss);
-        return Ok(xdp_action::XDP_PASS);
+    let nh = match forward::next_hop(ctx, &outer, cache, now) {
+        Ok(nh) => nh,
+        Err(Miss::TooBig) => return Ok(too_big()),
+        Err(Miss::NoNextHop) => {
+            // No neighbour (or route) yet: the stack forwards the
+            // encapsulated packet (it carries a local source address: the
+            // ingress interface needs accept_local, see docs) and resolves
+            // the neighbour.
+            stats::inc(GlobalStat::PassFibMiss);
+            return Ok(xdp_action::XDP_PASS);
+        }
     };
+    // A cached next hop was resolved for a smaller packet.
     if u16::from_be(load(unsafe { &raw const (*outer.ip).tot_len })) > nh.mtu {
         return Ok(too_big());
     }

@@ -28,7 +28,8 @@ pub struct FixtureNet {
     pub backend_ifindex: u32,
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+/// Runs `ip` with `args`; an error carries its stderr.
+pub fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -43,7 +44,8 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn mac_str(m: Mac) -> String {
+/// `02:00:00:00:01:01`.
+pub fn mac_str(m: Mac) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

@@ -8,11 +8,15 @@ use std::{net::SocketAddrV4, path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMap, HashMap, MapData, PerCpuArray},
+    maps::{
+        Array, DevMap, HashMap, MapData, PerCpuArray,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, Service, VipKey,
+    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, Service, Tunnel, TunnelEndpoint,
+    VipKey,
     limits::RING_SIZE,
     maps as names,
     service::{BACKEND_ACTIVE, mode},
@@ -181,6 +185,36 @@ impl Harness {
         let mut addrs: HashMap<&mut MapData, u32, u32> =
             HashMap::try_from(self.map(names::DECAP_ADDRS)?)?;
         addrs.insert(ip_be(addr), 0, 0)?;
+        Ok(())
+    }
+
+    /// Adds a tunnel route (`TUNNELS`): `pod_net`/`prefix_len` → `tunnel`,
+    /// as userspace programs it (local end resolved).
+    pub fn add_tunnel(
+        &mut self,
+        pod_net: std::net::Ipv4Addr,
+        prefix_len: u32,
+        tunnel: Tunnel,
+    ) -> Result<()> {
+        let mut map: LpmTrie<&mut MapData, u32, Tunnel> =
+            LpmTrie::try_from(self.map(names::TUNNELS)?)?;
+        map.insert(&Key::new(prefix_len, ip_be(pod_net)), tunnel, 0)?;
+        Ok(())
+    }
+
+    /// Removes the tunnel route `pod_net`/`prefix_len`.
+    pub fn remove_tunnel(&mut self, pod_net: std::net::Ipv4Addr, prefix_len: u32) -> Result<()> {
+        let mut map: LpmTrie<&mut MapData, u32, Tunnel> =
+            LpmTrie::try_from(self.map(names::TUNNELS)?)?;
+        map.remove(&Key::new(prefix_len, ip_be(pod_net)))?;
+        Ok(())
+    }
+
+    /// Makes `ep` a tunnel endpoint of the load balancer (`TUNNEL_ENDPOINTS`).
+    pub fn add_tunnel_endpoint(&mut self, ep: TunnelEndpoint) -> Result<()> {
+        let mut map: HashMap<&mut MapData, TunnelEndpoint, u32> =
+            HashMap::try_from(self.map(names::TUNNEL_ENDPOINTS)?)?;
+        map.insert(ep, 1, 0)?;
         Ok(())
     }
 

@@ -1,0 +1,448 @@
+//! Packet fixtures: DNAT connections to pods behind tunnel routes are
+//! delivered IPIP- or VXLAN-encapsulated to the pod's node, and the nodes'
+//! encapsulated replies are decapsulated and reverse-NATed to the client
+//! (see tests/src/encap_fixture.rs for the setup).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use etherparse::{Ethernet2Header, Ipv4Header};
+use lb_common::{GlobalStat, hash::flow_hash, proto};
+use tests::{
+    dnat_fixture::{CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp},
+    encap_fixture::*,
+    fixture_net::{BACKEND_IF_MAC, BACKEND2_MAC, CLIENT_IF_MAC, CLIENT_MAC},
+    ipip,
+    packets::{Frame, Mac, assert_checksums_valid},
+    vxlan,
+    xdp::{Run, START_CLOCK_NS},
+};
+
+fn tcp_backend(pod: Ipv4Addr) -> SocketAddrV4 {
+    SocketAddrV4::new(pod, TCP_PORT)
+}
+
+fn udp_backend(pod: Ipv4Addr) -> SocketAddrV4 {
+    SocketAddrV4::new(pod, UDP_PORT)
+}
+
+/// The DNATed packet the pod must receive for `input` (client -> VIP):
+/// destination `backend`, TTL decremented (Ethernet header still `input`'s).
+fn dnated(input: &Frame, backend: SocketAddrV4) -> Frame {
+    let ttl = input.ip.time_to_live - 1;
+    input.clone().addrs(CLIENT, backend).ttl(ttl)
+}
+
+/// The outer header fields copied from the inner packet: identification,
+/// DF, DSCP/ECN.
+fn copy_inner_fields(outer: &mut Ipv4Header, inner: &Frame) {
+    outer.identification = inner.ip.identification;
+    outer.dont_fragment = inner.ip.dont_fragment;
+    outer.dscp = inner.ip.dscp;
+    outer.ecn = inner.ip.ecn;
+}
+
+/// IPIP frame from the load balancer to `node` (`macs`: source,
+/// destination) carrying `inner`.
+fn expect_ipip(macs: (Mac, Mac), node: Ipv4Addr, inner: &Frame) -> Vec<u8> {
+    let inner_ip = ipip::inner_packet(inner);
+    let mut outer = ipip::outer_header(TUNNEL_SOURCE, node, inner_ip.len());
+    copy_inner_fields(&mut outer, inner);
+    ipip::frame(macs.0, macs.1, &outer, &inner_ip)
+}
+
+/// The UDP source port the load balancer must use for packets of the
+/// connection that arrived as `input`.
+fn expected_src_port(input: &Frame, proto: u8) -> u16 {
+    let (sport, dport) = match &input.l4 {
+        tests::packets::L4::Tcp(t) => (t.source_port, t.destination_port),
+        tests::packets::L4::Udp(u) => (u.source_port, u.destination_port),
+    };
+    let h = flow_hash(
+        u32::from_ne_bytes(input.ip.source),
+        u32::from_ne_bytes(input.ip.destination),
+        sport.to_be(),
+        dport.to_be(),
+        proto,
+    );
+    vxlan::linux_src_port(h)
+}
+
+/// VXLAN frame from the load balancer to the VXLAN node carrying `inner`
+/// (an inner Ethernet frame from the load balancer's VTEP to the node's).
+fn expect_vxlan(input: &Frame, proto: u8, inner: &Frame) -> Vec<u8> {
+    let inner_frame = inner.clone().macs(LB_VTEP_MAC, NODE_VTEP_MAC).bytes();
+    let mut outer = vxlan::outer_header(TUNNEL_SOURCE, NODE_VXLAN, inner_frame.len());
+    copy_inner_fields(&mut outer, inner);
+    let port = expected_src_port(input, proto);
+    assert!((49152..=65535).contains(&port));
+    vxlan::frame(
+        BACKEND_IF_MAC,
+        NODE_VXLAN_MAC,
+        &outer,
+        port,
+        vxlan::FLANNEL_PORT,
+        None,
+        vxlan::header(0x08, VNI),
+        &inner_frame,
+    )
+}
+
+/// Asserts the action and the exact output, and that the outer IPv4 header
+/// and the inner packet (at `inner_off`, an IPv4 packet) have valid
+/// checksums.
+fn assert_encapsulated(run: &Run, action: u32, expected: &[u8], inner_off: usize) {
+    assert_eq!(run.action, action, "XDP action");
+    assert_eq!(run.output, expected, "output frame");
+    let (outer, _) = Ipv4Header::from_slice(&run.output[Ethernet2Header::LEN..]).unwrap();
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    assert_eq!(outer.time_to_live, 64);
+    assert_eq!(outer.source, TUNNEL_SOURCE.octets());
+    let mut inner = run.output[..Ethernet2Header::LEN].to_vec();
+    inner.extend_from_slice(&run.output[inner_off..]);
+    assert_checksums_valid(&inner);
+}
+
+const IPIP_INNER: usize = 34;
+const VXLAN_INNER: usize = 64;
+
+#[test]
+fn new_tcp_flow_to_an_ipip_pod_is_encapsulated_to_its_node() {
+    let fx = EncapFixture::new(POD_IPIP).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    let run = fx.from_client(&syn).unwrap();
+    let inner = dnated(&syn, tcp_backend(POD_IPIP));
+    let expected = expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner);
+    assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
+    assert_eq!(run.output[14 + 9], proto::IPIP);
+    assert_eq!(run.output[14 + 6] & 0x40, 0x40, "DF copied from the inner header");
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 1);
+    assert_eq!(fx.lb.global(GlobalStat::Redirect).unwrap(), 1);
+}
+
+#[test]
+fn established_ipip_flow_stays_encapsulated_and_follows_route_changes_within_an_epoch() {
+    let mut fx = EncapFixture::new(POD_IPIP).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    for df in [true, false] {
+        let mut data = client_tcp(TCP_VIP);
+        data.ip.dont_fragment = df;
+        let run = fx.from_client(&data).unwrap();
+        let inner = dnated(&data, tcp_backend(POD_IPIP));
+        let expected = expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner);
+        assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
+    }
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 3);
+
+    // The route is cached per backend: removing it changes nothing within
+    // the epoch (no lookup per packet)...
+    fx.lb.remove_tunnel(Ipv4Addr::new(10, 244, 1, 0), 24).unwrap();
+    let data = client_tcp(TCP_VIP);
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 4);
+    // ...and is followed in the next one: now plain DNAT, and the namespace
+    // has no route to the pod, so the rewritten packet goes to the stack.
+    fx.lb.set_clock(START_CLOCK_NS + (2 << 30)).unwrap();
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    let plain = dnated(&data, tcp_backend(POD_IPIP)).ttl(data.ip.time_to_live);
+    assert_eq!(run.output, plain.bytes());
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 4);
+}
+
+#[test]
+fn new_and_established_tcp_flow_to_a_vxlan_pod_is_encapsulated_to_its_node() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    let data = client_tcp(TCP_VIP);
+    for input in [&syn, &data, &data] {
+        let run = fx.from_client(input).unwrap();
+        let inner = dnated(input, tcp_backend(POD_VXLAN));
+        let expected = expect_vxlan(input, proto::TCP, &inner);
+        assert_encapsulated(&run, XDP_REDIRECT, &expected, VXLAN_INNER);
+        assert_eq!(&run.output[42..50], &[0x08, 0, 0, 0, 0, 0, 7, 0], "VXLAN header");
+        assert_eq!(&run.output[40..42], &[0, 0], "no UDP checksum");
+    }
+    // Other connections get other source ports (the node's RSS spreads them).
+    let mut ports = std::collections::BTreeSet::new();
+    for port in 41000..41008u16 {
+        let syn = client_tcp(TCP_VIP)
+            .syn()
+            .addrs(SocketAddrV4::new(*CLIENT.ip(), port), TCP_VIP);
+        let run = fx.from_client(&syn).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT);
+        let src_port = u16::from_be_bytes([run.output[34], run.output[35]]);
+        assert_eq!(src_port, expected_src_port(&syn, proto::TCP));
+        ports.insert(src_port);
+    }
+    assert!(ports.len() > 4, "{ports:?}");
+    assert_eq!(fx.lb.global(GlobalStat::EncapVxlan).unwrap(), 11);
+}
+
+#[test]
+fn udp_flows_are_encapsulated_too() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let dgram = client_udp(UDP_VIP);
+    for _ in 0..2 {
+        let run = fx.from_client(&dgram).unwrap();
+        let inner = dnated(&dgram, udp_backend(POD_VXLAN));
+        assert_encapsulated(
+            &run,
+            XDP_REDIRECT,
+            &expect_vxlan(&dgram, proto::UDP, &inner),
+            VXLAN_INNER,
+        );
+    }
+    let fx = EncapFixture::new(POD_IPIP).unwrap();
+    let dgram = client_udp(UDP_VIP).no_udp_checksum();
+    let run = fx.from_client(&dgram).unwrap();
+    let inner = dnated(&dgram, udp_backend(POD_IPIP));
+    let expected = expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner);
+    assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
+}
+
+#[test]
+fn encap_none_route_is_plain_routed_dnat() {
+    let fx = EncapFixture::new(POD_PLAIN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    let run = fx.from_client(&syn).unwrap();
+    let expected = dnated(&syn, tcp_backend(POD_PLAIN)).macs(BACKEND_IF_MAC, BACKEND2_MAC);
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, expected.bytes());
+    assert_checksums_valid(&run.output);
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 0);
+    assert_eq!(fx.lb.global(GlobalStat::EncapVxlan).unwrap(), 0);
+}
+
+/// The pod's reply to the connection `input` started, as the pod sends it.
+fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
+    input.clone().addrs(backend, CLIENT)
+}
+
+/// What the client must receive for `reply`: from the VIP, TTL decremented.
+fn to_client(reply: &Frame, vip: SocketAddrV4) -> Vec<u8> {
+    let ttl = reply.ip.time_to_live - 1;
+    reply
+        .clone()
+        .addrs(vip, CLIENT)
+        .ttl(ttl)
+        .macs(CLIENT_IF_MAC, CLIENT_MAC)
+        .bytes()
+}
+
+fn ipip_reply(reply: &Frame) -> Vec<u8> {
+    ipip::encapsulate(
+        NODE_IPIP_MAC,
+        BACKEND_IF_MAC,
+        NODE_IPIP,
+        TUNNEL_SOURCE,
+        &ipip::inner_packet(reply),
+    )
+}
+
+fn vxlan_reply(reply: &Frame, dst_port: u16) -> Vec<u8> {
+    vxlan::encapsulate(
+        NODE_VXLAN_MAC,
+        BACKEND_IF_MAC,
+        NODE_VXLAN,
+        TUNNEL_SOURCE,
+        50123,
+        dst_port,
+        VNI,
+        &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
+    )
+}
+
+#[test]
+fn ipip_reply_from_the_pod_is_decapsulated_and_reverse_natted() {
+    let fx = EncapFixture::new(POD_IPIP).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let reply = pod_reply(&syn, tcp_backend(POD_IPIP));
+    let run = fx.from_nodes(&ipip_reply(&reply)).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, to_client(&reply, TCP_VIP));
+    assert_checksums_valid(&run.output);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+    assert_eq!(fx.lb.service_counters(1).unwrap().reply_packets, 1);
+}
+
+#[test]
+fn vxlan_replies_from_the_pod_are_decapsulated_and_reverse_natted() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let dgram = client_udp(UDP_VIP);
+    fx.from_client(&dgram).unwrap();
+    for (reply, vip) in [
+        (pod_reply(&syn, tcp_backend(POD_VXLAN)), TCP_VIP),
+        (pod_reply(&dgram, udp_backend(POD_VXLAN)), UDP_VIP),
+    ] {
+        let run = fx
+            .from_nodes(&vxlan_reply(&reply, vxlan::FLANNEL_PORT))
+            .unwrap();
+        assert_eq!(run.action, XDP_REDIRECT);
+        assert_eq!(run.output, to_client(&reply, vip));
+        assert_checksums_valid(&run.output);
+    }
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 2);
+}
+
+#[test]
+fn encapsulated_packets_that_are_not_ours_pass_untouched() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    // No connection: a pod talking to the client on its own.
+    let stray = pod_reply(&client_tcp(TCP_VIP), tcp_backend(POD_VXLAN));
+    let mut arp_inner = tests::packets::arp_request(NODE_VTEP_MAC, [10, 244, 2, 5], [10, 244, 2, 1]);
+    arp_inner[..6].copy_from_slice(&LB_VTEP_MAC);
+    let arp_in_vxlan = vxlan::encapsulate(
+        NODE_VXLAN_MAC,
+        BACKEND_IF_MAC,
+        NODE_VXLAN,
+        TUNNEL_SOURCE,
+        50123,
+        vxlan::FLANNEL_PORT,
+        VNI,
+        &arp_inner,
+    );
+    for frame in [
+        ipip_reply(&stray),
+        vxlan_reply(&stray, vxlan::FLANNEL_PORT),
+        arp_in_vxlan,
+    ] {
+        let run = fx.from_nodes(&frame).unwrap();
+        assert_eq!(run.action, XDP_PASS);
+        assert_eq!(run.output, frame, "untouched");
+    }
+    assert_eq!(fx.lb.global(GlobalStat::PassEncapNotOurs).unwrap(), 3);
+
+    // VXLAN to a port that is no tunnel's, IPIP to another address: not
+    // tunnel endpoints at all, even when the inner packet is a reply.
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let reply = pod_reply(&client_tcp(TCP_VIP), tcp_backend(POD_VXLAN));
+    let other_addr = ipip::encapsulate(
+        NODE_IPIP_MAC,
+        BACKEND_IF_MAC,
+        NODE_IPIP,
+        Ipv4Addr::new(10, 0, 2, 99),
+        &ipip::inner_packet(&reply),
+    );
+    for frame in [vxlan_reply(&reply, 4789), other_addr] {
+        let run = fx.from_nodes(&frame).unwrap();
+        assert_eq!(run.action, XDP_PASS);
+        assert_eq!(run.output, frame, "untouched");
+    }
+    assert_eq!(fx.lb.global(GlobalStat::PassEncapNotOurs).unwrap(), 3);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+}
+
+/// Sets the outer IPv4 checksum of `frame` right for its (changed) header.
+fn fix_outer_checksum(frame: &mut [u8]) {
+    let (mut h, _) = Ipv4Header::from_slice(&frame[14..]).unwrap();
+    h.header_checksum = h.calc_header_checksum();
+    frame[24..26].copy_from_slice(&h.header_checksum.to_be_bytes());
+}
+
+#[test]
+fn malformed_encapsulated_replies_are_dropped_never_forwarded() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let reply = pod_reply(&syn, tcp_backend(POD_VXLAN));
+    let good_vxlan = vxlan_reply(&reply, vxlan::FLANNEL_PORT);
+    let good_ipip = ipip_reply(&reply);
+    let redirects = fx.lb.global(GlobalStat::Redirect).unwrap();
+
+    let mut cases: Vec<(&str, Vec<u8>, GlobalStat)> = Vec::new();
+    let mut f = good_vxlan.clone();
+    f.truncate(f.len() - 10);
+    cases.push(("vxlan cut short", f, GlobalStat::DropEncapMalformed));
+    let mut f = good_ipip.clone();
+    f.truncate(f.len() - 1);
+    cases.push(("ipip cut short", f, GlobalStat::DropEncapMalformed));
+    let mut f = good_vxlan.clone();
+    f[24] ^= 0xff;
+    cases.push(("bad outer checksum", f, GlobalStat::DropEncapMalformed));
+    let mut f = good_vxlan.clone();
+    f[42] = 0;
+    cases.push(("no VXLAN I flag", f, GlobalStat::DropEncapMalformed));
+    let mut f = good_vxlan.clone();
+    let wrong = (f.len() - 34 - 2) as u16;
+    f[38..40].copy_from_slice(&wrong.to_be_bytes());
+    cases.push(("UDP length", f, GlobalStat::DropEncapMalformed));
+    let mut f = good_ipip.clone();
+    f[34 + 3] = f[34 + 3].wrapping_sub(4); // inner total length
+    cases.push(("inner length", f, GlobalStat::DropEncapMalformed));
+    let mut f = good_ipip.clone();
+    f[34] = 0x65; // inner version 6
+    cases.push(("inner not IPv4", f, GlobalStat::DropEncapMalformed));
+    // Outer header claims more than the frame but the UDP header is cut:
+    // not recognisable as VXLAN, and the IPv4 length is wrong: the balancer
+    // drops it as malformed.
+    let mut f = good_vxlan.clone();
+    f.truncate(14 + 20 + 3);
+    cases.push(("cut in the UDP header", f, GlobalStat::DropMalformed));
+    let mut f = good_ipip.clone();
+    f.truncate(14 + 12);
+    cases.push(("cut in the outer header", f, GlobalStat::DropMalformed));
+    // An outer length that is consistent with the frame but too short for
+    // the inner header.
+    let mut f = good_ipip.clone();
+    f.truncate(14 + 20 + 10);
+    f[16..18].copy_from_slice(&30u16.to_be_bytes());
+    fix_outer_checksum(&mut f);
+    cases.push(("inner header cut", f, GlobalStat::DropEncapMalformed));
+
+    for (what, frame, stat) in cases {
+        let before = fx.lb.global(stat).unwrap();
+        let run = fx.from_nodes(&frame).unwrap();
+        assert_eq!(run.action, XDP_DROP, "{what}");
+        assert_eq!(fx.lb.global(stat).unwrap(), before + 1, "{what}: {stat:?}");
+    }
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    assert_eq!(fx.lb.global(GlobalStat::Redirect).unwrap(), redirects);
+}
+
+#[test]
+fn encapsulated_packet_over_the_route_mtu_goes_to_the_stack() {
+    let fx = EncapFixture::new(POD_SMALL).unwrap();
+    // 40 + 20 bytes fit the 70-byte MTU: sent (and the next hop cached).
+    let syn = client_tcp(TCP_VIP).syn();
+    let run = fx.from_client(&syn).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    // 58 bytes would fit unencapsulated, 78 do not.
+    let data = client_tcp(TCP_VIP);
+    assert_eq!(data.bytes().len() - 14, 58);
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    // Handed over encapsulated, addressed (L2) as it arrived.
+    let inner = dnated(&data, tcp_backend(POD_SMALL));
+    let expected = expect_ipip((CLIENT_MAC, CLIENT_IF_MAC), NODE_SMALL, &inner);
+    assert_encapsulated(&run, XDP_PASS, &expected, IPIP_INNER);
+    assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 1);
+
+    // The same on a connection's first packet (the FIB reports the MTU).
+    let other = client_tcp(TCP_VIP).addrs(SocketAddrV4::new(*CLIENT.ip(), 40100), TCP_VIP);
+    let run = fx.from_client(&other).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 2);
+}
+
+#[test]
+fn node_without_neighbour_gets_the_encapsulated_packet_through_the_stack() {
+    let fx = EncapFixture::new(POD_NO_NEIGH).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    let run = fx.from_client(&syn).unwrap();
+    let inner = dnated(&syn, tcp_backend(POD_NO_NEIGH));
+    let expected = expect_ipip((CLIENT_MAC, CLIENT_IF_MAC), NODE_NO_NEIGH, &inner);
+    assert_encapsulated(&run, XDP_PASS, &expected, IPIP_INNER);
+    assert_eq!(fx.lb.global(GlobalStat::PassFibMiss).unwrap(), 1);
+}
+
+#[test]
+fn route_without_tunnel_source_drops_new_connections() {
+    let fx = EncapFixture::new(POD_NO_SOURCE).unwrap();
+    let run = fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    assert_eq!(run.action, XDP_DROP);
+    assert_eq!(fx.lb.global(GlobalStat::DropNoTunnelSource).unwrap(), 1);
+}
