@@ -28,6 +28,8 @@ impl Dirs {
         Self { pin, state }
     }
 
+    /// Options of a test datapath: small tables, the tunnel end fixed to
+    /// `TEST_TUNNEL_SOURCE` / `TEST_VTEP_MAC`.
     pub fn options(&self) -> DatapathOptions {
         DatapathOptions {
             bpffs_dir: self.pin.clone(),
@@ -36,6 +38,11 @@ impl Dirs {
             xdp_mode: XdpModeArg::Auto,
             // Small: many tests load a datapath at once.
             conntrack_size: Some(4096),
+            // Fixed: the tests must not depend on this host's routes.
+            tunnel_end: crate::datapath::TunnelEndConfig {
+                source: Some(TEST_TUNNEL_SOURCE),
+                vtep_mac: Some(crate::config::MacAddr(TEST_VTEP_MAC)),
+            },
             ..Default::default()
         }
     }
@@ -53,6 +60,11 @@ impl Drop for Dirs {
 }
 
 /// A service JSON body's `ServiceSpec`.
+/// The tunnel source of test datapaths.
+pub const TEST_TUNNEL_SOURCE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 200);
+/// The VTEP MAC of test datapaths.
+pub const TEST_VTEP_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc8];
+
 pub fn spec(json: &str) -> crate::config::ServiceSpec {
     let input = crate::config::parse_json(json.as_bytes()).expect("test JSON");
     crate::config::validate(&input, None).expect("valid test service")

@@ -173,3 +173,5 @@ impl Datapath {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;
