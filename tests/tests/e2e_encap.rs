@@ -1,0 +1,95 @@
+//! End to end: a TCP connection from a client to a VIP whose backend is a
+//! pod behind a flannel-like VXLAN node (kernel VXLAN device, `nolearning`,
+//! static fdb and neighbour entries for the load balancer's VTEP). ferrolbd
+//! discovers its tunnel source and VTEP MAC, sends the connection
+//! VXLAN-encapsulated to the node, the pod sees the client's address (DNAT),
+//! and the pod's replies come back encapsulated and are reverse-NATed.
+
+use std::{net::SocketAddrV4, time::Duration};
+
+use serde_json::json;
+use tests::{
+    client::TcpSession,
+    daemon::{Daemon, DaemonConfig},
+    server,
+    vxlan_topology::*,
+};
+
+const VIP: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 96, 0, 10), 80);
+const POD_PORT: u16 = 8080;
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `ferrolb_datapath_packets_total{reason=...}`.
+fn datapath_counter(daemon: &Daemon, reason: &str) -> u64 {
+    let metrics = daemon.api().get("/metrics").unwrap().body;
+    let prefix = format!("ferrolb_datapath_packets_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {reason} counter in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+fn lb(t: &VxlanTopology) -> Daemon {
+    let daemon = Daemon::start(
+        &t.lb,
+        DaemonConfig::new(LB_IFACES.iter().map(|s| s.to_string()).collect()),
+    )
+    .unwrap();
+    let api = daemon.api();
+    let reply = api
+        .put(
+            "/v1/tunnels/node-1",
+            &json!({"pod_cidr": "10.244.1.0/24", "node_ip": NODE_IP.to_string(),
+                    "encap": "vxlan", "vni": VNI, "dst_port": VXLAN_PORT,
+                    "vtep_mac": tests::fixture_net::mac_str(NODE_VTEP_MAC)}),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    api.put_service(&json!({"vip": VIP.ip().to_string(), "port": VIP.port(),
+            "protocol": "tcp", "backends": [{"ip": POD_IP.to_string(), "port": POD_PORT}]}))
+        .unwrap();
+    daemon
+}
+
+#[test]
+fn tcp_to_a_pod_behind_a_vxlan_node_and_back() {
+    let t = VxlanTopology::new().unwrap();
+    let _pod = server::start(&t.pod, "pod", SocketAddrV4::new(POD_IP, POD_PORT)).unwrap();
+    let daemon = lb(&t);
+
+    for round in 0..3 {
+        let mut session = t
+            .client
+            .run(|| TcpSession::connect(VIP, TIMEOUT))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: {e:#}\n{}", daemon.log()));
+        assert_eq!(session.hello.backend, "pod");
+        // DNAT: the pod saw the client's own address.
+        assert_eq!(session.hello.seen_client.ip(), std::net::IpAddr::V4(CLIENT_IP));
+        assert_eq!(session.hello.peer, VIP.into(), "the reply came from the VIP");
+        let echo = t.client.run(|| session.echo("through the tunnel")).unwrap();
+        assert_eq!(echo.unwrap(), "through the tunnel");
+    }
+    // Delivered encapsulated (no route to the pod network exists in the lb
+    // namespace), and the replies came back encapsulated.
+    assert!(datapath_counter(&daemon, "encap_vxlan") > 0);
+    assert!(datapath_counter(&daemon, "decapsulated") > 0, "{}", daemon.log());
+    assert_eq!(datapath_counter(&daemon, "drop_encap_malformed"), 0);
+}
+
+/// Without the tunnel route the load balancer cannot reach the pod at all:
+/// what makes the test above depend on the encapsulation.
+#[test]
+fn without_the_tunnel_route_the_pod_is_unreachable() {
+    let t = VxlanTopology::new().unwrap();
+    let _pod = server::start(&t.pod, "pod", SocketAddrV4::new(POD_IP, POD_PORT)).unwrap();
+    let daemon = lb(&t);
+    assert_eq!(daemon.api().delete("/v1/tunnels/node-1").unwrap().status, 204);
+    let result = t
+        .client
+        .run(|| TcpSession::connect(VIP, Duration::from_secs(1)))
+        .unwrap();
+    assert!(result.is_err(), "connected without a tunnel: {result:?}");
+}
