@@ -133,7 +133,11 @@ mod tests {
         let words = |h: &[u8]| -> [u16; 10] {
             core::array::from_fn(|i| u16::from_ne_bytes([h[2 * i], h[2 * i + 1]]))
         };
-        assert_eq!(super::ipv4_header(words(&h)), 0, "a right header checks to 0");
+        assert_eq!(
+            super::ipv4_header(words(&h)),
+            0,
+            "a right header checks to 0"
+        );
         let expected = csum_of(&h);
         h[10..12].copy_from_slice(&[0, 0]);
         assert_eq!(super::ipv4_header(words(&h)), expected);

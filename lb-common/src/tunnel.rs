@@ -123,9 +123,20 @@ mod tests {
     #[test]
     fn vxlan_src_port_stays_in_range_and_spreads() {
         let mut seen = [false; 4];
-        for h in [0u32, 1, 0xffff, 0x1_0000, 0xffff_ffff, 0x8000_0000, 0x1234_5678] {
+        for h in [
+            0u32,
+            1,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x8000_0000,
+            0x1234_5678,
+        ] {
             let p = vxlan_src_port(h);
-            assert!((VXLAN_SRC_PORT_MIN..=VXLAN_SRC_PORT_MAX).contains(&p), "{h:#x}: {p}");
+            assert!(
+                (VXLAN_SRC_PORT_MIN..=VXLAN_SRC_PORT_MAX).contains(&p),
+                "{h:#x}: {p}"
+            );
         }
         for i in 0..4096u32 {
             let p = vxlan_src_port(crate::hash::flow_hash(i, 2, 3, 4, 17));

@@ -127,7 +127,11 @@ fn check_vxlan(ctx: &XdpContext, outer_len: usize) -> Result<(), Error> {
 /// The inner IPv4 header at `OFF` (from the frame start) fills the outer
 /// payload, and the inner packet belongs to a live connection.
 #[inline(always)]
-fn check_inner<const OFF: usize>(ctx: &XdpContext, outer_len: usize, now: u64) -> Result<(), Error> {
+fn check_inner<const OFF: usize>(
+    ctx: &XdpContext,
+    outer_len: usize,
+    now: u64,
+) -> Result<(), Error> {
     let inner: *mut Ipv4Hdr = ptr_at(ctx, OFF).ok_or(Error::EncapMalformed)?;
     let vihl = load(unsafe { &raw const (*inner).version_ihl });
     let inner_len = u16::from_be(load(unsafe { &raw const (*inner).tot_len })) as usize;
@@ -172,8 +176,7 @@ fn strip<const OFF: usize>(ctx: &XdpContext) -> Result<(), Error> {
     let eth: *mut [u8; ETH_LEN] = ptr_at(ctx, 0).ok_or(Error::EncapMalformed)?;
     let mac_hdr = load(eth);
     // The verifier needs a pointer proven in bounds for the write itself.
-    let new_eth: *mut [u8; ETH_LEN] =
-        ptr_at(ctx, OFF - ETH_LEN).ok_or(Error::EncapMalformed)?;
+    let new_eth: *mut [u8; ETH_LEN] = ptr_at(ctx, OFF - ETH_LEN).ok_or(Error::EncapMalformed)?;
     store(new_eth, mac_hdr);
     // SAFETY: helper call on this program's context. Every packet pointer
     // is invalid afterwards: nothing is read past it here.

@@ -86,7 +86,13 @@ pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet,
         eth,
         ip,
         l4: udp.cast(),
-        key: FlowKey::new(t.src_ip, t.node_ip, src_port.to_be(), t.dst_port, proto::UDP),
+        key: FlowKey::new(
+            t.src_ip,
+            t.node_ip,
+            src_port.to_be(),
+            t.dst_port,
+            proto::UDP,
+        ),
         tcp_flags: 0,
     })
 }

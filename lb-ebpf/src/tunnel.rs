@@ -5,9 +5,7 @@
 
 use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
 use lb_common::{
-    BackendTunnel, Flow, GlobalStat, NextHop, Tunnel,
-    conntrack::DIR_FORWARD,
-    tunnel::encap,
+    BackendTunnel, Flow, GlobalStat, NextHop, Tunnel, conntrack::DIR_FORWARD, tunnel::encap,
 };
 
 use crate::{

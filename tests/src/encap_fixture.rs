@@ -135,10 +135,20 @@ impl EncapFixture {
         for (net_addr, node, kind, src) in [
             ([10, 244, 1, 0], NODE_IPIP, encap::IPIP, TUNNEL_SOURCE),
             ([10, 244, 2, 0], NODE_VXLAN, encap::VXLAN, TUNNEL_SOURCE),
-            ([10, 244, 3, 0], PLAIN_VIA, encap::NONE, Ipv4Addr::UNSPECIFIED),
+            (
+                [10, 244, 3, 0],
+                PLAIN_VIA,
+                encap::NONE,
+                Ipv4Addr::UNSPECIFIED,
+            ),
             ([10, 244, 4, 0], NODE_SMALL, encap::IPIP, TUNNEL_SOURCE),
             ([10, 244, 5, 0], NODE_NO_NEIGH, encap::IPIP, TUNNEL_SOURCE),
-            ([10, 244, 6, 0], NODE_IPIP, encap::IPIP, Ipv4Addr::UNSPECIFIED),
+            (
+                [10, 244, 6, 0],
+                NODE_IPIP,
+                encap::IPIP,
+                Ipv4Addr::UNSPECIFIED,
+            ),
         ] {
             lb.add_tunnel(Ipv4Addr::from(net_addr), 24, tunnel(node, kind, src))?;
         }

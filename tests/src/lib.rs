@@ -31,6 +31,6 @@ pub mod server;
 pub mod tempdir;
 pub mod topology;
 pub mod traffic;
-pub mod vxlan_topology;
 pub mod vxlan;
+pub mod vxlan_topology;
 pub mod xdp;

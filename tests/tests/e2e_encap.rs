@@ -67,15 +67,26 @@ fn tcp_to_a_pod_behind_a_vxlan_node_and_back() {
             .unwrap_or_else(|e| panic!("round {round}: {e:#}\n{}", daemon.log()));
         assert_eq!(session.hello.backend, "pod");
         // DNAT: the pod saw the client's own address.
-        assert_eq!(session.hello.seen_client.ip(), std::net::IpAddr::V4(CLIENT_IP));
-        assert_eq!(session.hello.peer, VIP.into(), "the reply came from the VIP");
+        assert_eq!(
+            session.hello.seen_client.ip(),
+            std::net::IpAddr::V4(CLIENT_IP)
+        );
+        assert_eq!(
+            session.hello.peer,
+            VIP.into(),
+            "the reply came from the VIP"
+        );
         let echo = t.client.run(|| session.echo("through the tunnel")).unwrap();
         assert_eq!(echo.unwrap(), "through the tunnel");
     }
     // Delivered encapsulated (no route to the pod network exists in the lb
     // namespace), and the replies came back encapsulated.
     assert!(datapath_counter(&daemon, "encap_vxlan") > 0);
-    assert!(datapath_counter(&daemon, "decapsulated") > 0, "{}", daemon.log());
+    assert!(
+        datapath_counter(&daemon, "decapsulated") > 0,
+        "{}",
+        daemon.log()
+    );
     assert_eq!(datapath_counter(&daemon, "drop_encap_malformed"), 0);
 }
 
@@ -86,7 +97,10 @@ fn without_the_tunnel_route_the_pod_is_unreachable() {
     let t = VxlanTopology::new().unwrap();
     let _pod = server::start(&t.pod, "pod", SocketAddrV4::new(POD_IP, POD_PORT)).unwrap();
     let daemon = lb(&t);
-    assert_eq!(daemon.api().delete("/v1/tunnels/node-1").unwrap().status, 204);
+    assert_eq!(
+        daemon.api().delete("/v1/tunnels/node-1").unwrap().status,
+        204
+    );
     let result = t
         .client
         .run(|| TcpSession::connect(VIP, Duration::from_secs(1)))

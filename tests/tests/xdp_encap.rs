@@ -8,7 +8,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use etherparse::{Ethernet2Header, Ipv4Header};
 use lb_common::{GlobalStat, hash::flow_hash, proto};
 use tests::{
-    dnat_fixture::{CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp},
+    dnat_fixture::{
+        CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp,
+    },
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, BACKEND2_MAC, CLIENT_IF_MAC, CLIENT_MAC},
     ipip,
@@ -114,7 +116,11 @@ fn new_tcp_flow_to_an_ipip_pod_is_encapsulated_to_its_node() {
     let expected = expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner);
     assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
     assert_eq!(run.output[14 + 9], proto::IPIP);
-    assert_eq!(run.output[14 + 6] & 0x40, 0x40, "DF copied from the inner header");
+    assert_eq!(
+        run.output[14 + 6] & 0x40,
+        0x40,
+        "DF copied from the inner header"
+    );
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 1);
     assert_eq!(fx.lb.global(GlobalStat::Redirect).unwrap(), 1);
 }
@@ -135,7 +141,9 @@ fn established_ipip_flow_stays_encapsulated_and_follows_route_changes_within_an_
 
     // The route is cached per backend: removing it changes nothing within
     // the epoch (no lookup per packet)...
-    fx.lb.remove_tunnel(Ipv4Addr::new(10, 244, 1, 0), 24).unwrap();
+    fx.lb
+        .remove_tunnel(Ipv4Addr::new(10, 244, 1, 0), 24)
+        .unwrap();
     let data = client_tcp(TCP_VIP);
     let run = fx.from_client(&data).unwrap();
     assert_eq!(run.action, XDP_REDIRECT);
@@ -160,7 +168,11 @@ fn new_and_established_tcp_flow_to_a_vxlan_pod_is_encapsulated_to_its_node() {
         let inner = dnated(input, tcp_backend(POD_VXLAN));
         let expected = expect_vxlan(input, proto::TCP, &inner);
         assert_encapsulated(&run, XDP_REDIRECT, &expected, VXLAN_INNER);
-        assert_eq!(&run.output[42..50], &[0x08, 0, 0, 0, 0, 0, 7, 0], "VXLAN header");
+        assert_eq!(
+            &run.output[42..50],
+            &[0x08, 0, 0, 0, 0, 0, 7, 0],
+            "VXLAN header"
+        );
         assert_eq!(&run.output[40..42], &[0, 0], "no UDP checksum");
     }
     // Other connections get other source ports (the node's RSS spreads them).
@@ -293,7 +305,8 @@ fn encapsulated_packets_that_are_not_ours_pass_untouched() {
     let fx = EncapFixture::new(POD_VXLAN).unwrap();
     // No connection: a pod talking to the client on its own.
     let stray = pod_reply(&client_tcp(TCP_VIP), tcp_backend(POD_VXLAN));
-    let mut arp_inner = tests::packets::arp_request(NODE_VTEP_MAC, [10, 244, 2, 5], [10, 244, 2, 1]);
+    let mut arp_inner =
+        tests::packets::arp_request(NODE_VTEP_MAC, [10, 244, 2, 5], [10, 244, 2, 1]);
     arp_inner[..6].copy_from_slice(&LB_VTEP_MAC);
     let arp_in_vxlan = vxlan::encapsulate(
         NODE_VXLAN_MAC,

@@ -116,7 +116,10 @@ mod tests {
         assert_eq!(a.xdp_mode, XdpModeArg::Auto);
         assert_eq!(a.conntrack_size, None);
         assert!(a.node_decap.is_empty());
-        assert_eq!((a.tunnel_source, a.vtep_mac, a.overlay_ip), (None, None, None));
+        assert_eq!(
+            (a.tunnel_source, a.vtep_mac, a.overlay_ip),
+            (None, None, None)
+        );
     }
 
     #[test]

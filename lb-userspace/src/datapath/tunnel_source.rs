@@ -73,7 +73,9 @@ pub fn route_source(dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
     sock.connect(SocketAddrV4::new(dst, 9))?;
     match sock.local_addr()? {
         std::net::SocketAddr::V4(a) if !a.ip().is_unspecified() => Ok(*a.ip()),
-        other => Err(io::Error::other(format!("unexpected local address {other}"))),
+        other => Err(io::Error::other(format!(
+            "unexpected local address {other}"
+        ))),
     }
 }
 
@@ -144,7 +146,10 @@ mod tests {
             source: Some(Ipv4Addr::new(192, 0, 2, 1)),
             vtep_mac: Some(MacAddr([2, 0, 0, 0, 0, 9])),
         };
-        let end = cfg.resolve(&spec("vxlan", "198.51.100.7")).unwrap().unwrap();
+        let end = cfg
+            .resolve(&spec("vxlan", "198.51.100.7"))
+            .unwrap()
+            .unwrap();
         assert_eq!(end.source, Ipv4Addr::new(192, 0, 2, 1));
         assert_eq!(end.vtep_mac, Some(MacAddr([2, 0, 0, 0, 0, 9])));
         let end = cfg.resolve(&spec("ipip", "198.51.100.7")).unwrap().unwrap();
@@ -162,7 +167,10 @@ mod tests {
             .resolve(&spec("vxlan", "198.51.100.7"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("node-1") && err.contains("--vtep-mac"), "{err}");
+        assert!(
+            err.contains("node-1") && err.contains("--vtep-mac"),
+            "{err}"
+        );
         // IPIP needs no MAC.
         assert!(cfg.resolve(&spec("ipip", "198.51.100.7")).is_ok());
     }

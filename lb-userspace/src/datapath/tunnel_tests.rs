@@ -54,11 +54,23 @@ fn fixed_end_is_written_and_endpoints_follow_the_routes() {
     for t in [&vx1, &vx2, &ipip, &plain] {
         dp.put_tunnel(None, t).unwrap();
     }
-    let v = dp.tunnel_lookup(Ipv4Addr::new(10, 244, 1, 9)).unwrap().unwrap();
-    assert_eq!((v.src_ip, v.src_mac), (be(TEST_TUNNEL_SOURCE), TEST_VTEP_MAC));
-    let v = dp.tunnel_lookup(Ipv4Addr::new(10, 244, 3, 9)).unwrap().unwrap();
+    let v = dp
+        .tunnel_lookup(Ipv4Addr::new(10, 244, 1, 9))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v.src_ip, v.src_mac),
+        (be(TEST_TUNNEL_SOURCE), TEST_VTEP_MAC)
+    );
+    let v = dp
+        .tunnel_lookup(Ipv4Addr::new(10, 244, 3, 9))
+        .unwrap()
+        .unwrap();
     assert_eq!((v.src_ip, v.src_mac), (be(TEST_TUNNEL_SOURCE), [0; 6]));
-    let v = dp.tunnel_lookup(Ipv4Addr::new(10, 244, 4, 9)).unwrap().unwrap();
+    let v = dp
+        .tunnel_lookup(Ipv4Addr::new(10, 244, 4, 9))
+        .unwrap()
+        .unwrap();
     assert_eq!((v.src_ip, v.src_mac), (0, [0; 6]));
 
     let vxlan_ep = endpoint(TEST_TUNNEL_SOURCE, 8472, proto::UDP);
