@@ -34,10 +34,25 @@ fn fails(d: &Daemon, args: &[&str], says: &str) {
     );
 }
 
+/// A daemon whose tunnel end is given (the namespace has no route to the
+/// nodes to discover it from).
+fn daemon_with_tunnel_end(ns: &Netns) -> Daemon {
+    let mut config = DaemonConfig::new(Vec::new());
+    config.extra_args = [
+        "--tunnel-source",
+        "192.0.2.1",
+        "--vtep-mac",
+        "02:00:00:00:00:01",
+    ]
+    .map(String::from)
+    .to_vec();
+    Daemon::start(ns, config).unwrap()
+}
+
 #[test]
 fn tunnel_add_list_get_delete() {
     let ns = Netns::create("tun").unwrap();
-    let mut d = Daemon::start(&ns, DaemonConfig::new(Vec::new())).unwrap();
+    let mut d = daemon_with_tunnel_end(&ns);
 
     ok(
         &d,
@@ -169,5 +184,47 @@ fn tunnel_add_list_get_delete() {
     assert!(
         !list.contains("node-1 ") && list.contains("kube-system/node-2"),
         "{list}"
+    );
+}
+
+/// Without --tunnel-source the tunnel source comes from the route to the
+/// node: with none, an encapsulating route is refused, naming the tunnel and
+/// the flag; a plain (encap none) route needs no tunnel end.
+#[test]
+fn tunnel_without_a_route_to_its_node_is_refused_clearly() {
+    let ns = Netns::create("tunnr").unwrap();
+    let d = Daemon::start(&ns, DaemonConfig::new(Vec::new())).unwrap();
+    for encap in ["ipip", "vxlan"] {
+        let mut args = vec![
+            "tunnel",
+            "add",
+            "node-9",
+            "--pod-cidr",
+            "10.9.0.0/16",
+            "--node-ip",
+            "172.16.1.19",
+            "--encap",
+            encap,
+        ];
+        if encap == "vxlan" {
+            args.extend(["--vtep-mac", "ab:12:cd:34:ef:56"]);
+        }
+        fails(&d, &args, "tunnel node-9: no route to node_ip 172.16.1.19");
+        fails(&d, &args, "--tunnel-source");
+    }
+    assert!(!ok(&d, &["tunnel", "list"]).contains("node-9"));
+    ok(
+        &d,
+        &[
+            "tunnel",
+            "add",
+            "node-9",
+            "--pod-cidr",
+            "10.9.0.0/16",
+            "--node-ip",
+            "172.16.1.19",
+            "--encap",
+            "none",
+        ],
     );
 }
