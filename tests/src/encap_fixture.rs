@@ -6,7 +6,7 @@
 //! ```text
 //!   load balancer's tunnel source 10.0.2.1 (fx-backend, 02:..:02:01)
 //!   node-ipip  10.0.2.20 (02:..:02:14): pods 10.244.1.0/24, IPIP
-//!   node-vxlan 10.0.2.21 (02:..:02:15): pods 10.244.2.0/24, VXLAN VNI 7 port 8472,
+//!   node-vxlan 10.0.2.21 (02:..:02:15): pods 10.244.2.0/24, VXLAN VNI 0x123456 port 8472,
 //!              VTEP MAC 0a:00:00:00:00:15
 //!   10.244.3.0/24: encap none, routed via 10.0.2.3 (a backend of fixture_net)
 //!   node-small 10.0.2.22 (02:..:02:16), route MTU 70: pods 10.244.4.0/24, IPIP
@@ -42,7 +42,7 @@ pub const NODE_IPIP_MAC: Mac = [2, 0, 0, 0, 2, 0x14];
 pub const NODE_VXLAN: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 21);
 pub const NODE_VXLAN_MAC: Mac = [2, 0, 0, 0, 2, 0x15];
 pub const NODE_VTEP_MAC: Mac = [0x0a, 0, 0, 0, 0, 0x15];
-pub const VNI: u32 = 7;
+pub const VNI: u32 = 0x12_3456;
 pub const NODE_SMALL: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 22);
 pub const NODE_SMALL_MAC: Mac = [2, 0, 0, 0, 2, 0x16];
 pub const SMALL_MTU: u16 = 70;

@@ -170,7 +170,7 @@ fn new_and_established_tcp_flow_to_a_vxlan_pod_is_encapsulated_to_its_node() {
         assert_encapsulated(&run, XDP_REDIRECT, &expected, VXLAN_INNER);
         assert_eq!(
             &run.output[42..50],
-            &[0x08, 0, 0, 0, 0, 0, 7, 0],
+            &[0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0],
             "VXLAN header"
         );
         assert_eq!(&run.output[40..42], &[0, 0], "no UDP checksum");
