@@ -1,7 +1,9 @@
 //! `ferrolbd`: loads the datapath, restores the configuration, serves the
 //! API and runs the connection-table GC until told to stop. It warns when
-//! IPv4 forwarding is off for the interfaces it attaches to.
+//! IPv4 forwarding is off for the interfaces it attaches to, and when
+//! `accept_local` is off there while tunnel routes encapsulate.
 
+mod accept_local;
 mod args;
 mod clock;
 mod forwarding;
@@ -71,6 +73,11 @@ impl Daemon {
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))??;
         forwarding::warn_if_forwarding_off(&args.ifaces);
+        let encapsulates = controller
+            .list_tunnels()
+            .iter()
+            .any(|t| t.encap != crate::config::Encap::None);
+        accept_local::warn_if_accept_local_off(&args.ifaces, encapsulates);
         let listener =
             TcpListener::bind(args.api_addr)
                 .await
