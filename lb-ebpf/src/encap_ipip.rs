@@ -6,7 +6,7 @@ use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{FlowKey, Tunnel, proto, tunnel::IPIP_OVERHEAD};
 
 use crate::{
-    encap_outer::{OuterIp, outer_ipv4, read_outer_ip},
+    encap_outer::{InnerFields, inner_fields, outer_ipv4},
     error::Error,
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, Ipv4Hdr},
     packet::{ptr_at, store},
@@ -17,7 +17,7 @@ use crate::{
 /// every pointer of `pkt` is invalid afterwards.
 #[inline(always)]
 pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet, Error> {
-    let inner: OuterIp = read_outer_ip(pkt);
+    let inner: InnerFields = inner_fields(pkt);
     let macs: [u8; 12] = crate::packet::load(pkt.eth.cast());
 
     // SAFETY: helper call on this program's context. Every packet pointer is

@@ -10,8 +10,9 @@ use crate::{
     parse::Packet,
 };
 
-/// What the outer header takes from the inner one.
-pub struct OuterIp {
+/// What the outer header takes from the inner one (read before the head
+/// moves).
+pub struct InnerFields {
     /// Inner total length, host byte order.
     pub tot_len: u16,
     pub tos: u8,
@@ -21,12 +22,12 @@ pub struct OuterIp {
     pub df: u16,
 }
 
-/// Reads the inner header's fields (before the head moves).
+/// Reads them from the (DNATed) inner header.
 #[inline(always)]
-pub fn read_outer_ip(pkt: &Packet) -> OuterIp {
+pub fn inner_fields(pkt: &Packet) -> InnerFields {
     let ip = pkt.ip;
     // SAFETY (field pointers): `ip` was bounds-checked by `parse`.
-    OuterIp {
+    InnerFields {
         tot_len: u16::from_be(load(unsafe { &raw const (*ip).tot_len })),
         tos: load(unsafe { &raw const (*ip).tos }),
         id: load(unsafe { &raw const (*ip).id }),
@@ -36,7 +37,7 @@ pub fn read_outer_ip(pkt: &Packet) -> OuterIp {
 
 /// The outer header: `total` bytes (host order), carrying `protocol`.
 #[inline(always)]
-pub fn outer_ipv4(inner: &OuterIp, t: &Tunnel, total: u16, protocol: u8) -> Ipv4Hdr {
+pub fn outer_ipv4(inner: &InnerFields, t: &Tunnel, total: u16, protocol: u8) -> Ipv4Hdr {
     let mut h = Ipv4Hdr {
         version_ihl: 0x45,
         tos: inner.tos,

@@ -13,7 +13,7 @@ use lb_common::{
 };
 
 use crate::{
-    encap_outer::{OuterIp, outer_ipv4, read_outer_ip},
+    encap_outer::{InnerFields, inner_fields, outer_ipv4},
     error::Error,
     headers::{
         ETH_LEN, ETH_P_IP_RAW, EthHdr, IPV4_LEN, Ipv4Hdr, UDP_LEN, UdpHdr, VXLAN_FLAG_I, VXLAN_LEN,
@@ -34,7 +34,7 @@ const _: () = assert!(INNER_ETH_OFF == VXLAN_OVERHEAD as usize);
 /// header); every pointer of `pkt` is invalid afterwards.
 #[inline(always)]
 pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet, Error> {
-    let inner: OuterIp = read_outer_ip(pkt);
+    let inner: InnerFields = inner_fields(pkt);
     let macs: [u8; 12] = load(pkt.eth.cast());
     // The flow hash of the packet as received (client -> VIP): the same for
     // every packet of the connection, different between connections.
