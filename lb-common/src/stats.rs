@@ -68,10 +68,16 @@ pub enum GlobalStat {
     /// to another live connection (the client reached two VIPs sharing a
     /// backend from the same source port).
     DropTupleClash = 13,
+    /// Dropped: another CPU was writing the connection-table slot the new
+    /// connection needed (the sender retransmits).
+    DropFlowBusy = 14,
+    /// A live connection was evicted from a full bucket of the connection
+    /// table to make room for a new one (not a drop).
+    ConntrackEvicted = 15,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 14;
+    pub const COUNT: u32 = 16;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -88,6 +94,8 @@ impl GlobalStat {
         GlobalStat::BackendGone,
         GlobalStat::DropConntrackFull,
         GlobalStat::DropTupleClash,
+        GlobalStat::DropFlowBusy,
+        GlobalStat::ConntrackEvicted,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -106,6 +114,8 @@ impl GlobalStat {
             GlobalStat::BackendGone => "backend_gone",
             GlobalStat::DropConntrackFull => "drop_conntrack_full",
             GlobalStat::DropTupleClash => "drop_tuple_clash",
+            GlobalStat::DropFlowBusy => "drop_flow_busy",
+            GlobalStat::ConntrackEvicted => "conntrack_evicted",
         }
     }
 }

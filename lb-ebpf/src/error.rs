@@ -23,6 +23,9 @@ pub enum Error {
     ConntrackFull,
     /// Another live connection already owns this connection's reply tuple.
     TupleClash,
+    /// Another CPU was writing the connection-table slot this connection
+    /// needs.
+    FlowBusy,
 }
 
 impl Error {
@@ -36,7 +39,8 @@ impl Error {
             | Error::UnknownPort
             | Error::NoBackend
             | Error::ConntrackFull
-            | Error::TupleClash => xdp_action::XDP_DROP,
+            | Error::TupleClash
+            | Error::FlowBusy => xdp_action::XDP_DROP,
         }
     }
 
@@ -52,6 +56,7 @@ impl Error {
             Error::TtlExceeded => GlobalStat::PassTtlExceeded,
             Error::ConntrackFull => GlobalStat::DropConntrackFull,
             Error::TupleClash => GlobalStat::DropTupleClash,
+            Error::FlowBusy => GlobalStat::DropFlowBusy,
         }
     }
 }

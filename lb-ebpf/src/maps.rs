@@ -4,10 +4,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, DevMap, HashMap, LpmTrie, PerCpuArray},
 };
 use lb_common::{
-    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, NextHop, Service, Tunnel, VipKey,
+    Backend, Clock, Counters, DecapStat, FlowBucket, GlobalStat, NextHop, Service, Tunnel, VipKey,
+    flow_table::buckets_for,
     limits::{
         CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES, MAX_TUNNELS,
         RING_SIZE,
@@ -26,8 +27,11 @@ pub static RINGS: Array<u32> = Array::pinned(MAX_SERVICES * RING_SIZE, 0);
 #[map]
 pub static BACKENDS: Array<Backend> = Array::pinned(MAX_BACKENDS, 0);
 
+/// The connection table: buckets of `FLOW_WAYS` entries (`flow_table.rs`).
+/// The daemon sizes it at load and tells the datapath the bucket mask
+/// (`Clock::flow_mask`).
 #[map]
-pub static CONNTRACK: LruHashMap<FlowKey, Flow> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
+pub static CONNTRACK: Array<FlowBucket> = Array::pinned(buckets_for(CONNTRACK_ENTRIES), 0);
 
 #[map]
 pub static RR_STATE: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);
@@ -45,7 +49,7 @@ pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::pinned(GlobalStat::COUN
 pub static BACKEND_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(MAX_BACKENDS, 0);
 
 #[map]
-pub static CLOCK: Array<u64> = Array::pinned(1, 0);
+pub static CLOCK: Array<Clock> = Array::pinned(1, 0);
 
 /// Indexed by ifindex (an array: no hash lookup per redirect); userspace
 /// sizes it to the largest attached ifindex + 1. Not pinned: rewritten at
