@@ -96,21 +96,18 @@ impl Api {
 
     /// PUT a service body to its own path; error unless 2xx.
     pub fn put_service(&self, service: &Value) -> Result<Reply> {
-        let path = service_path_of(service)?;
-        let reply = self.put(&path, service)?;
-        anyhow::ensure!(
-            (200..300).contains(&reply.status),
-            "PUT {path} answered {}: {}",
-            reply.status,
-            reply.body
-        );
-        Ok(reply)
+        self.put_ok(&service_path_of(service)?, service)
     }
 
     /// PUT a tunnel route to `/v1/tunnels/{name}`; error unless 2xx.
     pub fn put_tunnel(&self, tunnel: &TunnelSpec) -> Result<Reply> {
         let path = format!("/v1/tunnels/{}", tunnel.name);
-        let reply = self.put(&path, &serde_json::to_value(tunnel)?)?;
+        self.put_ok(&path, &serde_json::to_value(tunnel)?)
+    }
+
+    /// PUT; error unless 2xx.
+    fn put_ok(&self, path: &str, body: &Value) -> Result<Reply> {
+        let reply = self.put(path, body)?;
         anyhow::ensure!(
             (200..300).contains(&reply.status),
             "PUT {path} answered {}: {}",

@@ -72,8 +72,9 @@ fn hello_both(from: &tests::netns::Netns, addr: SocketAddrV4, pod_name: &str) {
 }
 
 #[test]
-fn baseline_client_reaches_a_pod_on_every_vxlan_node_through_vxlan() {
-    let mut t = OverlayBuilder::baseline().build().unwrap();
+fn baseline_client_reaches_every_pod_on_every_vxlan_node_through_vxlan() {
+    let mut t = OverlayBuilder::baseline().pods_per_node(2).build().unwrap();
+    assert_eq!(t.pods().count(), 4);
     t.start_servers(PORT).unwrap();
     // The lb namespace (the router's VTEP) sees replies arrive as VXLAN
     // from each node, none plainly from a pod.
@@ -390,4 +391,25 @@ fn with_the_vxlan_return_nodes_send_replies_to_the_lb_vtep() {
     }
     assert_eq!(counters.packets("vxlan").unwrap(), 1);
     assert_eq!(counters.packets("plain").unwrap(), 0);
+}
+
+#[test]
+fn bad_builder_settings_are_refused_before_anything_is_created() {
+    let refused = |builder: OverlayBuilder, says: &str| {
+        let err = builder.build().err().expect("refused");
+        assert!(format!("{err:#}").contains(says), "{err:#}");
+    };
+    refused(
+        OverlayBuilder::new().nodes(&[]),
+        "nodes must be 1..=20, got 0",
+    );
+    refused(OverlayBuilder::new().pods_per_node(0), "pods per node");
+    refused(
+        OverlayBuilder::new().pod_mtu(9000),
+        "pod MTU must be 576..=1500",
+    );
+    refused(
+        OverlayBuilder::new().lb_overlay_ip(std::net::Ipv4Addr::new(10, 244, 1, 5)),
+        "10.244.1.5 is not in 10.244.0.0/24",
+    );
 }
