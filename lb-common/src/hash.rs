@@ -28,8 +28,22 @@ const fn mix(h: u32, k: u32) -> u32 {
 /// loaded natively.
 #[inline(always)]
 pub const fn flow_hash(src_ip: u32, dst_ip: u32, src_port: u16, dst_port: u16, proto: u8) -> u32 {
+    flow_hash_seeded(0x9747_b28c, src_ip, dst_ip, src_port, dst_port, proto)
+}
+
+/// `flow_hash` with another seed (the connection table's, chosen at random
+/// by the daemon so nobody can aim at a bucket).
+#[inline(always)]
+pub const fn flow_hash_seeded(
+    seed: u32,
+    src_ip: u32,
+    dst_ip: u32,
+    src_port: u16,
+    dst_port: u16,
+    proto: u8,
+) -> u32 {
     let ports = ((src_port as u32) << 16) | dst_port as u32;
-    let mut h = 0x9747_b28c ^ proto as u32;
+    let mut h = seed ^ proto as u32;
     h = mix(h, src_ip);
     h = mix(h, dst_ip);
     h = mix(h, ports);

@@ -11,9 +11,11 @@
 //! read and write the maps.
 #![no_std]
 
+pub mod clock;
 pub mod conntrack;
 pub mod csum;
 pub mod decap;
+pub mod flow_table;
 pub mod hash;
 pub mod limits;
 pub mod maps;
@@ -21,8 +23,10 @@ pub mod service;
 pub mod stats;
 pub mod tunnel;
 
+pub use clock::Clock;
 pub use conntrack::{Flow, FlowKey, NextHop};
 pub use decap::DecapStat;
+pub use flow_table::FlowBucket;
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
 pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
@@ -40,11 +44,13 @@ mod pod {
     // SAFETY: all these types are `#[repr(C)]`, `Copy`, contain only integers
     // and have no implicit padding (see the const assertions next to each
     // definition), so any byte pattern is a valid value.
+    unsafe impl aya::Pod for crate::Clock {}
     unsafe impl aya::Pod for crate::VipKey {}
     unsafe impl aya::Pod for crate::Service {}
     unsafe impl aya::Pod for crate::Backend {}
     unsafe impl aya::Pod for crate::FlowKey {}
     unsafe impl aya::Pod for crate::Flow {}
+    unsafe impl aya::Pod for crate::FlowBucket {}
     unsafe impl aya::Pod for crate::NextHop {}
     unsafe impl aya::Pod for crate::Counters {}
     unsafe impl aya::Pod for crate::Tunnel {}

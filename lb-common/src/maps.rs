@@ -12,7 +12,8 @@ pub const VIPS: &str = "VIPS";
 pub const RINGS: &str = "RINGS";
 /// `Array<Backend>` of `MAX_BACKENDS`, indexed by backend id.
 pub const BACKENDS: &str = "BACKENDS";
-/// `LruHashMap<FlowKey, Flow>`: the connection table.
+/// `Array<FlowBucket>`: the connection table (`flow_table`), sized by the
+/// daemon (`flow_table::buckets_for`).
 pub const CONNTRACK: &str = "CONNTRACK";
 /// `PerCpuArray<u32>` of `MAX_SERVICES`: round-robin position per service.
 pub const RR_STATE: &str = "RR_STATE";
@@ -25,8 +26,9 @@ pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
 /// `PerCpuArray<NextHop>` of `MAX_BACKENDS`, indexed by backend id: the next
 /// hop toward each backend, so new connections skip the FIB lookup.
 pub const BACKEND_NEXT_HOP: &str = "BACKEND_NEXT_HOP";
-/// `Array<u64>` of 1: the datapath's clock, CLOCK_MONOTONIC_COARSE in ns,
-/// written by the daemon every `CLOCK_TICK_MS`. Reading it is an inlined
+/// `Array<Clock>` of 1: the datapath's clock, CLOCK_MONOTONIC_COARSE in ns,
+/// and the connection table's hash seed and bucket mask, written by the
+/// daemon every `CLOCK_TICK_MS`. Reading it is an inlined
 /// array load, far cheaper per packet than a time helper; the XDP link is
 /// owned by the daemon, so the datapath never runs with a stopped clock.
 pub const CLOCK: &str = "CLOCK";

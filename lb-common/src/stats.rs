@@ -68,34 +68,40 @@ pub enum GlobalStat {
     /// to another live connection (the client reached two VIPs sharing a
     /// backend from the same source port).
     DropTupleClash = 13,
+    /// Dropped: another CPU was writing the connection-table slot the new
+    /// connection needed (the sender retransmits).
+    DropFlowBusy = 14,
+    /// A live connection was evicted from a full bucket of the connection
+    /// table to make room for a new one (not a drop).
+    ConntrackEvicted = 15,
     /// Sent IPIP-encapsulated to a pod's node (counted with `tx`/`redirect`
     /// or the pass that followed).
-    EncapIpip = 14,
+    EncapIpip = 16,
     /// Sent VXLAN-encapsulated to a pod's node.
-    EncapVxlan = 15,
+    EncapVxlan = 17,
     /// Encapsulated packet handed to the stack: larger than the route MTU
     /// toward the node (where ICMP fragmentation-needed will be built).
-    PassEncapTooBig = 16,
+    PassEncapTooBig = 18,
     /// Dropped: the tunnel route of the backend has no tunnel source (it
     /// could not be resolved when the route was programmed).
-    DropNoTunnelSource = 17,
+    DropNoTunnelSource = 19,
     /// An encapsulated reply (IPIP or VXLAN to a tunnel endpoint) was
     /// decapsulated and went through the balancer.
-    Decapsulated = 18,
+    Decapsulated = 20,
     /// Passed to the stack untouched: encapsulated to a tunnel endpoint, but
     /// the inner packet is no connection of ours (or the outer header is a
     /// fragment or has options).
-    PassEncapNotOurs = 19,
+    PassEncapNotOurs = 21,
     /// Dropped: encapsulated to a tunnel endpoint, with a truncated or
     /// inconsistent outer header, a bad outer checksum or a bad VXLAN header.
-    DropEncapMalformed = 20,
+    DropEncapMalformed = 22,
     /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
     /// header (no headroom), after the packet was already rewritten.
-    DropAdjustFailed = 21,
+    DropAdjustFailed = 23,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 22;
+    pub const COUNT: u32 = 24;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -112,6 +118,8 @@ impl GlobalStat {
         GlobalStat::BackendGone,
         GlobalStat::DropConntrackFull,
         GlobalStat::DropTupleClash,
+        GlobalStat::DropFlowBusy,
+        GlobalStat::ConntrackEvicted,
         GlobalStat::EncapIpip,
         GlobalStat::EncapVxlan,
         GlobalStat::PassEncapTooBig,
@@ -138,6 +146,8 @@ impl GlobalStat {
             GlobalStat::BackendGone => "backend_gone",
             GlobalStat::DropConntrackFull => "drop_conntrack_full",
             GlobalStat::DropTupleClash => "drop_tuple_clash",
+            GlobalStat::DropFlowBusy => "drop_flow_busy",
+            GlobalStat::ConntrackEvicted => "conntrack_evicted",
             GlobalStat::EncapIpip => "encap_ipip",
             GlobalStat::EncapVxlan => "encap_vxlan",
             GlobalStat::PassEncapTooBig => "pass_encap_too_big",

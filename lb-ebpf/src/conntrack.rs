@@ -1,7 +1,7 @@
 //! The connection table: lookup with expiry, refresh, TCP close tracking and
-//! creation of a connection's two entries (see `lb_common::conntrack`).
+//! creation of a connection's two entries (see `lb_common::conntrack`; the
+//! table itself: `flow_table.rs`).
 
-use aya_ebpf::bindings::{BPF_ANY, BPF_NOEXIST};
 use lb_common::{
     Backend, Flow, FlowKey, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
@@ -10,35 +10,38 @@ use lb_common::{
 
 use crate::{
     error::Error,
+    flow_table::{self, find, find_in, insert_in},
     headers::{TCP_FIN, TCP_RST, TCP_SYN},
-    maps::{CLOCK, CONNTRACK},
+    maps::CLOCK,
+    select,
 };
 
 /// The daemon's clock (`lb_common::maps::CLOCK`): CLOCK_MONOTONIC_COARSE
 /// nanoseconds, at most `CLOCK_TICK_MS` old.
 #[inline(always)]
 pub fn now_ns() -> u64 {
-    CLOCK.get(0).copied().unwrap_or(0)
+    CLOCK.get(0).map_or(0, |c| c.now_ns)
 }
 
 /// The live entry for `key`, if any. An entry idle past its timeout is live
 /// only while the other direction is not (one-way busy flows stay up).
 #[inline(always)]
 pub fn lookup(key: &FlowKey, now: u64) -> Option<*mut Flow> {
-    let flow = CONNTRACK.get_ptr_mut(key)?;
-    // SAFETY: map value pointer; concurrent writers only touch timestamps and
-    // flags, where a lost update is harmless.
+    find(key).filter(|&f| live(f, key.proto, now))
+}
+
+/// Whether entry `flow` is live at `now` (see `lookup`).
+#[inline(always)]
+fn live(flow: *mut Flow, proto: u8, now: u64) -> bool {
+    // SAFETY: map value pointer; see `flow_table` for concurrent writers.
     let f = unsafe { &*flow };
     if !f.expired_at(f.last_seen_ns, now) {
-        return Some(flow);
+        return true;
     }
-    let peer = CONNTRACK.get_ptr(f.peer_key(key.proto))?;
-    let peer_last_seen = unsafe { (*peer).last_seen_ns };
-    if f.expired_at(peer_last_seen, now) {
-        None
-    } else {
-        Some(flow)
-    }
+    let Some(peer) = find(&f.peer_key(proto)) else {
+        return false;
+    };
+    !f.expired_at(unsafe { (*peer).last_seen_ns }, now)
 }
 
 /// Records activity on `flow`, and FIN/RST: a closing connection gets the
@@ -52,7 +55,7 @@ pub fn touch(flow: *mut Flow, proto: u8, tcp_flags: u8, now: u64) {
     }
     if tcp_flags & (TCP_FIN | TCP_RST) != 0 && f.tcp_flags & CT_CLOSING == 0 {
         close(f, tcp_flags, now);
-        if let Some(peer) = CONNTRACK.get_ptr_mut(f.peer_key(proto)) {
+        if let Some(peer) = find(&f.peer_key(proto)) {
             close(unsafe { &mut *peer }, 0, now);
         }
     }
@@ -75,7 +78,7 @@ pub fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
 }
 
 /// Records a new connection from `key` (client -> VIP) to `backend`, and
-/// returns its forward entry. `next_hop` (toward the backend, possibly not
+/// returns its forward entry (in the table). `next_hop` (toward the backend, possibly not
 /// resolved) seeds the forward entry's next-hop cache.
 #[inline(always)]
 pub fn create(
@@ -86,7 +89,7 @@ pub fn create(
     next_hop: NextHop,
     tcp_flags: u8,
     now: u64,
-) -> Result<Flow, Error> {
+) -> Result<*mut Flow, Error> {
     let closing = tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let (flags, timeout_s) = if closing {
         (CT_CLOSING, TCP_CLOSE_TIMEOUT_S)
@@ -122,26 +125,22 @@ pub fn create(
     // Reply entry first: once the forward entry exists the backend may
     // answer, and its answer must find the reply entry.
     let reply_key = forward.peer_key(key.proto);
-    if CONNTRACK
-        .insert(reply_key, reply, BPF_NOEXIST as u64)
-        .is_err()
+    // Both entries go to the bucket of the client end (`flow_table`).
+    let bucket = flow_table::source_bucket(key).ok_or(Error::ConntrackFull)?;
+    // The reply tuple may be taken: by this same connection (re-created
+    // after close or expiry), by a dead one, or by another live connection
+    // whose replies look the same (two VIPs on one backend, reached from one
+    // client port). Only the last must not be overwritten: its replies would
+    // come back from the wrong VIP. (Entries are not deleted when a backend
+    // goes: one whose backend is gone counts as dead.)
+    // SAFETY (`other`): map value pointer, read only.
+    if let Some(other) = find_in(bucket, &reply_key)
+        && live(other, key.proto, now)
+        && unsafe { (*other).peer_key(key.proto) } != *key
+        && unsafe { select::backend_live((*other).backend_id, (*other).backend_generation) }
     {
-        // Taken: by this same connection (re-created after close or expiry),
-        // by a dead one, or by another live connection whose replies look
-        // the same (two VIPs on one backend, reached from one client port).
-        // Only the last must not be overwritten: its replies would come
-        // back from the wrong VIP.
-        if let Some(other) = lookup(&reply_key, now)
-            && unsafe { (*other).peer_key(key.proto) } != *key
-        {
-            return Err(Error::TupleClash);
-        }
-        CONNTRACK
-            .insert(reply_key, reply, BPF_ANY as u64)
-            .map_err(|_| Error::ConntrackFull)?;
+        return Err(Error::TupleClash);
     }
-    CONNTRACK
-        .insert(key, forward, BPF_ANY as u64)
-        .map_err(|_| Error::ConntrackFull)?;
-    Ok(forward)
+    insert_in(bucket, &reply_key, &reply, now)?;
+    insert_in(bucket, key, &forward, now)
 }

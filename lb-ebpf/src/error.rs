@@ -23,6 +23,9 @@ pub enum Error {
     ConntrackFull,
     /// Another live connection already owns this connection's reply tuple.
     TupleClash,
+    /// Another CPU was writing the connection-table slot this connection
+    /// needs.
+    FlowBusy,
     /// The backend's tunnel route has no resolved tunnel source.
     NoTunnelSource,
     /// `bpf_xdp_adjust_head` failed after the packet was rewritten.
@@ -46,6 +49,7 @@ impl Error {
             | Error::NoBackend
             | Error::ConntrackFull
             | Error::TupleClash
+            | Error::FlowBusy
             | Error::NoTunnelSource
             | Error::AdjustFailed
             | Error::EncapMalformed => xdp_action::XDP_DROP,
@@ -64,6 +68,7 @@ impl Error {
             Error::TtlExceeded => GlobalStat::PassTtlExceeded,
             Error::ConntrackFull => GlobalStat::DropConntrackFull,
             Error::TupleClash => GlobalStat::DropTupleClash,
+            Error::FlowBusy => GlobalStat::DropFlowBusy,
             Error::NoTunnelSource => GlobalStat::DropNoTunnelSource,
             Error::AdjustFailed => GlobalStat::DropAdjustFailed,
             Error::EncapNotOurs => GlobalStat::PassEncapNotOurs,

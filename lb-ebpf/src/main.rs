@@ -6,6 +6,10 @@
 //! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
+// BPF_CMPXCHG for the connection table's slot locks (`flow_table.rs`):
+// the BPF target has no compare-and-swap in `core::sync::atomic`.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod conntrack;
 mod decap;
@@ -14,6 +18,7 @@ mod encap_ipip;
 mod encap_outer;
 mod encap_vxlan;
 mod error;
+mod flow_table;
 mod forward;
 mod headers;
 mod maps;
@@ -68,7 +73,6 @@ fn balance(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
         !conntrack::is_reopen(f, pkt.tcp_flags)
     });
 
-    let scheduled;
     let (flow, next_hop): (&Flow, Option<*mut NextHop>) = match established {
         Some(ptr) => {
             nat::check_ttl(&pkt)?;
@@ -81,10 +85,11 @@ fn balance(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
             (f, Some(unsafe { &raw mut (*ptr).next_hop }))
         }
         None => {
-            scheduled = schedule::schedule(&pkt, now)?;
-            let (f, backend_next_hop) = &scheduled;
+            let (ptr, backend_next_hop) = schedule::schedule(&pkt, now)?;
+            // SAFETY: the entry just written, in the table (see above).
+            let f = unsafe { &*ptr };
             stats::count(f.service_id, f.backend_id, false, bytes, true);
-            (f, *backend_next_hop)
+            (f, backend_next_hop)
         }
     };
 

@@ -4,11 +4,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, DevMap, HashMap, LpmTrie, PerCpuArray},
 };
 use lb_common::{
-    Backend, BackendTunnel, Counters, DecapStat, Flow, FlowKey, GlobalStat, NextHop, Service,
+    Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, NextHop, Service,
     Tunnel, TunnelEndpoint, VipKey,
+    flow_table::buckets_for,
     limits::{
         CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES,
         MAX_TUNNEL_ENDPOINTS, MAX_TUNNELS, RING_SIZE,
@@ -27,8 +28,11 @@ pub static RINGS: Array<u32> = Array::pinned(MAX_SERVICES * RING_SIZE, 0);
 #[map]
 pub static BACKENDS: Array<Backend> = Array::pinned(MAX_BACKENDS, 0);
 
+/// The connection table: buckets of `FLOW_WAYS` entries (`flow_table.rs`).
+/// The daemon sizes it at load and tells the datapath the bucket mask
+/// (`Clock::flow_mask`).
 #[map]
-pub static CONNTRACK: LruHashMap<FlowKey, Flow> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
+pub static CONNTRACK: Array<FlowBucket> = Array::pinned(buckets_for(CONNTRACK_ENTRIES), 0);
 
 #[map]
 pub static RR_STATE: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);
@@ -46,7 +50,7 @@ pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::pinned(GlobalStat::COUN
 pub static BACKEND_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(MAX_BACKENDS, 0);
 
 #[map]
-pub static CLOCK: Array<u64> = Array::pinned(1, 0);
+pub static CLOCK: Array<Clock> = Array::pinned(1, 0);
 
 /// Indexed by ifindex (an array: no hash lookup per redirect); userspace
 /// sizes it to the largest attached ifindex + 1. Not pinned: rewritten at

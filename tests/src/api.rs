@@ -6,6 +6,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use lb_userspace::config::TunnelSpec;
 use serde_json::{Value, json};
 
 use crate::netns::Netns;
@@ -95,8 +96,18 @@ impl Api {
 
     /// PUT a service body to its own path; error unless 2xx.
     pub fn put_service(&self, service: &Value) -> Result<Reply> {
-        let path = service_path_of(service)?;
-        let reply = self.put(&path, service)?;
+        self.put_ok(&service_path_of(service)?, service)
+    }
+
+    /// PUT a tunnel route to `/v1/tunnels/{name}`; error unless 2xx.
+    pub fn put_tunnel(&self, tunnel: &TunnelSpec) -> Result<Reply> {
+        let path = format!("/v1/tunnels/{}", tunnel.name);
+        self.put_ok(&path, &serde_json::to_value(tunnel)?)
+    }
+
+    /// PUT; error unless 2xx.
+    fn put_ok(&self, path: &str, body: &Value) -> Result<Reply> {
+        let reply = self.put(path, body)?;
         anyhow::ensure!(
             (200..300).contains(&reply.status),
             "PUT {path} answered {}: {}",
@@ -104,6 +115,21 @@ impl Api {
             reply.body
         );
         Ok(reply)
+    }
+
+    /// The value of one series of `/metrics`, named with its labels as the
+    /// text shows it (e.g.
+    /// `ferrolb_decap_packets_total{result="decapsulated"}`).
+    pub fn metric(&self, series: &str) -> Result<u64> {
+        let metrics = self.get("/metrics")?.body;
+        let prefix = format!("{series} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .with_context(|| format!("no {series} in /metrics:\n{metrics}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{series}: not an integer"))
     }
 
     /// Whether GET /healthz answers 200.

@@ -121,7 +121,8 @@ struct Sample {
     conn: ConnRate,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median (0 for no values).
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => 0.0,

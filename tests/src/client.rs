@@ -77,6 +77,30 @@ impl TcpSession {
     }
 }
 
+/// Connect, then send `len` bytes and read them back while sending (a
+/// writer thread, so neither side stalls on full buffers); error unless the
+/// echo is byte for byte what was sent. Each read and write is bounded by
+/// `timeout`. Returns the greeting.
+pub fn echo_bulk(addr: SocketAddrV4, len: usize, timeout: Duration) -> Result<Hello> {
+    let mut session = TcpSession::connect(addr, timeout)?;
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut writer = session.reader.get_ref().try_clone()?;
+    let mut echoed = vec![0u8; len];
+    let (written, read) = std::thread::scope(|scope| {
+        let send = scope.spawn(|| writer.write_all(&data));
+        let read = session.reader.read_exact(&mut echoed);
+        (send.join(), read)
+    });
+    written
+        .map_err(|_| anyhow!("writer thread panicked"))?
+        .with_context(|| format!("sending {len} bytes to {addr}"))?;
+    read.with_context(|| format!("reading {len} echoed bytes from {addr}"))?;
+    if let Some(at) = data.iter().zip(&echoed).position(|(a, b)| a != b) {
+        bail!("the echo from {addr} differs from what was sent at byte {at}");
+    }
+    Ok(session.hello)
+}
+
 /// One TCP connection: connect, read the greeting, close.
 pub fn tcp_hello(addr: SocketAddrV4, timeout: Duration) -> Result<Hello> {
     Ok(TcpSession::connect(addr, timeout)?.hello)

@@ -2,12 +2,14 @@
 //! kernel builds the outer IPv4 header (protocol 4, source chosen by the
 //! route) around the inner IPv4 packet written to it. Needs no ipip module.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
+use crate::ipip::inner_packet;
 use crate::netns::Netns;
+use crate::packets::Frame;
 
 pub struct IpipSocket {
     fd: OwnedFd,
@@ -61,4 +63,49 @@ impl IpipSocket {
         }
         Ok(())
     }
+}
+
+/// What [`udp_exchange`] got back.
+#[derive(Debug, Clone)]
+pub struct UdpReply {
+    pub text: String,
+    /// The reply's source.
+    pub from: SocketAddr,
+    /// Datagrams sent until a reply came.
+    pub sent: u64,
+}
+
+/// Sends a UDP datagram from `client` (bound to a specific address, with a
+/// read timeout) to `dst`, IPIP-encapsulated by `tunnel` to `outer_dst`, and
+/// waits for the reply on `client` (the reply comes back unencapsulated);
+/// retries up to `tries` times.
+pub fn udp_exchange(
+    tunnel: &IpipSocket,
+    outer_dst: Ipv4Addr,
+    client: &UdpSocket,
+    dst: SocketAddrV4,
+    tries: u64,
+) -> Result<UdpReply> {
+    let SocketAddr::V4(src) = client.local_addr()? else {
+        bail!("the client socket is not IPv4");
+    };
+    anyhow::ensure!(
+        !src.ip().is_unspecified(),
+        "bind the client socket to its address: the inner packet carries it"
+    );
+    let inner = inner_packet(&Frame::udp([0; 6], [0; 6], src, dst));
+    let mut buf = [0u8; 1500];
+    for sent in 1..=tries {
+        tunnel
+            .send(outer_dst, &inner)
+            .with_context(|| format!("IPIP to {outer_dst}"))?;
+        if let Ok((n, from)) = client.recv_from(&mut buf) {
+            return Ok(UdpReply {
+                text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+                from,
+                sent,
+            });
+        }
+    }
+    bail!("no reply from {dst} (IPIP via {outer_dst}) after {tries} tries")
 }

@@ -7,10 +7,14 @@
 //!   [`client`] (the test protocol), [`daemon`] and [`api`] (ferrolbd and its
 //!   REST API), [`nft`] (nftables DNAT for comparison), [`traffic`]
 //!   (connection-rate and iperf3 runs for the benchmark); [`node_topology`]
-//!   and [`ipip_socket`] (a node decapsulating IPIP with ferrolbd).
+//!   and [`ipip_socket`] (a node decapsulating IPIP with ferrolbd);
+//!   [`overlay_topology`] (nodes with pod subnets over flannel-style VXLAN
+//!   ([`flannel`]), IPIP or plain routes) and [`nft_counters`] (which way
+//!   packets went); [`bench_overlay`] (the benchmark on it).
 
 pub mod api;
 pub mod bench_e2e;
+pub mod bench_overlay;
 pub mod bench_packet;
 pub mod bins;
 pub mod client;
@@ -18,13 +22,16 @@ pub mod daemon;
 pub mod dnat_fixture;
 pub mod encap_fixture;
 pub mod fixture_net;
+pub mod flannel;
 pub mod interrupt;
 pub mod ipip;
 pub mod ipip_socket;
 pub mod lab;
 pub mod netns;
 pub mod nft;
+pub mod nft_counters;
 pub mod node_topology;
+pub mod overlay_topology;
 pub mod packets;
 pub mod process;
 pub mod server;

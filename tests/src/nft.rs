@@ -88,7 +88,12 @@ pub fn add_dnat_many(ns: &Netns, services: &[DnatService]) -> Result<()> {
         );
     }
     remove(ns);
-    let rules = dnat_ruleset(services);
+    load(ns, &dnat_ruleset(services))
+}
+
+/// `nft -f -` in `ns` with `rules`; an error quotes nft's complaint and the
+/// rules.
+pub fn load(ns: &Netns, rules: &str) -> Result<()> {
     let mut child = ns
         .command("nft")
         .args(["-f", "-"])
@@ -105,7 +110,8 @@ pub fn add_dnat_many(ns: &Netns, services: &[DnatService]) -> Result<()> {
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
-            "nft rejected the ruleset: {}\n{rules}",
+            "nft rejected the ruleset in {}: {}\n{rules}",
+            ns.name(),
             String::from_utf8_lossy(&out.stderr)
         );
     }

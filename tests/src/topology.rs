@@ -88,19 +88,7 @@ impl Topology {
             backends: Vec::new(),
         };
         topo.lb.sysctl("net/ipv4/ip_forward", "1")?;
-
-        veth(&topo.client, HOST_DEV, &topo.lb, LB_CLIENT_DEV)?;
-        topo.client.addr(HOST_DEV, &format!("{CLIENT_IP}/24"))?;
-        topo.lb
-            .addr(LB_CLIENT_DEV, &format!("{LB_CLIENT_SIDE_IP}/24"))?;
-        topo.client.ip(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            &LB_CLIENT_SIDE_IP.to_string(),
-        ])?;
-        prepare_host_dev(&topo.client, HOST_DEV)?;
+        connect_client(&topo.client, &topo.lb)?;
 
         for i in 0..backends {
             let ns = Netns::create(&format!("b{i}"))?;
@@ -166,8 +154,27 @@ impl Topology {
     }
 }
 
-/// GRO on, TX checksum offload and GSO off (see the module doc).
-fn prepare_host_dev(ns: &Netns, dev: &str) -> Result<()> {
+/// The client side every topology shares: a veth from the client's
+/// [`HOST_DEV`] ([`CLIENT_IP`]/24, prepared like a host, default route via
+/// the load balancer) to the load balancer's [`LB_CLIENT_DEV`]
+/// ([`LB_CLIENT_SIDE_IP`]/24).
+pub fn connect_client(client: &Netns, lb: &Netns) -> Result<()> {
+    veth(client, HOST_DEV, lb, LB_CLIENT_DEV)?;
+    client.addr(HOST_DEV, &format!("{CLIENT_IP}/24"))?;
+    lb.addr(LB_CLIENT_DEV, &format!("{LB_CLIENT_SIDE_IP}/24"))?;
+    client.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        &LB_CLIENT_SIDE_IP.to_string(),
+    ])?;
+    prepare_host_dev(client, HOST_DEV)
+}
+
+/// GRO on, TX checksum offload and GSO off (see the module doc): how every
+/// host's interface is prepared (client, backends, pods, nodes' uplinks).
+pub fn prepare_host_dev(ns: &Netns, dev: &str) -> Result<()> {
     ns.ethtool_feature(dev, "gro", true)
         .with_context(|| format!("enabling GRO on {dev} in {}", ns.name()))?;
     ns.ethtool_feature(dev, "tx", false)

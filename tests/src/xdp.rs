@@ -15,8 +15,9 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Backend, Counters, DecapStat, Flow, FlowKey, GlobalStat, Service, Tunnel, TunnelEndpoint,
-    VipKey,
+    Backend, Clock, Counters, DecapStat, Flow, FlowBucket, FlowKey, GlobalStat, Service, Tunnel,
+    TunnelEndpoint, VipKey,
+    flow_table::{FLOW_WAYS, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
     service::{BACKEND_ACTIVE, mode},
@@ -25,6 +26,11 @@ use lb_common::{
 /// The datapath clock's value when a harness is loaded (an arbitrary,
 /// non-zero monotonic time).
 pub const START_CLOCK_NS: u64 = 1_000 * 1_000_000_000;
+
+/// The connection table's hash seed in fixtures (the daemon picks one at
+/// random), and its bucket mask at the object's default size.
+pub const FLOW_SEED: u32 = 0x5eed_f10e;
+pub const FLOW_MASK: u32 = buckets_for(lb_common::limits::CONNTRACK_ENTRIES) - 1;
 
 /// Network byte order value of an address, as the maps store it.
 pub fn ip_be(addr: std::net::Ipv4Addr) -> u32 {
@@ -87,10 +93,17 @@ impl Harness {
         Ok(harness)
     }
 
-    /// Sets the datapath's clock (the daemon ticks it; fixtures move it).
+    /// Sets the datapath's clock (the daemon ticks it; fixtures move it),
+    /// with the connection table's seed and mask (`FLOW_SEED`, the object's
+    /// default size).
     pub fn set_clock(&mut self, now_ns: u64) -> Result<()> {
-        let mut clock: Array<&mut MapData, u64> = Array::try_from(self.map(names::CLOCK)?)?;
-        clock.set(0, now_ns, 0)?;
+        let mut clock: Array<&mut MapData, Clock> = Array::try_from(self.map(names::CLOCK)?)?;
+        let value = Clock {
+            now_ns,
+            flow_seed: FLOW_SEED,
+            flow_mask: FLOW_MASK,
+        };
+        clock.set(0, value, 0)?;
         Ok(())
     }
 
@@ -297,14 +310,46 @@ impl Harness {
         self.counters(names::BACKEND_STATS, id)
     }
 
-    /// All connection-table entries.
+    /// All connection-table entries (used slots, live or not).
     pub fn conntrack(&self) -> Result<Vec<(FlowKey, Flow)>> {
-        let map: HashMap<&MapData, FlowKey, Flow> = HashMap::try_from(
+        let map: Array<&MapData, FlowBucket> = Array::try_from(
             self.ebpf
                 .map(names::CONNTRACK)
                 .ok_or_else(|| anyhow!("no CONNTRACK"))?,
         )?;
-        Ok(map.iter().collect::<Result<Vec<_>, _>>()?)
+        let mut out = Vec::new();
+        for b in map.iter() {
+            let b = b?;
+            for w in 0..FLOW_WAYS {
+                if b.keys[w].proto != 0 {
+                    out.push((b.keys[w], b.flows[w]));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets every slot lock of connection-table bucket `index`, as if other
+    /// CPUs were writing them all (`locked`), or clears them.
+    pub fn set_bucket_locked(&mut self, index: u32, locked: bool) -> Result<()> {
+        let mut map: Array<&mut MapData, FlowBucket> =
+            Array::try_from(self.map(names::CONNTRACK)?)?;
+        let mut b = map.get(&index, 0)?;
+        b.locks = [u64::from(locked); FLOW_WAYS];
+        map.set(index, b, 0)?;
+        Ok(())
+    }
+
+    /// The connection-table bucket a client end (address, port, protocol)
+    /// hashes to in the harness's table.
+    pub fn client_bucket(client: SocketAddrV4, proto: u8) -> u32 {
+        bucket_index(
+            ip_be(*client.ip()),
+            client.port().to_be(),
+            proto,
+            FLOW_SEED,
+            FLOW_MASK,
+        )
     }
 }
 

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use tests::daemon::{Daemon, DaemonConfig};
 use tests::ipip::inner_packet;
-use tests::ipip_socket::IpipSocket;
+use tests::ipip_socket::{IpipSocket, udp_exchange};
 use tests::node_topology::{CLIENT_IP, NODE_DEV, NODE_IP, NodeTopology, POD_IP, VIP};
 use tests::packets::Frame;
 use tests::server;
 
 const PORT: u16 = 8080;
-const TRIES: usize = 3;
+const TRIES: u64 = 3;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn node_daemon(t: &NodeTopology) -> Daemon {
@@ -25,13 +25,9 @@ fn node_daemon(t: &NodeTopology) -> Daemon {
 
 /// `ferrolb_decap_packets_total{result="decapsulated"}` on the node.
 fn decapsulated(daemon: &Daemon) -> u64 {
-    let metrics = daemon.api().get("/metrics").unwrap().body;
-    let prefix = "ferrolb_decap_packets_total{result=\"decapsulated\"} ";
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no decapsulated counter in:\n{metrics}"))
-        .parse()
+    daemon
+        .api()
+        .metric("ferrolb_decap_packets_total{result=\"decapsulated\"}")
         .unwrap()
 }
 
@@ -49,20 +45,9 @@ fn client_socket(t: &NodeTopology) -> UdpSocket {
 /// the node (retrying a few times, bounded) and returns the reply with its
 /// source, and how many datagrams were sent.
 fn exchange(t: &NodeTopology, dst: SocketAddrV4) -> (String, SocketAddr, u64) {
-    let client = client_socket(t);
-    let SocketAddr::V4(src) = client.local_addr().unwrap() else {
-        unreachable!("bound to an IPv4 address")
-    };
-    let inner = inner_packet(&Frame::udp([0; 6], [0; 6], src, dst));
     let tunnel = IpipSocket::open(&t.lb).unwrap();
-    let mut buf = [0u8; 1500];
-    for sent in 1..=TRIES as u64 {
-        tunnel.send(NODE_IP, &inner).unwrap();
-        if let Ok((n, from)) = client.recv_from(&mut buf) {
-            return (String::from_utf8_lossy(&buf[..n]).into_owned(), from, sent);
-        }
-    }
-    panic!("no reply from {dst} after {TRIES} tries");
+    let reply = udp_exchange(&tunnel, NODE_IP, &client_socket(t), dst, TRIES).unwrap();
+    (reply.text, reply.from, reply.sent)
 }
 
 #[test]

@@ -54,14 +54,15 @@ pub struct DaemonArgs {
     #[arg(long, env = "FERROLB_BPFFS_DIR", default_value = "/sys/fs/bpf/ferrolb")]
     pub bpffs_dir: PathBuf,
 
-    /// Entries of the connection table (two per connection); changing it
-    /// drops the pinned table.
+    /// Entries of the connection table (two per connection), rounded up to
+    /// a power of two; changing it drops the pinned table.
     #[arg(long, env = "FERROLB_CONNTRACK_SIZE", value_parser = clap::value_parser!(u32).range(2..))]
     pub conntrack_size: Option<u32>,
 
-    /// Seconds between connection-table GC passes.
-    #[arg(long, env = "FERROLB_GC_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub gc_interval_s: u64,
+    /// Seconds between scans of the connection table that count live
+    /// connections (`ferrolb_conntrack_entries`).
+    #[arg(long, env = "FERROLB_CONNTRACK_SCAN_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub conntrack_scan_interval_s: u64,
 
     /// The load balancer's address on the node network: the outer source of
     /// IPIP and VXLAN delivery to pods, where the nodes send the

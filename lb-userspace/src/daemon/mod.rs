@@ -6,14 +6,14 @@
 mod accept_local;
 mod args;
 mod clock;
+mod conntrack_scan;
 mod forwarding;
-mod gc;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 pub use args::DaemonArgs;
 pub use clock::run_clock;
-pub use gc::run_gc;
+pub use conntrack_scan::run_scan;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -46,7 +46,7 @@ pub enum DaemonError {
 pub struct Daemon {
     controller: Arc<Controller>,
     listener: TcpListener,
-    gc_interval: Duration,
+    scan_interval: Duration,
 }
 
 impl Daemon {
@@ -88,7 +88,7 @@ impl Daemon {
         Ok(Self {
             controller: Arc::new(controller),
             listener,
-            gc_interval: Duration::from_secs(args.gc_interval_s),
+            scan_interval: Duration::from_secs(args.conntrack_scan_interval_s),
         })
     }
 
@@ -111,13 +111,13 @@ impl Daemon {
         let addr = self.listener.local_addr().map_err(DaemonError::Serve)?;
         tracing::info!(%addr, "API listening");
         let clock = tokio::spawn(run_clock(self.controller.clock()));
-        let gc = tokio::spawn(run_gc(self.controller.conntrack(), self.gc_interval));
+        let scan = tokio::spawn(run_scan(self.controller.conntrack(), self.scan_interval));
         let app = api::router(Arc::clone(&self.controller));
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(DaemonError::Serve);
-        gc.abort();
+        scan.abort();
         clock.abort();
         let controller = self.controller;
         let detached = tokio::task::spawn_blocking(move || controller.detach())

@@ -24,16 +24,30 @@ pub fn monotonic_coarse_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// The `CLOCK` map.
+/// The `CLOCK` map, which also carries the connection table's hash seed
+/// and bucket mask (`lb_common::Clock`).
 pub struct Clock {
-    map: Mutex<Array<MapData, u64>>,
+    map: Mutex<Array<MapData, lb_common::Clock>>,
+    flow_seed: u32,
+    flow_mask: u32,
 }
 
 impl Clock {
-    pub(crate) fn new(map: Array<MapData, u64>) -> Self {
+    pub(crate) fn new(
+        map: Array<MapData, lb_common::Clock>,
+        flow_seed: u32,
+        flow_mask: u32,
+    ) -> Self {
         Self {
             map: Mutex::new(map),
+            flow_seed,
+            flow_mask,
         }
+    }
+
+    /// The connection table's hash seed and bucket mask.
+    pub fn flow_table(&self) -> (u32, u32) {
+        (self.flow_seed, self.flow_mask)
     }
 
     /// Publishes the current time to the datapath.
@@ -44,7 +58,12 @@ impl Clock {
     /// Publishes `now_ns` (tests move time with this).
     pub fn set(&self, now_ns: u64) -> Result<(), DatapathError> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.set(0, now_ns, 0)
+        let clock = lb_common::Clock {
+            now_ns,
+            flow_seed: self.flow_seed,
+            flow_mask: self.flow_mask,
+        };
+        map.set(0, clock, 0)
             .map_err(DatapathError::map(names::CLOCK))
     }
 }

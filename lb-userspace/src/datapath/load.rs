@@ -2,8 +2,8 @@
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
-use aya::{EbpfLoader, maps::MapInfo};
-use lb_common::{limits, maps as names};
+use aya::EbpfLoader;
+use lb_common::{flow_table, limits, maps as names};
 
 use super::{
     Datapath, DatapathError, XdpModeArg, attach, bpffs,
@@ -12,6 +12,7 @@ use super::{
     decap::Decap,
     ids::IdAllocator,
     maps::{Maps, take},
+    table_pins,
     tunnel_source::TunnelEndConfig,
     tunnels::Tunnels,
 };
@@ -65,9 +66,9 @@ impl Datapath {
             return Err(DatapathError::BothPrograms(both.clone()));
         }
         bpffs::prepare(&opts.bpffs_dir)?;
-        if let Some(size) = opts.conntrack_size {
-            drop_resized_pin(&opts.bpffs_dir, names::CONNTRACK, size);
-        }
+        let buckets =
+            flow_table::buckets_for(opts.conntrack_size.unwrap_or(limits::CONNTRACK_ENTRIES));
+        let table = table_pins::prepare(&opts.bpffs_dir, buckets);
         // TX_PORTS is an array indexed by ifindex: size it for the largest.
         let mut tx_ports_size = limits::MAX_IFACES;
         for iface in &opts.ifaces {
@@ -76,9 +77,7 @@ impl Datapath {
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&opts.bpffs_dir);
         loader.map_max_entries(names::TX_PORTS, tx_ports_size);
-        if let Some(size) = opts.conntrack_size {
-            loader.map_max_entries(names::CONNTRACK, size);
-        }
+        loader.map_max_entries(names::CONNTRACK, buckets);
         let mut ebpf = loader
             .load(crate::EBPF_OBJECT)
             .map_err(|e| DatapathError::Load(Box::new(e)))?;
@@ -89,9 +88,18 @@ impl Datapath {
             take(&mut ebpf, names::TUNNEL_ENDPOINTS)?,
             opts.tunnel_end,
         );
-        let conntrack = Arc::new(Conntrack::new(take(&mut ebpf, names::CONNTRACK)?));
-        // The clock must run before the program sees its first packet.
-        let clock = Arc::new(Clock::new(take(&mut ebpf, names::CLOCK)?));
+        let conntrack = Arc::new(Conntrack::new(
+            take(&mut ebpf, names::CONNTRACK)?,
+            table.seed,
+            buckets - 1,
+        ));
+        // The clock (with the table's seed and mask) must run before the
+        // program sees its first packet.
+        let clock = Arc::new(Clock::new(
+            take(&mut ebpf, names::CLOCK)?,
+            table.seed,
+            buckets - 1,
+        ));
         clock.tick()?;
 
         let prog = attach::balancer(&mut ebpf)?;
@@ -122,25 +130,5 @@ impl Datapath {
             pin_dir: opts.bpffs_dir.clone(),
             overlay_ip: opts.overlay_ip,
         })
-    }
-}
-
-/// A pinned map is reused as it is; when the requested size differs, the
-/// old pin is removed so the map is created with the new size (its entries
-/// are lost, which is what resizing the connection table means).
-fn drop_resized_pin(dir: &std::path::Path, name: &str, size: u32) {
-    let path = dir.join(name);
-    if let Ok(info) = MapInfo::from_pin(&path)
-        && info.max_entries() != size
-    {
-        tracing::warn!(
-            map = name,
-            old = info.max_entries(),
-            new = size,
-            "resizing a pinned map: its entries are dropped"
-        );
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove the old pin");
-        }
     }
 }

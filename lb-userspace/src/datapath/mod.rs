@@ -17,6 +17,7 @@ mod program;
 mod restore;
 mod ring;
 mod stats;
+mod table_pins;
 mod tunnel_source;
 mod tunnels;
 
@@ -24,7 +25,7 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 pub use attach::{AttachedIface, XdpModeArg};
 pub use clock::{Clock, monotonic_coarse_ns};
-pub use conntrack::{Conntrack, GcPlan, GcReport};
+pub use conntrack::{Conntrack, ScanReport};
 pub use error::DatapathError;
 pub use load::DatapathOptions;
 pub use program::{BackendHandle, InstalledService};

@@ -1,5 +1,6 @@
 //! Programming one service into the maps: id allocation, write order,
-//! rollback, backend deactivation and connection purge.
+//! rollback, backend deactivation (the datapath ends a deactivated backend's
+//! connections at their next packet).
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
@@ -33,8 +34,8 @@ struct Taken {
 impl Datapath {
     /// Creates or replaces `spec` in the maps. A replaced service keeps its
     /// id; a backend present before and after keeps its id and generation
-    /// (its connections continue); removed backends are deactivated and
-    /// their connections purged. On error the maps are left as they were.
+    /// (its connections continue); removed backends are deactivated (their
+    /// connections end at their next packet). On error the maps are left as they were.
     pub fn apply(&mut self, spec: &ServiceSpec) -> Result<(), DatapathError> {
         let key = spec.key();
         let mut journal = Journal::default();
@@ -45,7 +46,6 @@ impl Datapath {
                     self.backend_ids.release(h.id);
                 }
                 self.installed.insert(key, installed);
-                self.purge(&removed);
                 Ok(())
             }
             Err(e) => {
@@ -166,7 +166,7 @@ impl Datapath {
     }
 
     /// Removes service `key`: its `SERVICES` entry, its share of `VIPS`, its
-    /// backends (deactivated, connections purged). Returns false if it was
+    /// backends (deactivated, their connections end). Returns false if it was
     /// not installed.
     pub fn remove(&mut self, key: &ServiceKey) -> Result<bool, DatapathError> {
         let Some(inst) = self.installed.get(key).cloned() else {
@@ -177,11 +177,9 @@ impl Datapath {
             Ok(()) => {
                 self.installed.remove(key);
                 self.service_ids.release(inst.id);
-                let removed: Vec<BackendHandle> = inst.backends.values().copied().collect();
-                for h in &removed {
+                for h in inst.backends.values() {
                     self.backend_ids.release(h.id);
                 }
-                self.purge(&removed);
                 Ok(true)
             }
             Err(e) => {
@@ -206,18 +204,5 @@ impl Datapath {
             self.deactivate(j, h.id)?;
         }
         Ok(())
-    }
-
-    /// Deletes the connections of removed backends. A failure is logged: the
-    /// datapath already ends such connections (inactive backend), and the
-    /// LRU and the GC reclaim the entries.
-    fn purge(&self, removed: &[BackendHandle]) {
-        if removed.is_empty() {
-            return;
-        }
-        match self.conntrack.purge_backends(removed) {
-            Ok(n) => tracing::debug!(entries = n, "purged connections of removed backends"),
-            Err(e) => tracing::warn!(error = %e, "purging connections of removed backends"),
-        }
     }
 }

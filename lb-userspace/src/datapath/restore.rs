@@ -16,7 +16,7 @@ impl Datapath {
     /// Makes the maps hold exactly `services`, reusing the ids found in the
     /// pinned maps: a service already there keeps its id, a backend already
     /// there keeps its id and generation. Whatever the maps hold beyond
-    /// `services` is removed (connections purged).
+    /// `services` is removed (its connections end at their next packet).
     pub fn restore(&mut self, services: &[ServiceSpec]) -> Result<(), DatapathError> {
         self.adopt()?;
         for spec in services {
@@ -101,7 +101,6 @@ impl Datapath {
                 count = orphans.len(),
                 "deactivated backends without a service"
             );
-            self.conntrack.purge_backends(&orphans)?;
         }
         if !self.installed.is_empty() {
             tracing::info!(

@@ -5,11 +5,16 @@
 //!   namespace topology, in one run ([`tests::bench_e2e`]).
 //! - `per-packet`: cost per packet through `BPF_PROG_TEST_RUN` beside a
 //!   trivial XDP_DROP program ([`tests::bench_packet`]).
+//! - `overlay`: TCP throughput to a pod behind a node of the overlay
+//!   topology: kernel VXLAN without a load balancer, plain routes, and
+//!   (once the balancer encapsulates) ferrolb over VXLAN and IPIP
+//!   ([`tests::bench_overlay`]).
 
 use anyhow::{Result, bail};
 use clap::{Parser, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tests::bench_e2e::{self, Options, Row, SETUPS};
+use tests::bench_overlay::{self, Setup};
 use tests::interrupt;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -17,6 +22,7 @@ enum Part {
     All,
     E2e,
     PerPacket,
+    Overlay,
 }
 
 #[derive(Parser)]
@@ -72,7 +78,46 @@ fn run() -> Result<()> {
         let rows = bench_e2e::run(&opts)?;
         print_e2e(&rows, &opts);
     }
+    if matches!(args.part, Part::All | Part::Overlay) {
+        let opts = bench_overlay::Options {
+            iperf_seconds: args.iperf_seconds,
+            rounds: args.rounds,
+        };
+        let rows = bench_overlay::run(&opts)?;
+        println!(
+            "\nOverlay: TCP throughput (iperf3 {} s) from the client to one pod behind a node; \
+             medians of {} interleaved round(s); pods at MTU 1500, flannel.1 at 1450:",
+            opts.iperf_seconds, opts.rounds
+        );
+        println!("{}", overlay_table(&rows));
+    }
     Ok(())
+}
+
+/// Each overlay setup's throughput and its ratio to the kernel VXLAN
+/// baseline; setups that cannot run yet say why.
+fn overlay_table(rows: &[bench_overlay::Row]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["setup", "TCP throughput (iperf3)", "vs kernel VXLAN"]);
+    let base = rows
+        .iter()
+        .find(|r| r.setup == Setup::KernelVxlan)
+        .and_then(|r| r.throughput_bps);
+    for r in rows {
+        let (tput, vs) = match r.throughput_bps {
+            Some(bps) => (
+                format!("{:.2} Gbit/s", bps / 1e9),
+                base.map_or_else(|| "-".to_string(), |b| ratio(bps, b)),
+            ),
+            None => (
+                r.note.unwrap_or("not measured").to_string(),
+                "-".to_string(),
+            ),
+        };
+        table.add_row(vec![r.setup.label().to_string(), tput, vs]);
+    }
+    table
 }
 
 /// The BPF_PROG_TEST_RUN per-packet part ([`tests::bench_packet`]).
@@ -186,5 +231,35 @@ mod table_tests {
         );
         assert!(text.contains("vs nftables"), "{text}");
         assert_eq!(ratio(1.0, 0.0), "-");
+    }
+
+    #[test]
+    fn overlay_table_compares_with_kernel_vxlan_and_says_what_was_not_measured() {
+        let rows = [
+            bench_overlay::Row {
+                setup: Setup::KernelVxlan,
+                throughput_bps: Some(8e9),
+                note: None,
+            },
+            bench_overlay::Row {
+                setup: Setup::Routed,
+                throughput_bps: Some(10e9),
+                note: None,
+            },
+            bench_overlay::Row {
+                setup: Setup::FerrolbVxlan,
+                throughput_bps: None,
+                note: Some(bench_overlay::NOT_YET),
+            },
+        ];
+        let text = overlay_table(&rows).to_string();
+        let line = |setup: Setup| text.lines().find(|l| l.contains(setup.label())).unwrap();
+        assert!(line(Setup::Routed).contains("10.00 Gbit/s"), "{text}");
+        assert!(line(Setup::Routed).contains("1.25x"), "{text}");
+        assert!(line(Setup::KernelVxlan).contains("1.00x"), "{text}");
+        assert!(
+            line(Setup::FerrolbVxlan).contains("does not encapsulate yet"),
+            "{text}"
+        );
     }
 }

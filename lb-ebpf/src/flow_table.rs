@@ -1,0 +1,184 @@
+//! The connection table's slots: find a key in its bucket, write an entry.
+//! Layout and why it is not a kernel hash map: `lb_common::flow_table`.
+//!
+//! Concurrency. Writers take the slot's lock word with a compare-and-swap
+//! (a BPF atomic) and give up when another CPU holds it: the packet is
+//! dropped and counted (`drop_flow_busy`), the sender retransmits. They
+//! write the key's protocol byte to 0 first (the slot stops matching), then
+//! the entry, then the key with its protocol last, as volatile stores the
+//! compiler keeps in order, which x86's store ordering keeps for the other
+//! CPU. Readers take no lock: a reader that matched a key just before its
+//! slot is rewritten may read a mix of the old and new entry for that one
+//! packet. A slot is rewritten only when its connection ended (closed,
+//! expired, backend gone) or is evicted from a full bucket, so that packet
+//! belonged to a connection that is over.
+
+use core::{
+    intrinsics::{AtomicOrdering, atomic_cxchg},
+    ptr::write_volatile,
+    sync::atomic::{Ordering, compiler_fence},
+};
+
+use lb_common::{
+    Flow, FlowBucket, FlowKey, GlobalStat,
+    flow_table::{FLOW_WAYS, bucket_index},
+};
+
+use crate::{
+    error::Error,
+    maps::{CLOCK, CONNTRACK},
+    stats,
+};
+
+/// The bucket of connection end (`ip`, `port`, `proto`): see
+/// `lb_common::flow_table`.
+#[inline(always)]
+pub fn bucket(ip: u32, port: u16, proto: u8) -> Option<*mut FlowBucket> {
+    // The hash seed and bucket mask come with the clock (same cache line).
+    // A mask larger than the table only makes the lookup below fail.
+    let clock = CLOCK.get(0)?;
+    CONNTRACK.get_ptr_mut(bucket_index(
+        ip,
+        port,
+        proto,
+        clock.flow_seed,
+        clock.flow_mask,
+    ))
+}
+
+/// The bucket of the client end of `key`, a client's packet (forward
+/// entries live there).
+#[inline(always)]
+pub fn source_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
+    bucket(key.src_ip, key.src_port, key.proto)
+}
+
+/// The bucket of the client end of `key`, a packet toward a client (reply
+/// entries live there).
+#[inline(always)]
+pub fn destination_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
+    bucket(key.dst_ip, key.dst_port, key.proto)
+}
+
+#[inline(always)]
+fn key_at(b: *mut FlowBucket, way: usize) -> *mut FlowKey {
+    // SAFETY: `way < FLOW_WAYS`; the pointer stays inside the map value.
+    unsafe { (&raw mut (*b).keys).cast::<FlowKey>().add(way) }
+}
+
+#[inline(always)]
+fn flow_at(b: *mut FlowBucket, way: usize) -> *mut Flow {
+    // SAFETY: as `key_at`.
+    unsafe { (&raw mut (*b).flows).cast::<Flow>().add(way) }
+}
+
+#[inline(always)]
+fn lock_at(b: *mut FlowBucket, way: usize) -> *mut u64 {
+    // SAFETY: as `key_at`.
+    unsafe { (&raw mut (*b).locks).cast::<u64>().add(way) }
+}
+
+/// Whether the slot's key is `key` (which has a non-zero protocol, so a
+/// free slot never matches).
+#[inline(always)]
+fn matches(slot: *const FlowKey, key: &FlowKey) -> bool {
+    // SAFETY: `slot` points into a map value (see `key_at`). Compared field
+    // by field: the key on the stack is only 4-byte aligned.
+    unsafe {
+        (*slot).src_ip == key.src_ip
+            && (*slot).dst_ip == key.dst_ip
+            && (*slot).src_port == key.src_port
+            && (*slot).dst_port == key.dst_port
+            && (*slot).proto == key.proto
+    }
+}
+
+/// The entry of `key` in bucket `b`, live or not.
+#[inline(always)]
+pub fn find_in(b: *mut FlowBucket, key: &FlowKey) -> Option<*mut Flow> {
+    // Unrolled by the compiler: the keys fill two cache lines.
+    for way in 0..FLOW_WAYS {
+        if matches(key_at(b, way), key) {
+            return Some(flow_at(b, way));
+        }
+    }
+    None
+}
+
+/// The entry of `key`, live or not: a forward entry in the bucket of the
+/// source, else a reply entry in the bucket of the destination.
+#[inline(always)]
+pub fn find(key: &FlowKey) -> Option<*mut Flow> {
+    if let Some(f) = source_bucket(key).and_then(|b| find_in(b, key)) {
+        return Some(f);
+    }
+    find_in(destination_bucket(key)?, key)
+}
+
+/// Writes `flow` under `key` into bucket `b`: over `key`'s own slot if it
+/// has one, else a free slot, else an expired one, else the slot seen
+/// longest ago (a live connection is evicted, counted).
+#[inline(always)]
+pub fn insert_in(
+    b: *mut FlowBucket,
+    key: &FlowKey,
+    flow: &Flow,
+    now: u64,
+) -> Result<*mut Flow, Error> {
+    let mut chosen = 0;
+    let mut best = u64::MAX;
+    for way in 0..FLOW_WAYS {
+        let k = key_at(b, way);
+        // SAFETY: map value pointers (see `key_at`); racing writers are
+        // harmless here, the slot is locked below before it is written.
+        let rank = if matches(k, key) {
+            0
+        } else if unsafe { (*k).proto } == 0 {
+            1
+        } else {
+            let f = unsafe { &*flow_at(b, way) };
+            if f.expired_at(f.last_seen_ns, now) {
+                2
+            } else {
+                // Live: the least recently seen goes.
+                3u64.saturating_add(f.last_seen_ns)
+            }
+        };
+        if rank < best {
+            best = rank;
+            chosen = way;
+        }
+    }
+    if best > 2 {
+        stats::inc(GlobalStat::ConntrackEvicted);
+    }
+
+    let lock = lock_at(b, chosen);
+    // SAFETY: `lock` points into the map value; BPF_CMPXCHG on a map value
+    // is allowed (kernel >= 5.12).
+    let (_, locked) = unsafe {
+        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(lock, 0, 1)
+    };
+    if !locked {
+        return Err(Error::FlowBusy);
+    }
+    let k = key_at(b, chosen);
+    let slot = flow_at(b, chosen);
+    // SAFETY: map value pointers; the slot is ours until the lock is
+    // released. Order matters (see the module comment): volatile stores,
+    // and compiler fences around the plain copy of the entry (a volatile
+    // copy would go through the stack, which is full).
+    unsafe {
+        write_volatile(&raw mut (*k).proto, 0);
+        compiler_fence(Ordering::SeqCst);
+        *slot = *flow;
+        compiler_fence(Ordering::SeqCst);
+        write_volatile(&raw mut (*k).src_ip, key.src_ip);
+        write_volatile(&raw mut (*k).dst_ip, key.dst_ip);
+        write_volatile(&raw mut (*k).src_port, key.src_port);
+        write_volatile(&raw mut (*k).dst_port, key.dst_port);
+        write_volatile(&raw mut (*k).proto, key.proto);
+        write_volatile(lock, 0);
+    }
+    Ok(slot)
+}
