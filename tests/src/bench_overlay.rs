@@ -4,8 +4,8 @@
 //!   router and flannel-style VTEP; client → pod IP through VXLAN both ways);
 //! - the same nodes routed plainly (flannel host-gw, no encapsulation), what
 //!   the VXLAN figures are to be read against;
-//! - ferrolb delivering over VXLAN and over IPIP: not measured until the
-//!   balancer encapsulates (see [`prepare_ferrolb_encap`]).
+//! - ferrolb delivering over VXLAN and over IPIP to the pod's node
+//!   ([`prepare_ferrolb_encap`]).
 //!
 //! Each setup gets its own topology (same addresses, separate namespaces),
 //! built once; rounds interleave the setups so drift in the machine's load
@@ -18,11 +18,14 @@ use lb_userspace::config::Encap;
 
 use crate::bench_e2e::median;
 use crate::interrupt;
-use crate::overlay_topology::{OverlayBuilder, OverlayTopology};
+use crate::overlay_topology::{ClientReturn, OverlayBuilder, OverlayTopology, VXLAN_MTU};
 use crate::traffic;
 
 /// Port of iperf3 in the pod.
 pub const IPERF_PORT: u16 = 5201;
+
+/// The VIP of the ferrolb rows (iperf3's port).
+pub const VIP: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 96, 0, 10), IPERF_PORT);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -83,8 +86,8 @@ pub struct Prepared {
     pub target: SocketAddrV4,
 }
 
-/// What [`prepare_ferrolb_encap`] says while the balancer cannot
-/// encapsulate.
+/// What a row that could not be measured says (the table still renders
+/// such rows; every setup is prepared now).
 pub const NOT_YET: &str = "not measured: the balancer does not encapsulate yet";
 
 /// Run every setup in interleaved rounds; rows in [`Setup::ALL`] order.
@@ -144,24 +147,40 @@ fn with_iperf(topo: &mut OverlayTopology) -> Result<SocketAddrV4> {
     Ok(target)
 }
 
-/// FERROLB-ENCAP — the ferrolb rows. Returns `Ok(None)` (the row reads
-/// [`NOT_YET`]) until the balancer encapsulates; no figure is made up.
-///
-/// When `ferrolbd --tunnel-source/--overlay-ip` and the encapsulating
-/// datapath land, this becomes:
-/// 1. `let mut topo = OverlayBuilder::new().nodes(&[encap]).lb_pod_routes(false)`
-///    `.client_return(ClientReturn::Vxlan or Routed, whichever return path the
-///    datapath handles).build()?` (no plain route: only encapsulation reaches
-///    the pod);
-/// 2. `let target_pod = with_iperf(&mut topo)?;`
-/// 3. start ferrolbd in `topo.lb` on `topo.lb_ifaces()` with
-///    `--tunnel-source LB_NODE_IP --overlay-ip topo.lb_overlay_ip` (and the
-///    VTEP MAC `topo.lb_vtep.mac` if it takes one), keep the `Daemon` in
-///    `Prepared::keep`;
-/// 4. `api.put_tunnel(&spec)` for each of `topo.tunnel_specs()`;
-/// 5. a service `VIP:IPERF_PORT` → `target_pod` (`api::service_json`), and
-///    return `target = VIP:IPERF_PORT`.
+/// The ferrolb rows: the overlay with one `encap` node and no plain route
+/// from the load balancer to the pods (only encapsulation reaches them),
+/// ferrolbd with its tunnel end and every tunnel route
+/// ([`crate::overlay_lb::start`]), a service `VIP:IPERF_PORT` → the pod. VXLAN
+/// nodes send the replies back through VXLAN (flannel's way), the IPIP node
+/// routes them. Pods at flannel's MTU ([`VXLAN_MTU`]): the balancer does no
+/// path-MTU work yet (no ICMP fragmentation-needed, no MSS clamping), so a
+/// 1500-byte pod would black-hole bulk traffic; the kernel baseline reaches
+/// the same packet sizes through PMTU discovery.
 pub fn prepare_ferrolb_encap(encap: Encap) -> Result<Option<Prepared>> {
-    let _ = encap;
-    Ok(None)
+    let client_return = if encap == Encap::Vxlan {
+        ClientReturn::Vxlan
+    } else {
+        ClientReturn::Routed
+    };
+    let mut topo = OverlayBuilder::new()
+        .nodes(&[encap])
+        .pods_per_node(1)
+        .pod_mtu(VXLAN_MTU)
+        .lb_pod_routes(false)
+        .client_return(client_return)
+        .build()?;
+    let pod = with_iperf(&mut topo)?;
+    let daemon = crate::overlay_lb::start(&topo)?;
+    daemon.api().put_service(&crate::api::service_json(
+        "bench/overlay",
+        "tcp",
+        VIP,
+        "rr",
+        &[pod],
+    ))?;
+    Ok(Some(Prepared {
+        keep: vec![Box::new(daemon)],
+        topo,
+        target: VIP,
+    }))
 }

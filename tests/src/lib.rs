@@ -31,6 +31,7 @@ pub mod netns;
 pub mod nft;
 pub mod nft_counters;
 pub mod node_topology;
+pub mod overlay_lb;
 pub mod overlay_topology;
 pub mod packets;
 pub mod process;

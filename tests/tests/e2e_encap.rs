@@ -107,3 +107,57 @@ fn without_the_tunnel_route_the_pod_is_unreachable() {
         .unwrap();
     assert!(result.is_err(), "connected without a tunnel: {result:?}");
 }
+
+/// The overlay topology (fabric bridge, flannel-style VXLAN nodes and an
+/// IPIP node decapsulating with `ferrolbd --node-decap`, two pods each), the
+/// load balancer with no route to any pod network: TCP connections spread
+/// over every pod, each pod sees the client, replies come back (VXLAN nodes
+/// encapsulated to the load balancer's VTEP, the IPIP node routed).
+#[test]
+fn overlay_with_vxlan_and_ipip_nodes_reaches_every_pod() {
+    use lb_userspace::config::Encap;
+    use tests::overlay_topology::{ClientReturn, OverlayBuilder, VXLAN_MTU};
+
+    let mut topo = OverlayBuilder::new()
+        .nodes(&[Encap::Vxlan, Encap::Vxlan, Encap::Ipip])
+        .pods_per_node(2)
+        .pod_mtu(VXLAN_MTU)
+        .lb_pod_routes(false)
+        .client_return(ClientReturn::Vxlan)
+        .build()
+        .unwrap();
+    topo.start_servers(POD_PORT).unwrap();
+    let daemon = tests::overlay_lb::start(&topo).unwrap();
+    let pods = topo.pod_addrs(POD_PORT);
+    daemon
+        .api()
+        .put_service(&tests::api::service_json(
+            "default/overlay",
+            "tcp",
+            VIP,
+            "rr",
+            &pods,
+        ))
+        .unwrap();
+
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..pods.len() * 2 {
+        let mut session = topo
+            .client
+            .run(|| TcpSession::connect(VIP, TIMEOUT))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("connection {round}: {e:#}\n{}", daemon.log()));
+        assert_eq!(
+            session.hello.seen_client.ip(),
+            std::net::IpAddr::V4(topo.client_ip())
+        );
+        assert_eq!(session.hello.peer, VIP.into());
+        let echo = topo.client.run(|| session.echo("overlay")).unwrap();
+        assert_eq!(echo.unwrap(), "overlay");
+        seen.insert(session.hello.backend);
+    }
+    assert_eq!(seen.len(), pods.len(), "every pod answered: {seen:?}");
+    assert!(datapath_counter(&daemon, "encap_vxlan") > 0);
+    assert!(datapath_counter(&daemon, "encap_ipip") > 0);
+    assert!(datapath_counter(&daemon, "decapsulated") > 0);
+}

@@ -86,7 +86,8 @@ fn run() -> Result<()> {
         let rows = bench_overlay::run(&opts)?;
         println!(
             "\nOverlay: TCP throughput (iperf3 {} s) from the client to one pod behind a node; \
-             medians of {} interleaved round(s); pods at MTU 1500, flannel.1 at 1450:",
+             medians of {} interleaved round(s); flannel.1 at 1450, pods at 1500 (kernel \
+             rows: PMTU discovery) or 1450 (ferrolb rows: no PMTU work in the balancer yet):",
             opts.iperf_seconds, opts.rounds
         );
         println!("{}", overlay_table(&rows));
