@@ -88,7 +88,7 @@ pub struct Prepared {
 
 /// What a row that could not be measured says (the table still renders
 /// such rows; every setup is prepared now).
-pub const NOT_YET: &str = "not measured: the balancer does not encapsulate yet";
+pub const NOT_YET: &str = "not measured";
 
 /// Run every setup in interleaved rounds; rows in [`Setup::ALL`] order.
 pub fn run(opts: &Options) -> Result<Vec<Row>> {
