@@ -12,7 +12,7 @@ use super::{
     decap::Decap,
     ids::IdAllocator,
     maps::{Maps, take},
-    table_pins,
+    stale_pins,
     tunnel_source::TunnelEndConfig,
     tunnels::Tunnels,
 };
@@ -68,7 +68,7 @@ impl Datapath {
         bpffs::prepare(&opts.bpffs_dir)?;
         let buckets =
             flow_table::buckets_for(opts.conntrack_size.unwrap_or(limits::CONNTRACK_ENTRIES));
-        let table = table_pins::prepare(&opts.bpffs_dir, buckets);
+        let table = stale_pins::prepare(&opts.bpffs_dir, buckets);
         // TX_PORTS is an array indexed by ifindex: size it for the largest.
         let mut tx_ports_size = limits::MAX_IFACES;
         for iface in &opts.ifaces {

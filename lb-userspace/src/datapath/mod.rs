@@ -16,8 +16,8 @@ mod maps;
 mod program;
 mod restore;
 mod ring;
+mod stale_pins;
 mod stats;
-mod table_pins;
 mod tunnel_source;
 mod tunnels;
 

@@ -1,0 +1,168 @@
+//! Pinned maps across restarts and upgrades: a pinned map is reused when it
+//! has the type, key and value sizes and size this build wants; otherwise
+//! its pin is removed so the loader creates it anew (its entries are lost,
+//! which is what resizing the connection table or upgrading a map's layout
+//! means; services and tunnels come back from the state directory). Also
+//! keeps the connection table's hash seed with the pinned table.
+
+use std::path::Path;
+
+use aya::maps::{Array, Map, MapData, MapInfo, MapType};
+use lb_common::{
+    Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, NextHop, Service,
+    Tunnel, TunnelEndpoint, VipKey, limits, maps as names,
+};
+
+/// What a pinned map must look like to be reused.
+struct Expected {
+    name: &'static str,
+    map_type: MapType,
+    key_size: usize,
+    value_size: usize,
+    entries: u32,
+}
+
+const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> Expected {
+    Expected {
+        name,
+        map_type,
+        key_size: size_of::<K>(),
+        value_size: size_of::<V>(),
+        entries,
+    }
+}
+
+/// Every pinned map but `CONNTRACK` and `CLOCK` (checked in `prepare`).
+fn others() -> [Expected; 14] {
+    use MapType::{Array as A, Hash as H, LpmTrie as L, PerCpuArray as P};
+    [
+        expected::<VipKey, Service>(names::SERVICES, H, limits::MAX_SERVICES),
+        expected::<u32, u32>(names::VIPS, H, limits::MAX_SERVICES),
+        expected::<u32, u32>(names::RINGS, A, limits::MAX_SERVICES * limits::RING_SIZE),
+        expected::<u32, Backend>(names::BACKENDS, A, limits::MAX_BACKENDS),
+        expected::<u32, u32>(names::RR_STATE, P, limits::MAX_SERVICES),
+        expected::<u32, Counters>(names::SERVICE_STATS, P, limits::MAX_SERVICES),
+        expected::<u32, Counters>(names::BACKEND_STATS, P, limits::MAX_BACKENDS),
+        expected::<u32, u64>(names::GLOBAL_STATS, P, GlobalStat::COUNT),
+        expected::<u32, NextHop>(names::BACKEND_NEXT_HOP, P, limits::MAX_BACKENDS),
+        expected::<u32, u64>(names::DECAP_STATS, P, DecapStat::COUNT),
+        expected::<u32, u32>(names::DECAP_ADDRS, H, limits::MAX_DECAP_ADDRS),
+        // LPM trie key: prefix length (u32) + address (u32).
+        expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS),
+        expected::<u32, BackendTunnel>(names::BACKEND_TUNNEL, P, limits::MAX_BACKENDS),
+        expected::<TunnelEndpoint, u32>(names::TUNNEL_ENDPOINTS, H, limits::MAX_TUNNEL_ENDPOINTS),
+    ]
+}
+
+/// What `prepare` found.
+pub struct TablePins {
+    /// The bucket hash seed: the pinned table's, or a new random one.
+    pub seed: u32,
+}
+
+/// Checks the pins of `CONNTRACK` (an array of `buckets` `FlowBucket`s) and
+/// `CLOCK` in `dir`, removes those that do not fit, and returns the seed to
+/// use.
+pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
+    for e in others() {
+        if !fits(dir, &e) {
+            remove_pin(dir, e.name);
+        }
+    }
+    let clock_ok = fits(
+        dir,
+        &expected::<u32, Clock>(names::CLOCK, MapType::Array, 1),
+    );
+    let table_ok = fits(
+        dir,
+        &expected::<u32, FlowBucket>(names::CONNTRACK, MapType::Array, buckets),
+    );
+    let kept = if table_ok && clock_ok {
+        pinned_seed(dir)
+    } else {
+        None
+    };
+    if !table_ok {
+        remove_pin(dir, names::CONNTRACK);
+    }
+    if !clock_ok {
+        remove_pin(dir, names::CLOCK);
+    }
+    TablePins {
+        seed: kept.unwrap_or_else(random_seed),
+    }
+}
+
+/// Whether the pin of `e.name` is absent or looks as `e` says. A pin of
+/// another layout is removed by `prepare`.
+fn fits(dir: &Path, e: &Expected) -> bool {
+    let Ok(info) = MapInfo::from_pin(dir.join(e.name)) else {
+        return true;
+    };
+    let ok = info.map_type().is_ok_and(|t| t == e.map_type)
+        && info.key_size() as usize == e.key_size
+        && info.value_size() as usize == e.value_size
+        && info.max_entries() == e.entries;
+    if !ok {
+        tracing::warn!(
+            map = e.name,
+            old_entries = info.max_entries(),
+            new_entries = e.entries,
+            old_value_size = info.value_size(),
+            new_value_size = e.value_size,
+            "pinned map has another size or layout: recreating it, its entries are dropped"
+        );
+    }
+    ok
+}
+
+fn remove_pin(dir: &Path, name: &str) {
+    let path = dir.join(name);
+    if let Err(e) = std::fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove the old pin");
+    }
+}
+
+/// The seed in the pinned clock, if the table is pinned (restart).
+fn pinned_seed(dir: &Path) -> Option<u32> {
+    if !dir.join(names::CONNTRACK).exists() {
+        return None;
+    }
+    let data = MapData::from_pin(dir.join(names::CLOCK)).ok()?;
+    let clock: Array<MapData, Clock> = Array::try_from(Map::Array(data)).ok()?;
+    clock.get(&0, 0).ok().map(|c| c.flow_seed)
+}
+
+/// A seed nobody outside can predict, so nobody can aim packets at one
+/// bucket of the table.
+fn random_seed() -> u32 {
+    let mut b = [0u8; 4];
+    if let Err(e) = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+    {
+        tracing::warn!(error = %e, "no /dev/urandom: connection table seed from the clock");
+        return super::clock::monotonic_coarse_ns() as u32 ^ std::process::id();
+    }
+    u32::from_ne_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The expectations agree with the object: a freshly pinned set of maps
+    /// all fit (otherwise every start would drop them).
+    #[test]
+    fn maps_pinned_by_this_build_fit() {
+        let dirs = crate::test_support::Dirs::new();
+        let dp = dirs.load();
+        let pins = dirs.pin.clone();
+        for e in others() {
+            assert!(pins.join(e.name).exists(), "{} pinned", e.name);
+            assert!(fits(&pins, &e), "{} fits", e.name);
+        }
+        drop(dp);
+    }
+}
