@@ -82,10 +82,22 @@ pub const fn reply_bucket(key: &FlowKey, seed: u32, mask: u32) -> u32 {
 }
 
 impl FlowBucket {
+    /// Whether slot `way` holds an entry.
+    pub fn used(&self, way: usize) -> bool {
+        self.keys[way].proto != 0
+    }
+
     /// The way holding `key`, if any (host side; the datapath has its own
     /// unrolled copy).
     pub fn find(&self, key: &FlowKey) -> Option<usize> {
-        (0..FLOW_WAYS).find(|&w| self.keys[w].proto != 0 && self.keys[w] == *key)
+        (0..FLOW_WAYS).find(|&w| self.used(w) && self.keys[w] == *key)
+    }
+
+    /// The entries of the used slots (host side: listing the table).
+    pub fn entries(&self) -> impl Iterator<Item = (FlowKey, Flow)> + '_ {
+        (0..FLOW_WAYS)
+            .filter(|&w| self.used(w))
+            .map(|w| (self.keys[w], self.flows[w]))
     }
 }
 

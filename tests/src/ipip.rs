@@ -24,9 +24,10 @@ pub fn outer_header(src: Ipv4Addr, dst: Ipv4Addr, inner_len: usize) -> Ipv4Heade
     ip
 }
 
-/// Ethernet (`src_mac` -> `dst_mac`), `outer` with its checksum computed
-/// from its fields (whatever they hold), then `inner`.
-pub fn frame(src_mac: Mac, dst_mac: Mac, outer: &Ipv4Header, inner: &[u8]) -> Vec<u8> {
+/// Ethernet (`src_mac` -> `dst_mac`) and `outer` with its checksum
+/// computed from its fields (whatever they hold): the start of every
+/// encapsulated test frame (IPIP here, VXLAN in `vxlan.rs`).
+pub fn outer_frame(src_mac: Mac, dst_mac: Mac, outer: &Ipv4Header) -> Vec<u8> {
     let mut outer = outer.clone();
     outer.header_checksum = outer.calc_header_checksum();
     let mut out = Vec::new();
@@ -38,6 +39,13 @@ pub fn frame(src_mac: Mac, dst_mac: Mac, outer: &Ipv4Header, inner: &[u8]) -> Ve
     .write(&mut out)
     .expect("write to Vec");
     outer.write(&mut out).expect("write to Vec");
+    out
+}
+
+/// Ethernet (`src_mac` -> `dst_mac`), `outer` with its checksum computed
+/// from its fields (whatever they hold), then `inner`.
+pub fn frame(src_mac: Mac, dst_mac: Mac, outer: &Ipv4Header, inner: &[u8]) -> Vec<u8> {
+    let mut out = outer_frame(src_mac, dst_mac, outer);
     out.extend_from_slice(inner);
     out
 }

@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, UdpHeader};
+use etherparse::{IpNumber, Ipv4Header, UdpHeader};
 
 use crate::packets::Mac;
 
@@ -42,17 +42,7 @@ pub fn frame(
     vxlan: [u8; 8],
     inner_frame: &[u8],
 ) -> Vec<u8> {
-    let mut outer = outer.clone();
-    outer.header_checksum = outer.calc_header_checksum();
-    let mut out = Vec::new();
-    Ethernet2Header {
-        source: src_mac,
-        destination: dst_mac,
-        ether_type: EtherType::IPV4,
-    }
-    .write(&mut out)
-    .expect("write to Vec");
-    outer.write(&mut out).expect("write to Vec");
+    let mut out = crate::ipip::outer_frame(src_mac, dst_mac, outer);
     UdpHeader {
         source_port: src_port,
         destination_port: dst_port,

@@ -319,12 +319,7 @@ impl Harness {
         )?;
         let mut out = Vec::new();
         for b in map.iter() {
-            let b = b?;
-            for w in 0..FLOW_WAYS {
-                if b.keys[w].proto != 0 {
-                    out.push((b.keys[w], b.flows[w]));
-                }
-            }
+            out.extend(b?.entries());
         }
         Ok(out)
     }

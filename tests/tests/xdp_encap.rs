@@ -10,6 +10,7 @@ use lb_common::{GlobalStat, hash::flow_hash, proto};
 use tests::{
     dnat_fixture::{
         CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp,
+        expect_reverse_natted,
     },
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, BACKEND2_MAC, CLIENT_IF_MAC, CLIENT_MAC},
@@ -231,17 +232,6 @@ fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
     input.clone().addrs(backend, CLIENT)
 }
 
-/// What the client must receive for `reply`: from the VIP, TTL decremented.
-fn to_client(reply: &Frame, vip: SocketAddrV4) -> Vec<u8> {
-    let ttl = reply.ip.time_to_live - 1;
-    reply
-        .clone()
-        .addrs(vip, CLIENT)
-        .ttl(ttl)
-        .macs(CLIENT_IF_MAC, CLIENT_MAC)
-        .bytes()
-}
-
 fn ipip_reply(reply: &Frame) -> Vec<u8> {
     ipip::encapsulate(
         NODE_IPIP_MAC,
@@ -273,7 +263,7 @@ fn ipip_reply_from_the_pod_is_decapsulated_and_reverse_natted() {
     let reply = pod_reply(&syn, tcp_backend(POD_IPIP));
     let run = fx.from_nodes(&ipip_reply(&reply)).unwrap();
     assert_eq!(run.action, XDP_REDIRECT);
-    assert_eq!(run.output, to_client(&reply, TCP_VIP));
+    assert_eq!(run.output, expect_reverse_natted(&reply, TCP_VIP).bytes());
     assert_checksums_valid(&run.output);
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
     assert_eq!(fx.lb.service_counters(1).unwrap().reply_packets, 1);
@@ -294,7 +284,7 @@ fn vxlan_replies_from_the_pod_are_decapsulated_and_reverse_natted() {
             .from_nodes(&vxlan_reply(&reply, vxlan::FLANNEL_PORT))
             .unwrap();
         assert_eq!(run.action, XDP_REDIRECT);
-        assert_eq!(run.output, to_client(&reply, vip));
+        assert_eq!(run.output, expect_reverse_natted(&reply, vip).bytes());
         assert_checksums_valid(&run.output);
     }
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 2);

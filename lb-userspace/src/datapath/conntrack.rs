@@ -66,11 +66,7 @@ impl Conntrack {
         let mut out = Vec::new();
         for i in 0..map.len() {
             let b = map.get(&i, 0).map_err(DatapathError::map(CONNTRACK))?;
-            for w in 0..FLOW_WAYS {
-                if b.keys[w].proto != 0 {
-                    out.push((b.keys[w], b.flows[w]));
-                }
-            }
+            out.extend(b.entries());
         }
         Ok(out)
     }
@@ -112,7 +108,7 @@ impl Conntrack {
         let mut b = map.get(&index, 0).map_err(DatapathError::map(CONNTRACK))?;
         let way = b
             .find(&key)
-            .or_else(|| (0..FLOW_WAYS).find(|&w| b.keys[w].proto == 0))
+            .or_else(|| (0..FLOW_WAYS).find(|&w| !b.used(w)))
             .ok_or_else(|| DatapathError::Full(format!("{CONNTRACK}: bucket {index} is full")))?;
         b.keys[way] = key;
         b.flows[way] = flow;
