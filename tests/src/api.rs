@@ -48,10 +48,6 @@ impl Api {
         }
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// Any request; `body` is sent verbatim as JSON (so malformed JSON can be
     /// tested). Non-2xx statuses are returned, not errors.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Result<Reply> {

@@ -66,14 +66,12 @@ impl Setup {
     }
 }
 
-/// One setup's result: `None` when the setup cannot run yet.
+/// One setup's result.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub setup: Setup,
     /// Median over the rounds, bits per second.
-    pub throughput_bps: Option<f64>,
-    /// Why it was not measured.
-    pub note: Option<&'static str>,
+    pub throughput_bps: f64,
 }
 
 /// A setup ready to measure: its topology (with iperf3 in the pod) and
@@ -86,18 +84,14 @@ pub struct Prepared {
     pub target: SocketAddrV4,
 }
 
-/// What a row that could not be measured says (the table still renders
-/// such rows; every setup is prepared now).
-pub const NOT_YET: &str = "not measured";
-
 /// Run every setup in interleaved rounds; rows in [`Setup::ALL`] order.
 pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let mut prepared = Vec::new();
     for setup in Setup::ALL {
         interrupt::check()?;
         let ready = match setup {
-            Setup::KernelVxlan => Some(prepare_kernel(OverlayBuilder::baseline())?),
-            Setup::Routed => Some(prepare_kernel(OverlayBuilder::new().nodes(&[Encap::None]))?),
+            Setup::KernelVxlan => prepare_kernel(OverlayBuilder::baseline())?,
+            Setup::Routed => prepare_kernel(OverlayBuilder::new().nodes(&[Encap::None]))?,
             Setup::FerrolbVxlan => prepare_ferrolb_encap(Encap::Vxlan)?,
             Setup::FerrolbIpip => prepare_ferrolb_encap(Encap::Ipip)?,
         };
@@ -107,7 +101,6 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     for round in 0..opts.rounds.max(1) {
         println!("[bench overlay] round {}/{}", round + 1, opts.rounds.max(1));
         for ((setup, ready), samples) in prepared.iter().zip(&mut samples) {
-            let Some(ready) = ready else { continue };
             interrupt::check()?;
             let bps = traffic::iperf3_client(&ready.topo.client, ready.target, opts.iperf_seconds)
                 .with_context(|| format!("{}: iperf3 to {}", setup.label(), ready.target))?;
@@ -118,10 +111,9 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     Ok(prepared
         .iter()
         .zip(samples)
-        .map(|((setup, ready), samples)| Row {
+        .map(|((setup, _), samples)| Row {
             setup: *setup,
-            throughput_bps: ready.as_ref().map(|_| median(samples)),
-            note: ready.is_none().then_some(NOT_YET),
+            throughput_bps: median(samples),
         })
         .collect())
 }
@@ -156,7 +148,7 @@ fn with_iperf(topo: &mut OverlayTopology) -> Result<SocketAddrV4> {
 /// path-MTU work yet (no ICMP fragmentation-needed, no MSS clamping), so a
 /// 1500-byte pod would black-hole bulk traffic; the kernel baseline reaches
 /// the same packet sizes through PMTU discovery.
-pub fn prepare_ferrolb_encap(encap: Encap) -> Result<Option<Prepared>> {
+pub fn prepare_ferrolb_encap(encap: Encap) -> Result<Prepared> {
     let client_return = if encap == Encap::Vxlan {
         ClientReturn::Vxlan
     } else {
@@ -178,9 +170,9 @@ pub fn prepare_ferrolb_encap(encap: Encap) -> Result<Option<Prepared>> {
         "rr",
         &[pod],
     ))?;
-    Ok(Some(Prepared {
+    Ok(Prepared {
         keep: vec![Box::new(daemon)],
         topo,
         target: VIP,
-    }))
+    })
 }

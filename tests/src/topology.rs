@@ -141,16 +141,10 @@ impl Topology {
         Ok(())
     }
 
-    /// Start a process in a backend namespace that lives as long as the
-    /// topology (stopped before the namespaces go), e.g. `iperf3 -s`.
+    /// Keeps a process (e.g. `iperf3 -s` in a backend namespace) alive as
+    /// long as the topology: stopped before the namespaces go.
     pub fn keep(&mut self, proc: Proc) {
         self.servers.push(proc);
-    }
-
-    /// Stop every process started with [`Topology::start_servers`] or
-    /// [`Topology::keep`].
-    pub fn stop_servers(&mut self) {
-        self.servers.clear();
     }
 }
 

@@ -15,19 +15,17 @@ use tests::{
     vxlan_topology::*,
 };
 
-const VIP: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 96, 0, 10), 80);
+const VIP: SocketAddrV4 = SocketAddrV4::new(tests::topology::VIP, 80);
 const POD_PORT: u16 = 8080;
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `ferrolb_datapath_packets_total{reason=...}`.
 fn datapath_counter(daemon: &Daemon, reason: &str) -> u64 {
-    let metrics = daemon.api().get("/metrics").unwrap().body;
-    let prefix = format!("ferrolb_datapath_packets_total{{reason=\"{reason}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {reason} counter in:\n{metrics}"))
-        .parse()
+    daemon
+        .api()
+        .metric(&format!(
+            "ferrolb_datapath_packets_total{{reason=\"{reason}\"}}"
+        ))
         .unwrap()
 }
 

@@ -38,7 +38,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// End-to-end benchmark: ferrolb vs nftables DNAT vs no load balancer.
+    /// Benchmark: cost per packet vs an XDP_DROP program; end to end ferrolb
+    /// vs nftables DNAT vs no load balancer; overlay throughput.
     Bench {
         /// Arguments passed to the bench binary (see `--help` of ferrolb-bench).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
