@@ -53,7 +53,6 @@ impl From<ValidationError> for ApiError {
 impl From<ControllerError> for ApiError {
     fn from(e: ControllerError) -> Self {
         let status = match &e {
-            ControllerError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControllerError::NotFound(_) | ControllerError::TunnelNotFound(_) => {
                 StatusCode::NOT_FOUND
             }

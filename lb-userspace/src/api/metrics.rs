@@ -14,7 +14,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::ApiError;
+use super::{ApiError, blocking::blocking};
 use crate::controller::{Controller, MetricsSnapshot};
 
 type Labels = Vec<(String, String)>;
@@ -119,7 +119,7 @@ pub fn render_metrics(s: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
     let conntrack: Gauge = Gauge::default();
     registry.register(
         "ferrolb_conntrack_entries",
-        "Connection-table entries (two per connection) at the last GC pass",
+        "Live connection-table entries (two per connection) at the last scan",
         conntrack.clone(),
     );
 
@@ -160,9 +160,7 @@ pub fn render_metrics(s: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
 }
 
 pub async fn metrics(State(c): State<Arc<Controller>>) -> Result<Response, ApiError> {
-    let snapshot = tokio::task::spawn_blocking(move || c.metrics())
-        .await
-        .map_err(|e| ApiError::internal(format!("metrics task failed: {e}")))??;
+    let snapshot = blocking(&c, |c| c.metrics()).await??;
     let text = render_metrics(&snapshot)
         .map_err(|e| ApiError::internal(format!("encoding metrics: {e}")))?;
     Ok((

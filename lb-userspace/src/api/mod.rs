@@ -1,5 +1,6 @@
 //! The REST API (JSON), described by `lb-userspace/openapi.yaml`.
 
+mod blocking;
 mod error;
 mod extract;
 mod health;

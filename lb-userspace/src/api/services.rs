@@ -11,6 +11,7 @@ use axum::{
 
 use super::{
     ApiError,
+    blocking::blocking,
     extract::{JsonBody, ServicePath},
     views::ServiceView,
 };
@@ -20,17 +21,6 @@ use crate::{
 };
 
 type Ctl = State<Arc<Controller>>;
-
-/// Runs `f` on the controller off the async threads (map syscalls block).
-pub(super) async fn blocking<R: Send + 'static>(
-    c: &Arc<Controller>,
-    f: impl FnOnce(&Controller) -> R + Send + 'static,
-) -> Result<R, ApiError> {
-    let c = Arc::clone(c);
-    tokio::task::spawn_blocking(move || f(&c))
-        .await
-        .map_err(|e| ApiError::internal(format!("request task failed: {e}")))
-}
 
 fn location(spec: &ServiceSpec) -> String {
     format!("/v1/services/{}", spec.key())

@@ -11,8 +11,8 @@ use axum::{
 
 use super::{
     ApiError,
+    blocking::blocking,
     extract::{TunnelBody, TunnelName},
-    services::blocking,
 };
 use crate::{
     config::{TunnelSpec, validate_tunnel},

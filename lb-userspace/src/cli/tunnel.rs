@@ -125,15 +125,15 @@ pub fn run(client: &ApiClient, cmd: &TunnelCommand, json: bool) -> Result<String
             vtep_mac,
             dst_port,
         } => {
-            let input = TunnelInput {
-                name: Some(name.clone()),
-                pod_cidr: Some(pod_cidr.to_string()),
-                node_ip: Some(node_ip.to_string()),
-                encap: Some(encap.to_string()),
-                vni: vni.map(i64::from),
-                vtep_mac: vtep_mac.map(|m| m.to_string()),
-                dst_port: dst_port.map(i64::from),
-            };
+            let input = TunnelInput::from(&TunnelSpec {
+                name: name.clone(),
+                pod_cidr: *pod_cidr,
+                node_ip: *node_ip,
+                encap: *encap,
+                vni: *vni,
+                vtep_mac: *vtep_mac,
+                dst_port: *dst_port,
+            });
             // Checked here first: a bad combination never reaches the API.
             crate::config::validate_tunnel(&input, None)
                 .map_err(|e| CliError::Input(e.to_string()))?;

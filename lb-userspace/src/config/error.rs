@@ -32,12 +32,6 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            errors: vec![FieldError::new(field, message)],
-        }
-    }
-
     /// Whether some error is about `field` (exactly).
     pub fn names(&self, field: &str) -> bool {
         self.errors.iter().any(|e| e.field == field)

@@ -13,15 +13,13 @@ use std::{
 use lb_common::{DecapStat, GlobalStat};
 
 use crate::{
-    config::{ServiceKey, ServiceSpec, TunnelSpec, ValidationError},
+    config::{ServiceKey, ServiceSpec, TunnelSpec},
     datapath::{Clock, Conntrack, Datapath, DatapathError, ServiceCounters},
     state::{StateError, StateStore},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("{0}")]
-    Invalid(#[from] ValidationError),
     #[error("service {0} not found")]
     NotFound(ServiceKey),
     #[error("service {0} already exists")]
@@ -76,7 +74,7 @@ pub struct MetricsSnapshot {
     pub global: Vec<(GlobalStat, u64)>,
     /// The decapsulation program's counters.
     pub decap: Vec<(DecapStat, u64)>,
-    /// Connection-table entries at the last GC pass.
+    /// Live connection-table entries at the last scan.
     pub conntrack_entries: u64,
 }
 
@@ -134,7 +132,7 @@ impl Controller {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The connection table (for the GC task).
+    /// The connection table (for the scan task).
     pub fn conntrack(&self) -> Arc<Conntrack> {
         Arc::clone(&self.conntrack)
     }

@@ -1,5 +1,5 @@
 //! `ferrolbd`: loads the datapath, restores the configuration, serves the
-//! API and runs the connection-table GC until told to stop. It warns when
+//! API and runs the connection-table scan until told to stop. It warns when
 //! IPv4 forwarding is off for the interfaces it attaches to, and when
 //! `accept_local` is off there while tunnel routes encapsulate.
 
@@ -101,7 +101,7 @@ impl Daemon {
         Arc::clone(&self.controller)
     }
 
-    /// Serves the API and runs the GC until `shutdown` completes, then
+    /// Serves the API and runs the table scan until `shutdown` completes, then
     /// detaches the program. The maps stay pinned, so established
     /// connections survive a restart.
     pub async fn serve(

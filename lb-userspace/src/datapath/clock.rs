@@ -1,7 +1,8 @@
 //! The datapath's clock. The XDP program reads the time from the `CLOCK`
 //! map (an inlined array load, cheaper per packet than a time helper); the
-//! daemon writes CLOCK_MONOTONIC_COARSE there every `CLOCK_TICK_MS`. The GC
-//! compares `Flow::last_seen_ns` against the same clock.
+//! daemon writes CLOCK_MONOTONIC_COARSE there every `CLOCK_TICK_MS`, with
+//! the connection table's hash seed and bucket mask. The table scan compares
+//! `Flow::last_seen_ns` against the same clock.
 
 use std::sync::Mutex;
 
@@ -43,11 +44,6 @@ impl Clock {
             flow_seed,
             flow_mask,
         }
-    }
-
-    /// The connection table's hash seed and bucket mask.
-    pub fn flow_table(&self) -> (u32, u32) {
-        (self.flow_seed, self.flow_mask)
     }
 
     /// Publishes the current time to the datapath.

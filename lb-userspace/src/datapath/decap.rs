@@ -95,10 +95,6 @@ impl Decap {
             .map_err(DatapathError::map(names::DECAP_ADDRS))
     }
 
-    pub(crate) fn attached(&self) -> &[AttachedIface] {
-        &self.attached
-    }
-
     /// Every `DECAP_STATS` counter, summed over CPUs.
     pub(crate) fn counters(&self) -> Result<Vec<(DecapStat, u64)>, DatapathError> {
         DecapStat::ALL

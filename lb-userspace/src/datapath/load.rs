@@ -127,7 +127,6 @@ impl Datapath {
             installed: BTreeMap::new(),
             service_ids: IdAllocator::new(0, limits::MAX_SERVICES),
             backend_ids: IdAllocator::new(1, limits::MAX_BACKENDS),
-            pin_dir: opts.bpffs_dir.clone(),
             overlay_ip: opts.overlay_ip,
         })
     }

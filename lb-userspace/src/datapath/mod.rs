@@ -21,7 +21,7 @@ mod stats;
 mod tunnel_source;
 mod tunnels;
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
 pub use attach::{AttachedIface, XdpModeArg};
 pub use clock::{Clock, monotonic_coarse_ns};
@@ -31,7 +31,7 @@ pub use load::DatapathOptions;
 pub use program::{BackendHandle, InstalledService};
 pub use ring::build_ring;
 pub use stats::{BackendCounters, ServiceCounters};
-pub use tunnel_source::{LocalEnd, TunnelEndConfig, mac_holding, route_source};
+pub use tunnel_source::TunnelEndConfig;
 
 use crate::config::ServiceKey;
 
@@ -54,13 +54,12 @@ pub struct Datapath {
     installed: BTreeMap<ServiceKey, InstalledService>,
     service_ids: ids::IdAllocator,
     backend_ids: ids::IdAllocator,
-    pin_dir: PathBuf,
     /// `--overlay-ip` (kept for full NAT).
     overlay_ip: Option<std::net::Ipv4Addr>,
 }
 
 impl Datapath {
-    /// The connection table, shared with the GC task.
+    /// The connection table, shared with the scan task.
     pub fn conntrack(&self) -> Arc<Conntrack> {
         Arc::clone(&self.conntrack)
     }
@@ -73,11 +72,6 @@ impl Datapath {
     /// Interfaces the program is attached to.
     pub fn attached(&self) -> &[AttachedIface] {
         &self.attached
-    }
-
-    /// Interfaces the decapsulation program is attached to.
-    pub fn decap_attached(&self) -> &[AttachedIface] {
-        self.decap.attached()
     }
 
     /// The addresses IPIP is decapsulated for (`DECAP_ADDRS`).
@@ -96,11 +90,6 @@ impl Datapath {
     /// for full NAT's SNAT source; DNAT does not use it.
     pub fn overlay_ip(&self) -> Option<std::net::Ipv4Addr> {
         self.overlay_ip
-    }
-
-    /// Where the maps are pinned.
-    pub fn pin_dir(&self) -> &std::path::Path {
-        &self.pin_dir
     }
 
     /// What the datapath holds for `key`: its service id and backend ids.

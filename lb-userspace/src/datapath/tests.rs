@@ -1,6 +1,6 @@
 //! The service programming against a real loaded datapath (root; no
-//! interface attached): map contents, id and generation rules, purge,
-//! restore, GC and rollback.
+//! interface attached): map contents, id and generation rules,
+//! restore, the connection-table scan and rollback.
 
 use std::net::Ipv4Addr;
 
