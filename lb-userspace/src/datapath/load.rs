@@ -87,7 +87,7 @@ impl Datapath {
             take(&mut ebpf, names::TUNNELS)?,
             take(&mut ebpf, names::TUNNEL_ENDPOINTS)?,
             opts.tunnel_end,
-        );
+        )?;
         let conntrack = Arc::new(Conntrack::new(
             take(&mut ebpf, names::CONNTRACK)?,
             table.seed,

@@ -8,7 +8,7 @@ use std::{
     net::{Ipv4Addr, SocketAddrV4, UdpSocket},
 };
 
-use super::DatapathError;
+use super::{DatapathError, ifaddrs::mac_holding};
 use crate::config::{Encap, MacAddr, TunnelSpec};
 
 /// How the load balancer's tunnel end is chosen (daemon flags).
@@ -79,31 +79,6 @@ pub fn route_source(dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
     }
 }
 
-/// The MAC of the interface that holds `addr`, in the calling thread's
-/// network namespace (getifaddrs(3)).
-pub fn mac_holding(addr: Ipv4Addr) -> Result<Option<[u8; 6]>, DatapathError> {
-    let all: Vec<_> = nix::ifaddrs::getifaddrs()
-        .map_err(DatapathError::IfAddrs)?
-        .collect();
-    let Some(iface) = all
-        .iter()
-        .find(|a| {
-            a.address
-                .as_ref()
-                .and_then(|s| s.as_sockaddr_in())
-                .is_some_and(|sin| sin.ip() == addr)
-        })
-        .map(|a| a.interface_name.clone())
-    else {
-        return Ok(None);
-    };
-    Ok(all
-        .iter()
-        .filter(|a| a.interface_name == iface)
-        .find_map(|a| a.address.as_ref()?.as_link_addr()?.addr())
-        .filter(|m| *m != [0; 6]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,13 +106,6 @@ mod tests {
             route_source(Ipv4Addr::new(127, 0, 0, 9)).unwrap(),
             Ipv4Addr::LOCALHOST
         );
-    }
-
-    #[test]
-    fn loopback_has_no_mac_and_unknown_addresses_no_interface() {
-        // lo's link address is all zero: no VTEP MAC.
-        assert_eq!(mac_holding(Ipv4Addr::LOCALHOST).unwrap(), None);
-        assert_eq!(mac_holding(Ipv4Addr::new(192, 0, 2, 77)).unwrap(), None);
     }
 
     #[test]

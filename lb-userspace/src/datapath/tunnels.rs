@@ -24,10 +24,19 @@ pub(crate) struct Tunnels {
     map: LpmTrie<MapData, u32, Tunnel>,
     endpoints: HashMap<MapData, TunnelEndpoint, u32>,
     end: TunnelEndConfig,
+    /// What `map` holds (valid prefixes) and which endpoints `endpoints`
+    /// holds: read from the maps once, then kept in step with every write,
+    /// so a change costs its own writes, not a walk over both maps.
+    routes: BTreeMap<Ipv4Cidr, Tunnel>,
+    present: BTreeSet<TunnelEndpoint>,
 }
 
 fn err(e: MapError) -> DatapathError {
     DatapathError::map(names::TUNNELS)(e)
+}
+
+fn ep_err(e: MapError) -> DatapathError {
+    DatapathError::map(names::TUNNEL_ENDPOINTS)(e)
 }
 
 fn cidr_of(key: &Key<u32>) -> Option<Ipv4Cidr> {
@@ -59,12 +68,21 @@ impl Tunnels {
         map: LpmTrie<MapData, u32, Tunnel>,
         endpoints: HashMap<MapData, TunnelEndpoint, u32>,
         end: TunnelEndConfig,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, DatapathError> {
+        let mut t = Self {
             map,
             endpoints,
             end,
-        }
+            routes: BTreeMap::new(),
+            present: BTreeSet::new(),
+        };
+        t.routes = t.entries()?.into_iter().collect();
+        t.present = t
+            .endpoints
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(ep_err)?;
+        Ok(t)
     }
 
     /// `spec`'s map value, its local end resolved.
@@ -73,23 +91,26 @@ impl Tunnels {
         Ok(spec.datapath_value(end.map(|e| e.source), end.and_then(|e| e.vtep_mac)))
     }
 
-    fn get(&self, cidr: &Ipv4Cidr) -> Result<Option<Tunnel>, DatapathError> {
-        match self.map.get(&cidr.lpm_key(), 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(err(e)),
-        }
+    fn get(&self, cidr: &Ipv4Cidr) -> Option<Tunnel> {
+        self.routes.get(cidr).copied()
     }
 
     fn write(&mut self, cidr: &Ipv4Cidr, value: Option<Tunnel>) -> Result<(), DatapathError> {
         let key = cidr.lpm_key();
         match value {
-            Some(v) => self.map.insert(&key, v, 0).map_err(err),
-            None => match self.map.remove(&key) {
-                Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-                Err(e) => Err(err(e)),
-            },
+            Some(v) => {
+                self.map.insert(&key, v, 0).map_err(err)?;
+                self.routes.insert(*cidr, v);
+            }
+            None => {
+                match self.map.remove(&key) {
+                    Ok(()) | Err(MapError::KeyNotFound) => {}
+                    Err(e) => return Err(err(e)),
+                }
+                self.routes.remove(cidr);
+            }
         }
+        Ok(())
     }
 
     /// Every prefix in the map.
@@ -112,10 +133,9 @@ impl Tunnels {
     /// Makes `TUNNEL_ENDPOINTS` hold the endpoints of the routes in
     /// `TUNNELS` (value: how many routes use each), new ones first.
     fn sync_endpoints(&mut self) -> Result<(), DatapathError> {
-        let eperr = DatapathError::map(names::TUNNEL_ENDPOINTS);
         let mut wanted: BTreeMap<TunnelEndpoint, u32> = BTreeMap::new();
-        for (_, t) in self.entries()? {
-            if let Some(ep) = endpoint_of(&t) {
+        for t in self.routes.values() {
+            if let Some(ep) = endpoint_of(t) {
                 *wanted.entry(ep).or_default() += 1;
             }
         }
@@ -126,21 +146,22 @@ impl Tunnels {
                 wanted.len()
             )));
         }
-        let present: BTreeSet<TunnelEndpoint> = self
-            .endpoints
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(DatapathError::map(names::TUNNEL_ENDPOINTS))?;
         for (ep, n) in &wanted {
-            self.endpoints
-                .insert(ep, n, 0)
-                .map_err(DatapathError::map(names::TUNNEL_ENDPOINTS))?;
+            self.endpoints.insert(ep, n, 0).map_err(ep_err)?;
+            self.present.insert(*ep);
         }
-        for ep in present.iter().filter(|ep| !wanted.contains_key(ep)) {
-            match self.endpoints.remove(ep) {
+        let gone: Vec<TunnelEndpoint> = self
+            .present
+            .iter()
+            .filter(|ep| !wanted.contains_key(ep))
+            .copied()
+            .collect();
+        for ep in gone {
+            match self.endpoints.remove(&ep) {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(eperr(e)),
+                Err(e) => return Err(ep_err(e)),
             }
+            self.present.remove(&ep);
         }
         Ok(())
     }
@@ -159,12 +180,9 @@ impl Datapath {
     ) -> Result<(), DatapathError> {
         let t = &mut self.tunnels;
         let value = t.value(new)?;
-        let before = t.get(&new.pod_cidr)?;
+        let before = t.get(&new.pod_cidr);
         let old_cidr = old.map(|o| o.pod_cidr).filter(|c| *c != new.pod_cidr);
-        let old_before = match &old_cidr {
-            Some(c) => t.get(c)?,
-            None => None,
-        };
+        let old_before = old_cidr.as_ref().and_then(|c| t.get(c));
         t.write(&new.pod_cidr, Some(value))?;
         let mut result = match &old_cidr {
             Some(c) => t.write(c, None),
@@ -211,6 +229,9 @@ impl Datapath {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
                 Err(e) => return Err(err(e)),
             }
+            if let Some(c) = cidr_of(&key) {
+                self.tunnels.routes.remove(&c);
+            }
         }
         for t in tunnels {
             let value = match self.tunnels.value(t) {
@@ -252,7 +273,7 @@ impl Datapath {
             .endpoints
             .iter()
             .collect::<Result<_, _>>()
-            .map_err(DatapathError::map(names::TUNNEL_ENDPOINTS))?;
+            .map_err(ep_err)?;
         out.sort();
         Ok(out)
     }
