@@ -40,5 +40,4 @@ pub mod tempdir;
 pub mod topology;
 pub mod traffic;
 pub mod vxlan;
-pub mod vxlan_topology;
 pub mod xdp;
