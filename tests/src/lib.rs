@@ -6,10 +6,11 @@
 //!   [`topology`] (client, load balancer, backends), [`server`] and
 //!   [`client`] (the test protocol), [`daemon`] and [`api`] (ferrolbd and its
 //!   REST API), [`nft`] (nftables DNAT for comparison), [`traffic`]
-//!   (connection-rate and iperf3 runs for the benchmark); [`node_topology`]
-//!   and [`ipip_socket`] (a node decapsulating IPIP with ferrolbd);
+//!   (connection-rate and iperf3 runs for the benchmark);
 //!   [`overlay_topology`] (nodes with pod subnets over flannel-style VXLAN
-//!   ([`flannel`]), IPIP or plain routes) and [`nft_counters`] (which way
+//!   ([`flannel`]), IPIP decapsulated by ferrolbd, or plain routes),
+//!   [`overlay_lb`] (ferrolbd as its encapsulating load balancer),
+//!   [`ipip_socket`] (sending IPIP to a node) and [`nft_counters`] (which way
 //!   packets went); [`bench_overlay`] (the benchmark on it).
 
 pub mod api;
@@ -30,7 +31,6 @@ pub mod lab;
 pub mod netns;
 pub mod nft;
 pub mod nft_counters;
-pub mod node_topology;
 pub mod overlay_lb;
 pub mod overlay_topology;
 pub mod packets;
@@ -40,5 +40,4 @@ pub mod tempdir;
 pub mod topology;
 pub mod traffic;
 pub mod vxlan;
-pub mod vxlan_topology;
 pub mod xdp;

@@ -34,8 +34,10 @@
 //! The load balancer namespace is either ([`LbMode`]):
 //! - `Balancer`: ferrolbd's place. A router with no kernel VTEP (ferrolb's
 //!   datapath is to encapsulate and decapsulate itself); its overlay address
-//!   is on its loopback; with `lb_pod_routes` (the default) it routes every
-//!   pod subnet plainly to the node's address, so plain DNAT works;
+//!   is on its loopback; `n0` has the VTEP MAC (so ferrolbd started
+//!   without `--tunnel-source`/`--vtep-mac` discovers the end the nodes
+//!   trust); with `lb_pod_routes` (the default) it routes every pod subnet
+//!   plainly to the node's address, so plain DNAT works;
 //! - `KernelVtep`: the baseline without a load balancer. A plain router that
 //!   is itself a flannel-style VTEP (kernel `flannel.1` with the nodes as
 //!   peers), so the client reaches a pod IP directly through VXLAN. IPIP
@@ -337,6 +339,18 @@ impl OverlayBuilder {
             .ip(&["link", "add", FABRIC_BRIDGE, "type", "bridge"])?;
         topo.fabric.ip(&["link", "set", FABRIC_BRIDGE, "up"])?;
         topo.join_fabric(&topo.lb, LB_NODE_DEV, "lb")?;
+        if topo.lb_mode == LbMode::Balancer {
+            // The MAC the nodes trust as the load balancer's VTEP is its
+            // node-network interface's: what ferrolbd takes as its VTEP MAC
+            // when it is not given --vtep-mac.
+            topo.lb.ip(&[
+                "link",
+                "set",
+                LB_NODE_DEV,
+                "address",
+                &topo.lb_vtep.mac.to_string(),
+            ])?;
+        }
         topo.lb
             .addr(LB_NODE_DEV, &format!("{LB_NODE_IP}/{NODE_NET_PREFIX}"))?;
         for (i, encap) in self.nodes.iter().enumerate() {

@@ -1,26 +1,40 @@
 //! End to end: a node without the kernel's ipip module decapsulates IPIP
 //! with `ferrolbd --node-decap` and routes the inner packet to a pod, which
 //! answers the client directly: plain IPIP delivery to a pod IP, and DSR
-//! (inner destination the VIP, bound on the pod's loopback).
+//! (inner destination the VIP, bound on the pod's loopback). On the overlay
+//! topology (`tests::overlay_topology`) with one IPIP node, whose ferrolbd
+//! the tests start themselves; the load balancer's namespace (a plain router
+//! here) sends the client's datagrams IPIP-encapsulated to the node.
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
+use anyhow::Result;
+use lb_userspace::config::Encap;
 use tests::daemon::{Daemon, DaemonConfig};
-use tests::ipip::inner_packet;
-use tests::ipip_socket::{IpipSocket, udp_exchange};
-use tests::node_topology::{CLIENT_IP, NODE_DEV, NODE_IP, NodeTopology, POD_IP, VIP};
-use tests::packets::Frame;
+use tests::ipip_socket::{IpipSocket, UdpReply, udp_exchange};
+use tests::overlay_topology::{OverlayBuilder, OverlayTopology, UPLINK_DEV};
 use tests::server;
+use tests::topology::{CLIENT_IP, VIP};
 
 const PORT: u16 = 8080;
 const TRIES: u64 = 3;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn node_daemon(t: &NodeTopology) -> Daemon {
+/// One IPIP node with one pod, no ferrolbd on the node yet.
+fn ipip_node() -> OverlayTopology {
+    OverlayBuilder::new()
+        .nodes(&[Encap::Ipip])
+        .node_decap(false)
+        .build()
+        .unwrap()
+}
+
+/// `ferrolbd --node-decap` on the node's uplink.
+fn node_daemon(t: &OverlayTopology) -> Daemon {
     let mut config = DaemonConfig::new(Vec::new());
-    config.node_decap = vec![NODE_DEV.to_string()];
-    Daemon::start(&t.node, config).unwrap()
+    config.node_decap = vec![UPLINK_DEV.to_string()];
+    Daemon::start(&t.nodes[0].ns, config).unwrap()
 }
 
 /// `ferrolb_decap_packets_total{result="decapsulated"}` on the node.
@@ -31,94 +45,85 @@ fn decapsulated(daemon: &Daemon) -> u64 {
         .unwrap()
 }
 
-/// A UDP socket of the client (in the lb namespace) on `CLIENT_IP`.
-fn client_socket(t: &NodeTopology) -> UdpSocket {
-    let sock =
-        t.lb.run(|| UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, 0)))
-            .unwrap()
-            .unwrap();
-    sock.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    sock
-}
-
-/// Sends a UDP datagram from the client to `dst` through the IPIP tunnel to
-/// the node (retrying a few times, bounded) and returns the reply with its
-/// source, and how many datagrams were sent.
-fn exchange(t: &NodeTopology, dst: SocketAddrV4) -> (String, SocketAddr, u64) {
-    let tunnel = IpipSocket::open(&t.lb).unwrap();
-    let reply = udp_exchange(&tunnel, NODE_IP, &client_socket(t), dst, TRIES).unwrap();
-    (reply.text, reply.from, reply.sent)
+/// Sends a UDP datagram from the client (a socket in the client namespace
+/// on `CLIENT_IP`) to `dst`, IPIP-encapsulated by the load balancer's
+/// namespace to the node, up to `tries` times until the reply comes.
+fn exchange(t: &OverlayTopology, dst: SocketAddrV4, tries: u64) -> Result<UdpReply> {
+    let client = t
+        .client
+        .run(|| UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, 0)))??;
+    client.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    let tunnel = IpipSocket::open(&t.lb)?;
+    udp_exchange(&tunnel, t.nodes[0].ip, &client, dst, tries)
 }
 
 #[test]
 fn ipip_to_a_pod_is_decapsulated_and_the_pod_answers_the_client() {
-    let t = NodeTopology::new().unwrap();
+    let mut t = ipip_node();
+    t.start_servers(PORT).unwrap();
+    let node = &t.nodes[0];
+    assert_eq!(node.encap, Encap::Ipip);
+    assert!(node.vtep.is_none());
+    let pod = &node.pods[0];
+    let addr = SocketAddrV4::new(pod.ip, PORT);
     let mut daemon = node_daemon(&t);
-    let _pod = server::start(&t.pod, "pod", SocketAddrV4::new(POD_IP, PORT)).unwrap();
     assert_eq!(decapsulated(&daemon), 0);
 
-    let (reply, from, sent) = exchange(&t, SocketAddrV4::new(POD_IP, PORT));
+    let reply = exchange(&t, addr, TRIES).unwrap();
     // The pod saw the client's own address: the inner packet, untouched.
-    let client = reply.rsplit(' ').next().unwrap().to_string();
     assert!(
-        reply.starts_with("pod ") && client.starts_with(&format!("{CLIENT_IP}:")),
-        "{reply}"
+        reply
+            .text
+            .starts_with(&format!("{} {CLIENT_IP}:", pod.name)),
+        "{reply:?}"
     );
-    assert_eq!(from, SocketAddr::from(SocketAddrV4::new(POD_IP, PORT)));
-    assert_eq!(decapsulated(&daemon), sent, "{}", daemon.log());
+    assert_eq!(reply.from, SocketAddr::V4(addr));
+    assert_eq!(decapsulated(&daemon), reply.sent, "{}", daemon.log());
 
     // SIGTERM detaches the program.
-    assert!(
-        t.node
-            .ip(&["link", "show", "dev", NODE_DEV])
-            .unwrap()
-            .contains("xdp"),
-        "attached while running"
-    );
+    let link = || node.ns.ip(&["link", "show", "dev", UPLINK_DEV]).unwrap();
+    assert!(link().contains("xdp"), "attached while running");
     daemon.stop().unwrap();
-    assert!(
-        !t.node
-            .ip(&["link", "show", "dev", NODE_DEV])
-            .unwrap()
-            .contains("xdp"),
-        "detached on SIGTERM"
-    );
+    assert!(!link().contains("xdp"), "detached on SIGTERM");
 }
 
 #[test]
 fn dsr_the_pod_answers_from_the_vip() {
-    let t = NodeTopology::new().unwrap();
+    let t = ipip_node();
+    let node = &t.nodes[0];
+    let pod = &node.pods[0];
+    // The VIP on the pod's loopback, routed to the pod by its node; the load
+    // balancer's namespace routes it to the node too (the replies' source
+    // passes reverse-path checks).
+    pod.ns.addr("lo", &format!("{VIP}/32")).unwrap();
+    let vip_net = format!("{VIP}/32");
+    node.ns
+        .ip(&["route", "add", &vip_net, "via", &pod.ip.to_string()])
+        .unwrap();
+    t.lb.ip(&["route", "add", &vip_net, "via", &node.ip.to_string()])
+        .unwrap();
     let daemon = node_daemon(&t);
-    let _vip = server::start(&t.pod, "pod-vip", SocketAddrV4::new(VIP, PORT)).unwrap();
+    let vip = SocketAddrV4::new(VIP, PORT);
+    let _vip = server::start(&pod.ns, "pod-vip", vip).unwrap();
 
-    let (reply, from, sent) = exchange(&t, SocketAddrV4::new(VIP, PORT));
-    assert!(reply.starts_with("pod-vip 10.0.1.2:"), "{reply}");
-    assert_eq!(from, SocketAddr::from(SocketAddrV4::new(VIP, PORT)));
-    assert_eq!(decapsulated(&daemon), sent, "{}", daemon.log());
+    let reply = exchange(&t, vip, TRIES).unwrap();
+    assert!(
+        reply.text.starts_with(&format!("pod-vip {CLIENT_IP}:")),
+        "{reply:?}"
+    );
+    assert_eq!(reply.from, SocketAddr::V4(vip));
+    assert_eq!(decapsulated(&daemon), reply.sent, "{}", daemon.log());
 }
 
 /// Without the decapsulation program the node drops IPIP (no ipip module):
 /// what makes the tests above depend on it.
 #[test]
 fn without_node_decap_nothing_arrives() {
-    let t = NodeTopology::new().unwrap();
-    let _pod = server::start(&t.pod, "pod", SocketAddrV4::new(POD_IP, PORT)).unwrap();
-    let client = client_socket(&t);
-    let SocketAddr::V4(src) = client.local_addr().unwrap() else {
-        unreachable!("bound to an IPv4 address")
-    };
-    let inner = inner_packet(&Frame::udp(
-        [0; 6],
-        [0; 6],
-        src,
-        SocketAddrV4::new(POD_IP, PORT),
-    ));
-    IpipSocket::open(&t.lb)
-        .unwrap()
-        .send(NODE_IP, &inner)
-        .unwrap();
-    let mut buf = [0u8; 64];
-    assert!(client.recv_from(&mut buf).is_err(), "no reply expected");
+    let mut t = ipip_node();
+    t.start_servers(PORT).unwrap();
+    let pod = &t.nodes[0].pods[0];
+    let err = exchange(&t, SocketAddrV4::new(pod.ip, PORT), 1).expect_err("no reply expected");
+    assert!(format!("{err:#}").contains("no reply"), "{err:#}");
 }
 
 /// An interface with no IPv4 address has nothing to decapsulate for: the

@@ -1,18 +1,21 @@
 //! End to end: a TCP connection from a client to a VIP whose backend is a
 //! pod behind a flannel-like VXLAN node (kernel VXLAN device, `nolearning`,
-//! static fdb and neighbour entries for the load balancer's VTEP). ferrolbd
+//! static fdb and neighbour entries for the load balancer's VTEP), on the
+//! overlay topology (`tests::overlay_topology`) whose load balancer has no
+//! plain route to the pod network. ferrolbd
 //! discovers its tunnel source and VTEP MAC, sends the connection
 //! VXLAN-encapsulated to the node, the pod sees the client's address (DNAT),
 //! and the pod's replies come back encapsulated and are reverse-NATed.
 
 use std::{net::SocketAddrV4, time::Duration};
 
-use serde_json::json;
+use lb_userspace::config::Encap;
 use tests::{
     client::TcpSession,
     daemon::{Daemon, DaemonConfig},
-    server,
-    vxlan_topology::*,
+    nft_counters::Counters,
+    overlay_topology::{ClientReturn, OverlayBuilder, OverlayTopology},
+    topology::{CLIENT_IP, LB_CLIENT_DEV},
 };
 
 const VIP: SocketAddrV4 = SocketAddrV4::new(tests::topology::VIP, 80);
@@ -29,33 +32,59 @@ fn datapath_counter(daemon: &Daemon, reason: &str) -> u64 {
         .unwrap()
 }
 
-fn lb(t: &VxlanTopology) -> Daemon {
-    let daemon = Daemon::start(
-        &t.lb,
-        DaemonConfig::new(LB_IFACES.iter().map(|s| s.to_string()).collect()),
-    )
-    .unwrap();
+/// One flannel-like VXLAN node with one pod (serving on [`POD_PORT`]), the
+/// load balancer with no route to the pod network (only the tunnel reaches
+/// it), and the node sending replies to the client into the tunnel.
+fn vxlan_node() -> OverlayTopology {
+    let mut t = OverlayBuilder::new()
+        .nodes(&[Encap::Vxlan])
+        .lb_pod_routes(false)
+        .client_return(ClientReturn::Vxlan)
+        .build()
+        .unwrap();
+    t.start_servers(POD_PORT).unwrap();
+    t
+}
+
+/// ferrolbd in `t.lb` without `--tunnel-source` or `--vtep-mac` (it
+/// discovers both from its route to the node), the node's tunnel route and
+/// a service on the VIP with the node's pod as its backend.
+fn lb(t: &OverlayTopology) -> Daemon {
+    // Until the node's neighbour is resolved the datapath hands the
+    // encapsulated packet (from the load balancer's own address) to the
+    // kernel, which forwards it only with accept_local.
+    t.lb.sysctl(&format!("net/ipv4/conf/{LB_CLIENT_DEV}/accept_local"), "1")
+        .unwrap();
+    let daemon = Daemon::start(&t.lb, DaemonConfig::new(t.lb_ifaces())).unwrap();
     let api = daemon.api();
-    let reply = api
-        .put(
-            "/v1/tunnels/node-1",
-            &json!({"pod_cidr": "10.244.1.0/24", "node_ip": NODE_IP.to_string(),
-                    "encap": "vxlan", "vni": VNI, "dst_port": VXLAN_PORT,
-                    "vtep_mac": tests::fixture_net::mac_str(NODE_VTEP_MAC)}),
-        )
-        .unwrap();
+    let reply = api.put_tunnel(&t.nodes[0].tunnel_spec()).unwrap();
     assert_eq!(reply.status, 201, "{}", reply.body);
-    api.put_service(&json!({"vip": VIP.ip().to_string(), "port": VIP.port(),
-            "protocol": "tcp", "backends": [{"ip": POD_IP.to_string(), "port": POD_PORT}]}))
-        .unwrap();
+    let pod = &t.nodes[0].pods[0];
+    api.put_service(&tests::api::service_json(
+        "default/pod",
+        "tcp",
+        VIP,
+        "rr",
+        &[SocketAddrV4::new(pod.ip, POD_PORT)],
+    ))
+    .unwrap();
     daemon
 }
 
 #[test]
 fn tcp_to_a_pod_behind_a_vxlan_node_and_back() {
-    let t = VxlanTopology::new().unwrap();
-    let _pod = server::start(&t.pod, "pod", SocketAddrV4::new(POD_IP, POD_PORT)).unwrap();
+    let t = vxlan_node();
     let daemon = lb(&t);
+    let node = &t.nodes[0];
+    // Frames out of the node's flannel.1 whose inner source is the VTEP MAC
+    // the node trusts: ferrolbd discovered it (the MAC of the interface
+    // holding its tunnel source).
+    let from_lb_vtep = format!(
+        "iifname \"{}\" ether saddr {}",
+        tests::flannel::DEV,
+        t.lb_vtep.mac
+    );
+    let counters = Counters::install(&node.ns, &[("from_lb_vtep", from_lb_vtep)]).unwrap();
 
     for round in 0..3 {
         let mut session = t
@@ -63,7 +92,7 @@ fn tcp_to_a_pod_behind_a_vxlan_node_and_back() {
             .run(|| TcpSession::connect(VIP, TIMEOUT))
             .unwrap()
             .unwrap_or_else(|e| panic!("round {round}: {e:#}\n{}", daemon.log()));
-        assert_eq!(session.hello.backend, "pod");
+        assert_eq!(session.hello.backend, node.pods[0].name);
         // DNAT: the pod saw the client's own address.
         assert_eq!(
             session.hello.seen_client.ip(),
@@ -77,6 +106,7 @@ fn tcp_to_a_pod_behind_a_vxlan_node_and_back() {
         let echo = t.client.run(|| session.echo("through the tunnel")).unwrap();
         assert_eq!(echo.unwrap(), "through the tunnel");
     }
+    assert!(counters.packets("from_lb_vtep").unwrap() > 0);
     // Delivered encapsulated (no route to the pod network exists in the lb
     // namespace), and the replies came back encapsulated.
     assert!(datapath_counter(&daemon, "encap_vxlan") > 0);
@@ -92,13 +122,10 @@ fn tcp_to_a_pod_behind_a_vxlan_node_and_back() {
 /// what makes the test above depend on the encapsulation.
 #[test]
 fn without_the_tunnel_route_the_pod_is_unreachable() {
-    let t = VxlanTopology::new().unwrap();
-    let _pod = server::start(&t.pod, "pod", SocketAddrV4::new(POD_IP, POD_PORT)).unwrap();
+    let t = vxlan_node();
     let daemon = lb(&t);
-    assert_eq!(
-        daemon.api().delete("/v1/tunnels/node-1").unwrap().status,
-        204
-    );
+    let path = format!("/v1/tunnels/{}", t.nodes[0].name);
+    assert_eq!(daemon.api().delete(&path).unwrap().status, 204);
     let result = t
         .client
         .run(|| TcpSession::connect(VIP, Duration::from_secs(1)))
@@ -113,8 +140,7 @@ fn without_the_tunnel_route_the_pod_is_unreachable() {
 /// encapsulated to the load balancer's VTEP, the IPIP node routed).
 #[test]
 fn overlay_with_vxlan_and_ipip_nodes_reaches_every_pod() {
-    use lb_userspace::config::Encap;
-    use tests::overlay_topology::{ClientReturn, OverlayBuilder, VXLAN_MTU};
+    use tests::overlay_topology::VXLAN_MTU;
 
     let mut topo = OverlayBuilder::new()
         .nodes(&[Encap::Vxlan, Encap::Vxlan, Encap::Ipip])

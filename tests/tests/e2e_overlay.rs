@@ -3,9 +3,8 @@
 //! carries TCP and UDP from the client to pods on every VXLAN node, and the
 //! node network carries it encapsulated; pods on different nodes reach each
 //! other through the flannel-style configuration; a transfer larger than the
-//! MTU completes (PMTU discovery across `flannel.1`); an IPIP node delivers
-//! to its pod through `ferrolb_decap`; ferrolb's plain DNAT balances over
-//! pods on every node; nodes send replies to the load balancer's VTEP as
+//! MTU completes (PMTU discovery across `flannel.1`); ferrolb's plain DNAT
+//! balances over pods on every node; nodes send replies to the load balancer's VTEP as
 //! VXLAN with the encapsulated return path.
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
@@ -15,7 +14,6 @@ use tests::api::service_json;
 use tests::client::{self, Proto};
 use tests::daemon::{Daemon, DaemonConfig};
 use tests::flannel::{self, Vtep};
-use tests::ipip_socket::{IpipSocket, udp_exchange};
 use tests::nft_counters::Counters;
 use tests::overlay_topology::{
     ClientReturn, LB_NODE_DEV, LB_NODE_IP, LINK_MTU, Node, OverlayBuilder, OverlayTopology,
@@ -264,50 +262,6 @@ fn a_megabyte_over_tcp_through_the_baseline_with_pods_at_mtu_1450() {
     // Pods at flannel's MTU announce an MSS that fits the tunnel: nothing
     // needed PMTU discovery.
     assert_eq!(megabyte_through_baseline(VXLAN_MTU), (None, None));
-}
-
-#[test]
-fn ipip_to_a_node_reaches_its_pod_through_ferrolb_decap() {
-    let t = OverlayTopology::builder()
-        .nodes(&[Encap::Vxlan, Encap::Ipip])
-        .build()
-        .unwrap();
-    let node = &t.nodes[1];
-    assert_eq!(node.encap, Encap::Ipip);
-    assert!(node.vtep.is_none());
-    let pod = &node.pods[0];
-    let addr = SocketAddrV4::new(pod.ip, PORT);
-    let _server = tests::server::start(&pod.ns, &pod.name, addr).unwrap();
-    let decap = node
-        .decap
-        .as_ref()
-        .expect("ferrolbd --node-decap on the node");
-    let decapsulated = || {
-        decap
-            .api()
-            .metric("ferrolb_decap_packets_total{result=\"decapsulated\"}")
-            .unwrap()
-    };
-    assert_eq!(decapsulated(), 0);
-
-    // The client's datagram, IPIP-encapsulated by the load balancer to the
-    // node; the pod answers the client through its node's default route.
-    let client = t
-        .client
-        .run(|| UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, 0)))
-        .unwrap()
-        .unwrap();
-    client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let tunnel = IpipSocket::open(&t.lb).unwrap();
-    let reply = udp_exchange(&tunnel, node.ip, &client, addr, 3).unwrap();
-    assert!(
-        reply
-            .text
-            .starts_with(&format!("{} {CLIENT_IP}:", pod.name)),
-        "{reply:?}"
-    );
-    assert_eq!(reply.from, SocketAddr::V4(addr));
-    assert_eq!(decapsulated(), reply.sent, "{}", decap.log());
 }
 
 #[test]
