@@ -1,8 +1,9 @@
 //! Value of the `CLOCK` map: what the daemon tells the datapath, rewritten
 //! every `maps::CLOCK_TICK_MS`.
 
-/// The one entry of `CLOCK`. The datapath reads it once or twice per packet
-/// (an inlined array load, one cache line).
+/// The one entry of `CLOCK`. The datapath reads it for the time and at each
+/// connection-table bucket it computes (an inlined array load, one hot
+/// cache line).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Clock {

@@ -5,9 +5,10 @@
 //!   (C -> B), and
 //! - a reply entry keyed by (B -> C) whose value rewrites it to (V -> C).
 //!
-//! Both directions therefore cost one lookup and the same rewrite code.
+//! Both directions use the same rewrite code. Both entries live in one
+//! bucket of the table (`flow_table`).
 
-/// Key of the `CONNTRACK` map: a packet's 5-tuple as it arrives.
+/// Key of a connection-table entry: a packet's 5-tuple as it arrives.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
@@ -92,7 +93,7 @@ impl NextHop {
     }
 }
 
-/// Value of the `CONNTRACK` map: one cache line.
+/// Value of a connection-table entry: one cache line.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Flow {

@@ -1,13 +1,13 @@
 //! Layout of the connection table (`maps::CONNTRACK`): an array of buckets,
-//! each holding `FLOW_WAYS` entries, indexed by a seeded hash of the
-//! 5-tuple.
+//! each holding `FLOW_WAYS` entries, indexed by a seeded hash of a
+//! connection's client end.
 //!
 //! Why not a kernel (LRU) hash map: inserting into one costs a helper call,
 //! a bucket lock and the LRU free-list bookkeeping, measured at about three
 //! times the cost of a whole established-flow packet here, twice per new
 //! connection. An array lookup is inlined by the verifier, so a lookup is a
-//! hash, one bounds check and four key compares in one cache line, and an
-//! insert is plain stores. Eviction is LRU within a bucket: a new entry
+//! hash, one bounds check and up to eight key compares in two cache lines,
+//! and an insert is plain stores. Eviction is LRU within a bucket: a new entry
 //! takes a free slot, else an expired one, else the one seen longest ago.
 //!
 //! Both entries of a connection live in one bucket, the bucket of its

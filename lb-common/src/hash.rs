@@ -1,5 +1,7 @@
-//! The flow hash: picks a backend for `select::HASH` services. Userspace and
-//! tests use the same function to predict where a flow lands.
+//! The flow hash: picks a backend for `select::HASH` services and the VXLAN
+//! source port; seeded (`flow_hash_seeded`), it indexes the connection
+//! table. Userspace and tests use the same functions to predict where a
+//! flow lands.
 
 #[inline(always)]
 const fn fmix32(mut h: u32) -> u32 {

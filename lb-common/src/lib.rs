@@ -4,8 +4,8 @@
 //! Every type here is `#[repr(C)]`, has no implicit padding (explicit `_pad`
 //! fields instead, checked by const assertions) and stores addresses and ports
 //! in **network byte order**, exactly as they appear in the packet, so the
-//! datapath never swaps bytes. Fields holding network-order values end in `_be`
-//! in their doc comments' wording ("network byte order").
+//! datapath never swaps bytes; each such field's doc comment says "network
+//! byte order".
 //!
 //! With the `user` feature, the types implement `aya::Pod` so userspace can
 //! read and write the maps.

@@ -61,8 +61,9 @@ pub enum GlobalStat {
     Redirect = 10,
     /// A connection whose backend was removed ended and was rescheduled.
     BackendGone = 11,
-    /// Dropped: the connection table was full and the new entry could not be
-    /// written.
+    /// Dropped: the connection table had no bucket for the new connection
+    /// (the bucket mask in `CLOCK` exceeds the table: a misconfigured
+    /// daemon). A full bucket does not drop: it evicts (`ConntrackEvicted`).
     DropConntrackFull = 12,
     /// Dropped: a new connection's reply tuple (backend -> client) belongs
     /// to another live connection (the client reached two VIPs sharing a
@@ -89,8 +90,8 @@ pub enum GlobalStat {
     /// decapsulated and went through the balancer.
     Decapsulated = 20,
     /// Passed to the stack untouched: encapsulated to a tunnel endpoint, but
-    /// the inner packet is no connection of ours (or the outer header is a
-    /// fragment or has options).
+    /// the inner packet is no connection of ours. (Outer fragments and
+    /// options are not looked at here: they count as `pass_not_ours`.)
     PassEncapNotOurs = 21,
     /// Dropped: encapsulated to a tunnel endpoint, with a truncated or
     /// inconsistent outer header, a bad outer checksum or a bad VXLAN header.

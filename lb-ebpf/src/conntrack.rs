@@ -3,7 +3,7 @@
 //! table itself: `flow_table.rs`).
 
 use lb_common::{
-    Backend, Flow, FlowKey, NextHop, Service,
+    Backend, Flow, FlowBucket, FlowKey, GlobalStat, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
     limits::TCP_CLOSE_TIMEOUT_S,
 };
@@ -13,7 +13,7 @@ use crate::{
     flow_table::{self, find, find_in, insert_in},
     headers::{TCP_FIN, TCP_RST, TCP_SYN},
     maps::CLOCK,
-    select,
+    select, stats,
 };
 
 /// The daemon's clock (`lb_common::maps::CLOCK`): CLOCK_MONOTONIC_COARSE
@@ -23,39 +23,77 @@ pub fn now_ns() -> u64 {
     CLOCK.get(0).map_or(0, |c| c.now_ns)
 }
 
+/// A connection-table entry and its bucket, where its connection's other
+/// entry is too (`lb_common::flow_table`).
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub bucket: *mut FlowBucket,
+    pub flow: *mut Flow,
+}
+
+impl Entry {
+    /// The other entry of this entry's connection, if it is there.
+    #[inline(always)]
+    fn peer(self, proto: u8) -> Option<*mut Flow> {
+        // SAFETY: map value pointer; see `flow_table` for concurrent writers.
+        find_in(self.bucket, &unsafe { &*self.flow }.peer_key(proto))
+    }
+}
+
 /// The live entry for `key`, if any. An entry idle past its timeout is live
 /// only while the other direction is not (one-way busy flows stay up).
 #[inline(always)]
-pub fn lookup(key: &FlowKey, now: u64) -> Option<*mut Flow> {
-    find(key).filter(|&f| live(f, key.proto, now))
+pub fn lookup(key: &FlowKey, now: u64) -> Option<Entry> {
+    let (bucket, flow) = find(key)?;
+    let e = Entry { bucket, flow };
+    live(e, key.proto, now).then_some(e)
 }
 
-/// Whether entry `flow` is live at `now` (see `lookup`).
+/// Whether entry `e` is live at `now` (see `lookup`).
 #[inline(always)]
-fn live(flow: *mut Flow, proto: u8, now: u64) -> bool {
+fn live(e: Entry, proto: u8, now: u64) -> bool {
     // SAFETY: map value pointer; see `flow_table` for concurrent writers.
-    let f = unsafe { &*flow };
+    let f = unsafe { &*e.flow };
     if !f.expired_at(f.last_seen_ns, now) {
         return true;
     }
-    let Some(peer) = find(&f.peer_key(proto)) else {
+    let Some(peer) = e.peer(proto) else {
         return false;
     };
     !f.expired_at(unsafe { (*peer).last_seen_ns }, now)
 }
 
-/// Records activity on `flow`, and FIN/RST: a closing connection gets the
+/// Whether the live entry `e` carries a packet with `tcp_flags` on: a
+/// reply entry always (replies of a removed backend are still
+/// reverse-NATed); a forward entry while its backend is the same active one
+/// (else the connection ends, counted, and the packet is scheduled anew) and
+/// the packet does not reopen a closing connection.
+#[inline(always)]
+pub fn carries_on(e: Entry, tcp_flags: u8) -> bool {
+    // SAFETY: map value pointer, read only here.
+    let f = unsafe { &*e.flow };
+    if f.direction == DIR_REPLY {
+        return true;
+    }
+    if !select::backend_live(f.backend_id, f.backend_generation) {
+        stats::inc(GlobalStat::BackendGone);
+        return false;
+    }
+    !is_reopen(f, tcp_flags)
+}
+
+/// Records activity on `e`, and FIN/RST: a closing connection gets the
 /// short close timeout in both directions.
 #[inline(always)]
-pub fn touch(flow: *mut Flow, proto: u8, tcp_flags: u8, now: u64) {
+pub fn touch(e: Entry, proto: u8, tcp_flags: u8, now: u64) {
     // SAFETY: see `lookup`.
-    let f = unsafe { &mut *flow };
+    let f = unsafe { &mut *e.flow };
     if now.wrapping_sub(f.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
         f.last_seen_ns = now;
     }
     if tcp_flags & (TCP_FIN | TCP_RST) != 0 && f.tcp_flags & CT_CLOSING == 0 {
         close(f, tcp_flags, now);
-        if let Some(peer) = find(&f.peer_key(proto)) {
+        if let Some(peer) = e.peer(proto) {
             close(unsafe { &mut *peer }, 0, now);
         }
     }
@@ -73,13 +111,13 @@ fn close(f: &mut Flow, tcp_flags: u8, now: u64) {
 /// Whether a forward entry must give way to a new connection: a SYN on a
 /// connection that was closing reuses the 5-tuple (TIME_WAIT reuse).
 #[inline(always)]
-pub fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
+fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
     flow.tcp_flags & CT_CLOSING != 0 && tcp_flags & (TCP_SYN | TCP_RST | TCP_FIN) == TCP_SYN
 }
 
 /// Records a new connection from `key` (client -> VIP) to `backend`, and
-/// returns its forward entry (in the table). `next_hop` (toward the backend, possibly not
-/// resolved) seeds the forward entry's next-hop cache.
+/// returns its forward entry (in the table). `next_hop` (toward the
+/// backend, possibly not resolved) seeds the forward entry's next-hop cache.
 #[inline(always)]
 pub fn create(
     key: &FlowKey,
@@ -119,8 +157,8 @@ pub fn create(
         direction: DIR_REPLY,
         ..forward
     };
-    // The reply goes toward the client: not resolved yet. (Clearing only the
-    // validity field; `NextHop::default()` compiles to a memset loop call.)
+    // The reply goes toward the client: not resolved yet (clearing only the
+    // validity field is enough).
     reply.next_hop.ifindex = 0;
     // Reply entry first: once the forward entry exists the backend may
     // answer, and its answer must find the reply entry.
@@ -135,7 +173,14 @@ pub fn create(
     // goes: one whose backend is gone counts as dead.)
     // SAFETY (`other`): map value pointer, read only.
     if let Some(other) = find_in(bucket, &reply_key)
-        && live(other, key.proto, now)
+        && live(
+            Entry {
+                bucket,
+                flow: other,
+            },
+            key.proto,
+            now,
+        )
         && unsafe { (*other).peer_key(key.proto) } != *key
         && unsafe { select::backend_live((*other).backend_id, (*other).backend_generation) }
     {

@@ -9,7 +9,7 @@
 //! docs/datapath.md, "Node-side IPIP decapsulation".
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::XdpContext};
-use lb_common::{DecapStat, proto};
+use lb_common::{DecapStat, csum, proto};
 
 use crate::{
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr},
@@ -45,19 +45,6 @@ fn is_decap_addr(addr: u32) -> bool {
     unsafe { DECAP_ADDRS.get(addr).is_some() }
 }
 
-/// Internet checksum over a 20-byte IPv4 header: 0 if it is right.
-#[inline(always)]
-fn header_checksum(words: [u16; IPV4_LEN / 2]) -> u16 {
-    let mut sum: u32 = 0;
-    // A constant-bound loop the compiler unrolls: no loop for the verifier.
-    for w in words {
-        sum += w as u32;
-    }
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
-}
-
 /// Checks the outer and inner headers and strips the outer one. `Err` is
 /// the counter of a packet that is passed or dropped unchanged.
 #[inline(always)]
@@ -90,7 +77,7 @@ fn decap(ctx: &XdpContext) -> Result<(), DecapStat> {
     if outer_len < IPV4_LEN + IPV4_LEN || ETH_LEN + outer_len > frame_len {
         return Err(DecapStat::DropMalformed);
     }
-    if header_checksum(load(outer.cast::<[u16; IPV4_LEN / 2]>())) != 0 {
+    if csum::ipv4_header(load(outer.cast::<[u16; IPV4_LEN / 2]>())) != 0 {
         return Err(DecapStat::DropBadChecksum);
     }
 

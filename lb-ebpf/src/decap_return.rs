@@ -12,7 +12,7 @@ use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{FlowKey, TunnelEndpoint, csum, proto};
 
 use crate::{
-    conntrack,
+    conntrack::{self, Entry},
     error::Error,
     headers::{
         ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, UDP_LEN, UdpHdr,
@@ -37,38 +37,39 @@ fn is_endpoint(ep: TunnelEndpoint) -> bool {
 }
 
 /// Decapsulates an encapsulated reply of one of our connections.
-/// `Ok(false)`: not encapsulated to a tunnel endpoint (the balancer handles
-/// the packet as it is). `Ok(true)`: decapsulated, the frame now holds the
-/// inner packet (behind the original outer Ethernet header). `Err`: passed
-/// untouched (`EncapNotOurs`) or dropped.
+/// `Ok(None)`: not encapsulated to a tunnel endpoint (the balancer handles
+/// the packet as it is). `Ok(Some(entry))`: decapsulated, the frame now
+/// holds the inner packet (behind the original outer Ethernet header), whose
+/// connection-table entry is `entry` (map pointers survive the head
+/// adjustment). `Err`: passed untouched (`EncapNotOurs`) or dropped.
 #[inline(always)]
-pub fn decap(ctx: &XdpContext, now: u64) -> Result<bool, Error> {
+pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return Ok(false);
+        return Ok(None);
     };
     if load(unsafe { &raw const (*eth).ether_type }) != ETH_P_IP_RAW {
-        return Ok(false);
+        return Ok(None);
     }
     let Some(outer) = ptr_at::<Ipv4Hdr>(ctx, ETH_LEN) else {
-        return Ok(false);
+        return Ok(None);
     };
     // Outer options or fragments: not recognised here (the stack reassembles
     // what is its own); the balancer passes such packets to non-VIPs.
     if load(unsafe { &raw const (*outer).version_ihl }) != 0x45
         || load(unsafe { &raw const (*outer).frag_off }) & IP_MF_OFFSET_RAW != 0
     {
-        return Ok(false);
+        return Ok(None);
     }
     let daddr = load(unsafe { &raw const (*outer).daddr });
     let protocol = load(unsafe { &raw const (*outer).protocol });
     let vxlan = match protocol {
         proto::IPIP => false,
         proto::UDP => true,
-        _ => return Ok(false),
+        _ => return Ok(None),
     };
     let port = if vxlan {
         let Some(udp) = ptr_at::<UdpHdr>(ctx, OUTER_L4_OFF) else {
-            return Ok(false);
+            return Ok(None);
         };
         load(unsafe { &raw const (*udp).dest })
     } else {
@@ -80,7 +81,7 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<bool, Error> {
         proto: protocol,
         _pad: 0,
     }) {
-        return Ok(false);
+        return Ok(None);
     }
 
     // Ours to judge from here. The outer header: a right checksum (nobody
@@ -93,15 +94,20 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<bool, Error> {
     if ETH_LEN + outer_len > ctx.data_end() - ctx.data() {
         return Err(Error::EncapMalformed);
     }
-    if vxlan {
+    let key = if vxlan {
         check_vxlan(ctx, outer_len)?;
-        check_inner::<VXLAN_INNER_OFF>(ctx, outer_len, now)?;
+        inner_key::<VXLAN_INNER_OFF>(ctx, outer_len)?
+    } else {
+        inner_key::<IPIP_INNER_OFF>(ctx, outer_len)?
+    };
+    // Only a packet of a live connection of ours is decapsulated.
+    let entry = conntrack::lookup(&key, now).ok_or(Error::EncapNotOurs)?;
+    if vxlan {
         strip::<VXLAN_INNER_OFF>(ctx)?;
     } else {
-        check_inner::<IPIP_INNER_OFF>(ctx, outer_len, now)?;
         strip::<IPIP_INNER_OFF>(ctx)?;
     }
-    Ok(true)
+    Ok(Some(entry))
 }
 
 /// The UDP and VXLAN headers and the inner Ethernet header's type.
@@ -124,14 +130,10 @@ fn check_vxlan(ctx: &XdpContext, outer_len: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// The inner IPv4 header at `OFF` (from the frame start) fills the outer
-/// payload, and the inner packet belongs to a live connection.
+/// The 5-tuple of the inner packet at `OFF` (from the frame start), whose
+/// IPv4 header must fill the outer payload.
 #[inline(always)]
-fn check_inner<const OFF: usize>(
-    ctx: &XdpContext,
-    outer_len: usize,
-    now: u64,
-) -> Result<(), Error> {
+fn inner_key<const OFF: usize>(ctx: &XdpContext, outer_len: usize) -> Result<FlowKey, Error> {
     let inner: *mut Ipv4Hdr = ptr_at(ctx, OFF).ok_or(Error::EncapMalformed)?;
     let vihl = load(unsafe { &raw const (*inner).version_ihl });
     let inner_len = u16::from_be(load(unsafe { &raw const (*inner).tot_len })) as usize;
@@ -153,17 +155,13 @@ fn check_inner<const OFF: usize>(
     }
     let ports: *mut [u16; 2] = ptr_at(ctx, OFF + IPV4_LEN).ok_or(Error::EncapMalformed)?;
     let [sport, dport] = load(ports);
-    let key = FlowKey::new(
+    Ok(FlowKey::new(
         load(unsafe { &raw const (*inner).saddr }),
         load(unsafe { &raw const (*inner).daddr }),
         sport,
         dport,
         protocol,
-    );
-    if conntrack::lookup(&key, now).is_none() {
-        return Err(Error::EncapNotOurs);
-    }
-    Ok(())
+    ))
 }
 
 /// Leaves the frame as Ethernet + the inner IPv4 packet at `OFF`: the outer

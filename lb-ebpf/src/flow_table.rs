@@ -21,7 +21,7 @@ use core::{
 
 use lb_common::{
     Flow, FlowBucket, FlowKey, GlobalStat,
-    flow_table::{FLOW_WAYS, bucket_index},
+    flow_table::{FLOW_WAYS, forward_bucket, reply_bucket},
 };
 
 use crate::{
@@ -30,34 +30,27 @@ use crate::{
     stats,
 };
 
-/// The bucket of connection end (`ip`, `port`, `proto`): see
-/// `lb_common::flow_table`.
+/// The bucket `index(seed, mask)` names (see `lb_common::flow_table`).
 #[inline(always)]
-pub fn bucket(ip: u32, port: u16, proto: u8) -> Option<*mut FlowBucket> {
+fn bucket(index: impl FnOnce(u32, u32) -> u32) -> Option<*mut FlowBucket> {
     // The hash seed and bucket mask come with the clock (same cache line).
     // A mask larger than the table only makes the lookup below fail.
     let clock = CLOCK.get(0)?;
-    CONNTRACK.get_ptr_mut(bucket_index(
-        ip,
-        port,
-        proto,
-        clock.flow_seed,
-        clock.flow_mask,
-    ))
+    CONNTRACK.get_ptr_mut(index(clock.flow_seed, clock.flow_mask))
 }
 
 /// The bucket of the client end of `key`, a client's packet (forward
 /// entries live there).
 #[inline(always)]
 pub fn source_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
-    bucket(key.src_ip, key.src_port, key.proto)
+    bucket(|seed, mask| forward_bucket(key, seed, mask))
 }
 
 /// The bucket of the client end of `key`, a packet toward a client (reply
 /// entries live there).
 #[inline(always)]
-pub fn destination_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
-    bucket(key.dst_ip, key.dst_port, key.proto)
+fn destination_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
+    bucket(|seed, mask| reply_bucket(key, seed, mask))
 }
 
 #[inline(always)]
@@ -105,14 +98,18 @@ pub fn find_in(b: *mut FlowBucket, key: &FlowKey) -> Option<*mut Flow> {
     None
 }
 
-/// The entry of `key`, live or not: a forward entry in the bucket of the
-/// source, else a reply entry in the bucket of the destination.
+/// The entry of `key`, live or not, and its bucket: a forward entry in the
+/// bucket of the source, else a reply entry in the bucket of the
+/// destination.
 #[inline(always)]
-pub fn find(key: &FlowKey) -> Option<*mut Flow> {
-    if let Some(f) = source_bucket(key).and_then(|b| find_in(b, key)) {
-        return Some(f);
+pub fn find(key: &FlowKey) -> Option<(*mut FlowBucket, *mut Flow)> {
+    if let Some(b) = source_bucket(key)
+        && let Some(f) = find_in(b, key)
+    {
+        return Some((b, f));
     }
-    find_in(destination_bucket(key)?, key)
+    let b = destination_bucket(key)?;
+    Some((b, find_in(b, key)?))
 }
 
 /// Writes `flow` under `key` into bucket `b`: over `key`'s own slot if it

@@ -84,16 +84,14 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     };
-    if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
-        stats::inc(GlobalStat::PassFibMiss);
-        return xdp_action::XDP_PASS;
-    }
     transmit(ctx, pkt, &nh, true)
 }
 
 /// The next hop toward the packet's IPv4 destination: `cache` when it is
 /// valid for that destination in this epoch, else the FIB's answer (stored
-/// into `cache`).
+/// into `cache`). `Miss::TooBig` when the packet exceeds the route MTU
+/// (the FIB's verdict, or the cached MTU: it was resolved for another
+/// packet).
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
@@ -109,12 +107,18 @@ pub fn next_hop(
     let cached = cache
         .map(|c| unsafe { *c })
         .filter(|nh| nh.valid_for(dst_ip, epoch));
-    if let Some(nh) = cached {
-        return Ok(nh);
-    }
-    let nh = resolve(ctx, pkt, dst_ip, epoch)?;
-    if let Some(c) = cache {
-        unsafe { *c = nh };
+    let nh = match cached {
+        Some(nh) => nh,
+        None => {
+            let nh = resolve(ctx, pkt, dst_ip, epoch)?;
+            if let Some(c) = cache {
+                unsafe { *c = nh };
+            }
+            nh
+        }
+    };
+    if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
+        return Err(Miss::TooBig);
     }
     Ok(nh)
 }
@@ -125,33 +129,27 @@ pub fn next_hop(
 /// outer header is new and keeps its TTL (the inner one was decremented).
 #[inline(always)]
 pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -> u32 {
-    // Destination then source MAC: the first 12 bytes of the frame.
-    let macs = pkt.eth.cast::<[u8; 12]>();
-    let original = load(macs);
+    let (action, stat) = if nh.ifindex == ctx.ingress_ifindex() as u32 {
+        (xdp_action::XDP_TX, GlobalStat::Tx)
+    } else {
+        // The redirect helper only records the target (the frame leaves
+        // after the program returns): the frame may still be written below.
+        match TX_PORTS.redirect(nh.ifindex, xdp_action::XDP_PASS as u64) {
+            Ok(action) => (action, GlobalStat::Redirect),
+            Err(_) => {
+                // Not ours to transmit on: the stack must see the frame as
+                // it arrived (its own MAC as destination), only rewritten
+                // above L2.
+                stats::inc(GlobalStat::PassNoTxPort);
+                return xdp_action::XDP_PASS;
+            }
+        }
+    };
     store(unsafe { &raw mut (*pkt.eth).dst }, nh.dmac);
     store(unsafe { &raw mut (*pkt.eth).src }, nh.smac);
-
-    if nh.ifindex == ctx.ingress_ifindex() as u32 {
-        if route_ttl {
-            decrement_ttl(pkt);
-        }
-        stats::inc(GlobalStat::Tx);
-        return xdp_action::XDP_TX;
+    if route_ttl {
+        decrement_ttl(pkt);
     }
-    match TX_PORTS.redirect(nh.ifindex, xdp_action::XDP_PASS as u64) {
-        Ok(action) => {
-            if route_ttl {
-                decrement_ttl(pkt);
-            }
-            stats::inc(GlobalStat::Redirect);
-            action
-        }
-        Err(_) => {
-            // Not ours to transmit on: the stack must see the frame as it
-            // arrived (its own MAC as destination), only rewritten above L2.
-            store(macs, original);
-            stats::inc(GlobalStat::PassNoTxPort);
-            xdp_action::XDP_PASS
-        }
-    }
+    stats::inc(stat);
+    action
 }

@@ -38,15 +38,19 @@ use crate::error::Error;
 #[xdp]
 pub fn ferrolb(ctx: XdpContext) -> u32 {
     let now = conntrack::now_ns();
-    match decap_return::decap(&ctx, now) {
-        Ok(false) => {}
-        Ok(true) => stats::inc(lb_common::GlobalStat::Decapsulated),
+    let found = match decap_return::decap(&ctx, now) {
+        Ok(found) => {
+            if found.is_some() {
+                stats::inc(lb_common::GlobalStat::Decapsulated);
+            }
+            found
+        }
         Err(e) => {
             stats::inc(e.stat());
             return e.action();
         }
-    }
-    match balance(&ctx, now) {
+    };
+    match balance(&ctx, now, found) {
         Ok(action) => action,
         Err(e) => {
             stats::inc(e.stat());
@@ -55,28 +59,22 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
     }
 }
 
+/// Balances the packet. `found`: its connection-table entry, when
+/// `decap_return` already looked it up (a decapsulated reply).
 #[inline(always)]
-fn balance(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
+fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Result<u32, Error> {
     let pkt = parse::parse(ctx)?;
     let bytes = packet::frame_len(ctx);
 
-    let established = conntrack::lookup(&pkt.key, now).filter(|&ptr| {
-        // SAFETY: map value pointer, read only here.
-        let f = unsafe { &*ptr };
-        if f.direction == DIR_REPLY {
-            return true;
-        }
-        if !select::backend_live(f.backend_id, f.backend_generation) {
-            stats::inc(lb_common::GlobalStat::BackendGone);
-            return false;
-        }
-        !conntrack::is_reopen(f, pkt.tcp_flags)
-    });
+    let established = found
+        .or_else(|| conntrack::lookup(&pkt.key, now))
+        .filter(|&e| conntrack::carries_on(e, pkt.tcp_flags));
 
     let (flow, next_hop): (&Flow, Option<*mut NextHop>) = match established {
-        Some(ptr) => {
+        Some(e) => {
             nat::check_ttl(&pkt)?;
-            conntrack::touch(ptr, pkt.key.proto, pkt.tcp_flags, now);
+            conntrack::touch(e, pkt.key.proto, pkt.tcp_flags, now);
+            let ptr = e.flow;
             // SAFETY: map value pointer, valid for this run of the program.
             // Read in place: a copy would read the same memory, 64 bytes more.
             let f = unsafe { &*ptr };

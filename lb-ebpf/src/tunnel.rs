@@ -14,7 +14,6 @@ use crate::{
     forward::{self, Miss},
     maps::{BACKEND_TUNNEL, TUNNELS},
     nat::decrement_ttl,
-    packet::load,
     parse::Packet,
     stats,
 };
@@ -105,10 +104,6 @@ pub fn deliver(
             return Ok(xdp_action::XDP_PASS);
         }
     };
-    // A cached next hop was resolved for a smaller packet.
-    if u16::from_be(load(unsafe { &raw const (*outer.ip).tot_len })) > nh.mtu {
-        return Ok(too_big());
-    }
     Ok(forward::transmit(ctx, &outer, &nh, false))
 }
 
