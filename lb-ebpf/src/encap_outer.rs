@@ -1,18 +1,51 @@
-//! The outer IPv4 header both encapsulations write: tunnel source to node,
-//! TTL 64, DF, TOS (DSCP and ECN) and identification copied from the inner
-//! header, checksum computed.
+//! What both encapsulations do first: make room in front of the packet and
+//! write the outer Ethernet and IPv4 headers (tunnel source to node, TTL 64,
+//! DF, TOS (DSCP and ECN) and identification copied from the inner header,
+//! checksum computed).
 
+use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{Tunnel, csum, tunnel::OUTER_TTL};
 
 use crate::{
-    headers::{IP_DF_RAW, Ipv4Hdr},
-    packet::load,
+    error::Error,
+    headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_DF_RAW, Ipv4Hdr},
+    packet::{load, ptr_at, store},
     parse::Packet,
 };
 
+/// Grows the frame by `overhead` bytes in front and writes the outer
+/// Ethernet header (the MACs as received, until `transmit` sets the next
+/// hop's: a frame passed to the stack must still be addressed to this host)
+/// and the outer IPv4 header carrying `protocol`. Returns the outer
+/// Ethernet and IPv4 headers and the outer total length (host order); every
+/// pointer of `pkt` is invalid afterwards.
+#[inline(always)]
+pub fn push_outer(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    t: &Tunnel,
+    overhead: u16,
+    protocol: u8,
+) -> Result<(*mut EthHdr, *mut Ipv4Hdr, u16), Error> {
+    let inner = inner_fields(pkt);
+    let macs: [u8; 12] = load(pkt.eth.cast());
+    // SAFETY: helper call on this program's context. Every packet pointer is
+    // invalid after it (the verifier forgets them): all are derived again.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(overhead)) } != 0 {
+        return Err(Error::AdjustFailed);
+    }
+    let eth: *mut EthHdr = ptr_at(ctx, 0).ok_or(Error::AdjustFailed)?;
+    let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(Error::AdjustFailed)?;
+    store(eth.cast::<[u8; 12]>(), macs);
+    store(unsafe { &raw mut (*eth).ether_type }, ETH_P_IP_RAW);
+    let total = inner.tot_len.wrapping_add(overhead);
+    store(ip, outer_ipv4(&inner, t, total, protocol));
+    Ok((eth, ip, total))
+}
+
 /// What the outer header takes from the inner one (read before the head
 /// moves).
-pub struct InnerFields {
+struct InnerFields {
     /// Inner total length, host byte order.
     pub tot_len: u16,
     pub tos: u8,
@@ -24,7 +57,7 @@ pub struct InnerFields {
 
 /// Reads them from the (DNATed) inner header.
 #[inline(always)]
-pub fn inner_fields(pkt: &Packet) -> InnerFields {
+fn inner_fields(pkt: &Packet) -> InnerFields {
     let ip = pkt.ip;
     // SAFETY (field pointers): `ip` was bounds-checked by `parse`.
     InnerFields {
@@ -37,7 +70,7 @@ pub fn inner_fields(pkt: &Packet) -> InnerFields {
 
 /// The outer header: `total` bytes (host order), carrying `protocol`.
 #[inline(always)]
-pub fn outer_ipv4(inner: &InnerFields, t: &Tunnel, total: u16, protocol: u8) -> Ipv4Hdr {
+fn outer_ipv4(inner: &InnerFields, t: &Tunnel, total: u16, protocol: u8) -> Ipv4Hdr {
     let mut h = Ipv4Hdr {
         version_ihl: 0x45,
         tos: inner.tos,

@@ -4,7 +4,7 @@
 //! VNI) / inner Ethernet (node's VTEP MAC from the load balancer's) / the
 //! DNATed IPv4 packet.
 
-use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use lb_common::{
     FlowKey, Tunnel,
     hash::flow_hash,
@@ -13,13 +13,10 @@ use lb_common::{
 };
 
 use crate::{
-    encap_outer::{InnerFields, inner_fields, outer_ipv4},
+    encap_outer::push_outer,
     error::Error,
-    headers::{
-        ETH_LEN, ETH_P_IP_RAW, EthHdr, IPV4_LEN, Ipv4Hdr, UDP_LEN, UdpHdr, VXLAN_FLAG_I, VXLAN_LEN,
-        VxlanHdr,
-    },
-    packet::{load, ptr_at, store},
+    headers::{ETH_LEN, EthHdr, IPV4_LEN, UDP_LEN, UdpHdr, VXLAN_FLAG_I, VXLAN_LEN, VxlanHdr},
+    packet::{ptr_at, store},
     parse::Packet,
 };
 
@@ -34,8 +31,6 @@ const _: () = assert!(INNER_ETH_OFF == VXLAN_OVERHEAD as usize);
 /// header); every pointer of `pkt` is invalid afterwards.
 #[inline(always)]
 pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet, Error> {
-    let inner: InnerFields = inner_fields(pkt);
-    let macs: [u8; 12] = load(pkt.eth.cast());
     // The flow hash of the packet as received (client -> VIP): the same for
     // every packet of the connection, different between connections.
     let k = &pkt.key;
@@ -43,23 +38,11 @@ pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet,
         k.src_ip, k.dst_ip, k.src_port, k.dst_port, k.proto,
     ));
 
-    // SAFETY: helper call on this program's context. Every packet pointer is
-    // invalid after it (the verifier forgets them): all are derived again.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(VXLAN_OVERHEAD as i32)) } != 0 {
-        return Err(Error::AdjustFailed);
-    }
-    let eth: *mut EthHdr = ptr_at(ctx, 0).ok_or(Error::AdjustFailed)?;
-    let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(Error::AdjustFailed)?;
+    let (eth, ip, total) = push_outer(ctx, pkt, t, VXLAN_OVERHEAD, proto::UDP)?;
     let udp: *mut UdpHdr = ptr_at(ctx, UDP_OFF).ok_or(Error::AdjustFailed)?;
     let vxlan: *mut VxlanHdr = ptr_at(ctx, VXLAN_OFF).ok_or(Error::AdjustFailed)?;
     let inner_eth: *mut EthHdr = ptr_at(ctx, INNER_ETH_OFF).ok_or(Error::AdjustFailed)?;
 
-    // Outer Ethernet: the MACs as received until `transmit` sets the next
-    // hop's (a frame passed to the stack must be addressed to this host).
-    store(eth.cast::<[u8; 12]>(), macs);
-    store(unsafe { &raw mut (*eth).ether_type }, ETH_P_IP_RAW);
-    let total = inner.tot_len.wrapping_add(VXLAN_OVERHEAD);
-    store(ip, outer_ipv4(&inner, t, total, proto::UDP));
     let udp_len = total.wrapping_sub(IPV4_LEN as u16);
     store(
         udp,
