@@ -8,13 +8,13 @@
 //! malformed IPIP to a decapsulation address is dropped. See
 //! docs/datapath.md, "Node-side IPIP decapsulation".
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{DecapStat, csum, proto};
 
 use crate::{
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr},
     maps::{DECAP_ADDRS, DECAP_STATS},
-    packet::{load, ptr_at, store},
+    packet::{StripError, load, ptr_at, strip_to},
 };
 
 /// Offset of the inner IPv4 header.
@@ -94,22 +94,10 @@ fn decap(ctx: &XdpContext) -> Result<(), DecapStat> {
         return Err(DecapStat::DropMalformed);
     }
 
-    // Move the Ethernet header forward over the outer IPv4 header, keeping
-    // its MACs (the frame was addressed to this node) and its EtherType
-    // (IPv4 either way). Read it whole before writing: the 14 bytes at
-    // offset 20 are the inner header's tail, not the Ethernet header's.
-    let mac_hdr: [u8; ETH_LEN] = load(eth.cast());
-    // The verifier needs a pointer proven in bounds for the write itself;
-    // `inner` covers the same bytes but has another type and offset.
-    let new_eth: *mut [u8; ETH_LEN] = ptr_at(ctx, IPV4_LEN).ok_or(DecapStat::DropMalformed)?;
-    store(new_eth, mac_hdr);
-
-    // Then drop the first 20 bytes. Every packet pointer is invalid after
-    // this call (the verifier forgets them): nothing is read past it.
-    // SAFETY: helper call on this program's context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, IPV4_LEN as i32) } != 0 {
-        // The frame's first bytes were overwritten: it cannot go on.
-        return Err(DecapStat::DropAdjustFailed);
-    }
-    Ok(())
+    // Move the Ethernet header forward over the outer IPv4 header (its
+    // EtherType is IPv4 either way) and drop the first 20 bytes.
+    strip_to::<INNER_OFF>(ctx).map_err(|e| match e {
+        StripError::Short => DecapStat::DropMalformed,
+        StripError::AdjustFailed => DecapStat::DropAdjustFailed,
+    })
 }

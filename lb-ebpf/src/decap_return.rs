@@ -8,7 +8,7 @@
 //! may own it); broken outer headers are dropped. See docs/datapath.md,
 //! "Encapsulated replies".
 
-use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use lb_common::{FlowKey, TunnelEndpoint, csum, proto};
 
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
         VXLAN_FLAG_I, VXLAN_LEN,
     },
     maps::TUNNEL_ENDPOINTS,
-    packet::{load, ptr_at, store},
+    packet::{StripError, load, ptr_at, strip_to},
 };
 
 const OUTER_L4_OFF: usize = ETH_LEN + IPV4_LEN;
@@ -102,11 +102,17 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     };
     // Only a packet of a live connection of ours is decapsulated.
     let entry = conntrack::lookup(&key, now).ok_or(Error::EncapNotOurs)?;
-    if vxlan {
-        strip::<VXLAN_INNER_OFF>(ctx)?;
+    // The outer Ethernet header moves over the outer IPv4 header's tail
+    // (IPIP) or the inner Ethernet header (VXLAN).
+    let stripped = if vxlan {
+        strip_to::<VXLAN_INNER_OFF>(ctx)
     } else {
-        strip::<IPIP_INNER_OFF>(ctx)?;
-    }
+        strip_to::<IPIP_INNER_OFF>(ctx)
+    };
+    stripped.map_err(|e| match e {
+        StripError::Short => Error::EncapMalformed,
+        StripError::AdjustFailed => Error::AdjustFailed,
+    })?;
     Ok(Some(entry))
 }
 
@@ -162,25 +168,4 @@ fn inner_key<const OFF: usize>(ctx: &XdpContext, outer_len: usize) -> Result<Flo
         dport,
         protocol,
     ))
-}
-
-/// Leaves the frame as Ethernet + the inner IPv4 packet at `OFF`: the outer
-/// Ethernet header (its MACs: the frame was addressed to this host) is
-/// copied to just before the inner packet, over the outer IPv4 header's tail
-/// (IPIP) or the inner Ethernet header (VXLAN), then the bytes before it are
-/// removed.
-#[inline(always)]
-fn strip<const OFF: usize>(ctx: &XdpContext) -> Result<(), Error> {
-    let eth: *mut [u8; ETH_LEN] = ptr_at(ctx, 0).ok_or(Error::EncapMalformed)?;
-    let mac_hdr = load(eth);
-    // The verifier needs a pointer proven in bounds for the write itself.
-    let new_eth: *mut [u8; ETH_LEN] = ptr_at(ctx, OFF - ETH_LEN).ok_or(Error::EncapMalformed)?;
-    store(new_eth, mac_hdr);
-    // SAFETY: helper call on this program's context. Every packet pointer
-    // is invalid afterwards: nothing is read past it here.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, (OFF - ETH_LEN) as i32) } != 0 {
-        // The frame's head was already rewritten: it cannot go on.
-        return Err(Error::AdjustFailed);
-    }
-    Ok(())
 }

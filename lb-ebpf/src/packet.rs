@@ -4,7 +4,9 @@
 
 use core::mem;
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+
+use crate::headers::ETH_LEN;
 
 /// A pointer to a `T` at `offset` bytes into the frame, or `None` if the frame
 /// is too short.
@@ -37,4 +39,32 @@ pub fn store<T>(ptr: *mut T, value: T) {
 #[inline(always)]
 pub fn frame_len(ctx: &XdpContext) -> u64 {
     (ctx.data_end() - ctx.data()) as u64
+}
+
+/// Why `strip_to` failed.
+pub enum StripError {
+    /// The frame is shorter than the offset (callers have proven it is not).
+    Short,
+    /// `bpf_xdp_adjust_head` refused; the frame's head was already
+    /// rewritten, so it cannot go on.
+    AdjustFailed,
+}
+
+/// Leaves the frame as its Ethernet header followed by what was at offset
+/// `OFF`: the Ethernet header (its MACs: the frame was addressed to this
+/// host; its EtherType) is copied to just before `OFF`, then the bytes
+/// before it are removed (decapsulation). Every packet pointer is invalid
+/// afterwards.
+#[inline(always)]
+pub fn strip_to<const OFF: usize>(ctx: &XdpContext) -> Result<(), StripError> {
+    // Read whole before writing: the destination may overlap it.
+    let mac_hdr: [u8; ETH_LEN] = load(ptr_at(ctx, 0).ok_or(StripError::Short)?);
+    // The verifier needs a pointer proven in bounds for the write itself.
+    let new_eth: *mut [u8; ETH_LEN] = ptr_at(ctx, OFF - ETH_LEN).ok_or(StripError::Short)?;
+    store(new_eth, mac_hdr);
+    // SAFETY: helper call on this program's context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, (OFF - ETH_LEN) as i32) } != 0 {
+        return Err(StripError::AdjustFailed);
+    }
+    Ok(())
 }
