@@ -59,12 +59,12 @@ impl Drop for Dirs {
     }
 }
 
-/// A service JSON body's `ServiceSpec`.
 /// The tunnel source of test datapaths.
 pub const TEST_TUNNEL_SOURCE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 200);
 /// The VTEP MAC of test datapaths.
 pub const TEST_VTEP_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc8];
 
+/// A service JSON body's `ServiceSpec`.
 pub fn spec(json: &str) -> crate::config::ServiceSpec {
     let input = crate::config::parse_json(json.as_bytes()).expect("test JSON");
     crate::config::validate(&input, None).expect("valid test service")

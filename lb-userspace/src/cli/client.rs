@@ -87,27 +87,22 @@ impl ApiClient {
 
     /// `GET /v1/services`.
     pub fn list(&self) -> Result<Value, CliError> {
-        let url = self.url("/v1/services");
-        Self::body(self.finish(&url, self.agent.get(&url).call())?)
+        self.get_path("/v1/services")
     }
 
     /// `GET /v1/services/{key}` (with counters).
     pub fn get(&self, key: &ServiceKey) -> Result<Value, CliError> {
-        let url = self.url(&Self::service_path(key));
-        Self::body(self.finish(&url, self.agent.get(&url).call())?)
+        self.get_path(&Self::service_path(key))
     }
 
     /// `DELETE /v1/services/{key}`.
     pub fn delete(&self, key: &ServiceKey) -> Result<(), CliError> {
-        let url = self.url(&Self::service_path(key));
-        self.finish(&url, self.agent.delete(&url).call())?;
-        Ok(())
+        self.delete_path(&Self::service_path(key))
     }
 
     /// `PUT /v1/services/{key}`: create or replace.
     pub fn put(&self, key: &ServiceKey, service: &ServiceInput) -> Result<Value, CliError> {
-        let url = self.url(&Self::service_path(key));
-        Self::body(self.finish(&url, self.agent.put(&url).send_json(service))?)
+        self.put_path(&Self::service_path(key), service)
     }
 
     /// `POST /v1/services`: create.

@@ -13,10 +13,6 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn addr(vip: impl std::fmt::Display, port: u16, proto: impl std::fmt::Display) -> String {
-    format!("{vip}:{port}/{proto}")
-}
-
 /// `service list`.
 pub fn services(list: &[ServiceSpec]) -> String {
     if list.is_empty() {
@@ -36,7 +32,7 @@ pub fn services(list: &[ServiceSpec]) -> String {
             })
             .collect();
         t.add_row(vec![
-            addr(s.vip, s.port, s.protocol),
+            s.key().display_addr(),
             s.name.clone(),
             s.mode.to_string(),
             s.select.to_string(),
@@ -56,7 +52,7 @@ pub fn service(view: &ServiceView) -> String {
     let s = &view.spec;
     let mut head = table(&["SERVICE", "NAME", "MODE", "SELECT", "TIMEOUT"]);
     head.add_row(vec![
-        addr(s.vip, s.port, s.protocol),
+        s.key().display_addr(),
         s.name.clone(),
         s.mode.to_string(),
         s.select.to_string(),

@@ -93,12 +93,7 @@ impl ServiceInput {
     /// errors name the field (`backends[0].port: invalid type: string "80",
     /// expected i64`), or `body` for the whole document.
     pub fn from_value(v: Value) -> Result<Self, FieldError> {
-        if !v.is_object() {
-            return Err(FieldError::new(
-                "body",
-                format!("expected a JSON object, got {}", kind(&v)),
-            ));
-        }
+        // A non-object has no "backends": `deserialize_object` rejects it.
         if let Some(Value::Array(items)) = v.get("backends") {
             for (i, item) in items.iter().enumerate() {
                 if !item.is_object() {

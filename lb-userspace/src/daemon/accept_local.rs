@@ -8,18 +8,12 @@
 
 use std::path::Path;
 
+use super::sysctl;
+
 /// The `net.ipv4.conf.<iface>.accept_local` switches that are off under
 /// `sysctl_root` (`/proc/sys`). Switches that cannot be read are skipped.
 pub fn accept_local_off(sysctl_root: &Path, ifaces: &[String]) -> Vec<String> {
-    ifaces
-        .iter()
-        .filter(|iface| !iface.contains('/'))
-        .filter(|iface| {
-            std::fs::read_to_string(sysctl_root.join(format!("net/ipv4/conf/{iface}/accept_local")))
-                .is_ok_and(|v| v.trim() == "0")
-        })
-        .map(|iface| format!("net.ipv4.conf.{iface}.accept_local"))
-        .collect()
+    sysctl::iface_switches_off(sysctl_root, ifaces, "accept_local")
 }
 
 /// Warns (once per switch) when tunnel routes encapsulate and

@@ -7,21 +7,21 @@
 
 use std::path::Path;
 
+use super::sysctl;
+
 /// The forwarding switches that are off under `sysctl_root` (`/proc/sys`):
 /// `net.ipv4.ip_forward`, then `net.ipv4.conf.<iface>.forwarding` for each
 /// of `ifaces`. Switches that cannot be read are skipped.
 pub fn forwarding_off(sysctl_root: &Path, ifaces: &[String]) -> Vec<String> {
-    let off =
-        |rel: &str| std::fs::read_to_string(sysctl_root.join(rel)).is_ok_and(|v| v.trim() == "0");
     let mut out = Vec::new();
-    if off("net/ipv4/ip_forward") {
+    if sysctl::is_off(sysctl_root, "net/ipv4/ip_forward") {
         out.push("net.ipv4.ip_forward".to_string());
     }
-    for iface in ifaces {
-        if !iface.contains('/') && off(&format!("net/ipv4/conf/{iface}/forwarding")) {
-            out.push(format!("net.ipv4.conf.{iface}.forwarding"));
-        }
-    }
+    out.extend(sysctl::iface_switches_off(
+        sysctl_root,
+        ifaces,
+        "forwarding",
+    ));
     out
 }
 

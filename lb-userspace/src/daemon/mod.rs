@@ -8,6 +8,7 @@ mod args;
 mod clock;
 mod conntrack_scan;
 mod forwarding;
+mod sysctl;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

@@ -6,12 +6,15 @@ use std::{collections::BTreeSet, net::Ipv4Addr};
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, MapError, PerCpuArray},
+    maps::{HashMap, MapData, PerCpuArray},
     programs::xdp::XdpLinkId,
 };
 use lb_common::{DecapStat, limits::MAX_DECAP_ADDRS, maps as names};
 
-use super::{AttachedIface, DatapathError, XdpModeArg, attach, ifaddrs, maps::take};
+use super::{
+    AttachedIface, DatapathError, XdpModeArg, attach, ifaddrs,
+    maps::{removed, take},
+};
 
 pub(crate) struct Decap {
     addrs: HashMap<MapData, u32, u32>,
@@ -69,13 +72,12 @@ impl Decap {
     }
 
     fn sync_addrs(&mut self, wanted: &BTreeSet<Ipv4Addr>) -> Result<(), DatapathError> {
-        let err = DatapathError::map(names::DECAP_ADDRS);
         for old in self.addrs()? {
             if !wanted.contains(&old) {
-                match self.addrs.remove(&u32::from_ne_bytes(old.octets())) {
-                    Ok(()) | Err(MapError::KeyNotFound) => {}
-                    Err(e) => return Err(err(e)),
-                }
+                removed(
+                    self.addrs.remove(&u32::from_ne_bytes(old.octets())),
+                    names::DECAP_ADDRS,
+                )?;
             }
         }
         for addr in wanted {

@@ -36,12 +36,20 @@ pub(crate) struct Maps {
 }
 
 /// A missing key is `None`, not an error.
-fn optional<V>(r: Result<V, MapError>, name: &'static str) -> Result<Option<V>, DatapathError> {
+pub(crate) fn optional<V>(
+    r: Result<V, MapError>,
+    name: &'static str,
+) -> Result<Option<V>, DatapathError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(MapError::KeyNotFound) => Ok(None),
         Err(e) => Err(DatapathError::map(name)(e)),
     }
+}
+
+/// A removal: a key already missing is fine.
+pub(crate) fn removed(r: Result<(), MapError>, name: &'static str) -> Result<(), DatapathError> {
+    optional(r, name).map(|_| ())
 }
 
 impl Maps {
@@ -174,9 +182,7 @@ impl Maps {
         value: Backend,
     ) -> Result<(), DatapathError> {
         let old = self.backend(id)?;
-        self.backends
-            .set(id, value, 0)
-            .map_err(DatapathError::map(names::BACKENDS))?;
+        self.write_backend(id, value)?;
         j.push(Undo::Backend(id, old));
         Ok(())
     }
@@ -191,9 +197,7 @@ impl Maps {
         if old == backend_id {
             return Ok(());
         }
-        self.rings
-            .set(index, backend_id, 0)
-            .map_err(DatapathError::map(names::RINGS))?;
+        self.write_ring_slot(index, backend_id)?;
         j.push(Undo::Ring(index, old));
         Ok(())
     }
@@ -216,13 +220,12 @@ impl Maps {
         value: Option<Service>,
     ) -> Result<(), DatapathError> {
         match value {
-            Some(v) => self.services.insert(key, v, 0),
-            None => match self.services.remove(&key) {
-                Err(MapError::KeyNotFound) => Ok(()),
-                r => r,
-            },
+            Some(v) => self
+                .services
+                .insert(key, v, 0)
+                .map_err(DatapathError::map(names::SERVICES)),
+            None => removed(self.services.remove(&key), names::SERVICES),
         }
-        .map_err(DatapathError::map(names::SERVICES))
     }
 
     pub(crate) fn set_vip_count(
@@ -243,13 +246,12 @@ impl Maps {
         count: Option<u32>,
     ) -> Result<(), DatapathError> {
         match count {
-            Some(c) if c > 0 => self.vips.insert(vip, c, 0),
-            _ => match self.vips.remove(&vip) {
-                Err(MapError::KeyNotFound) => Ok(()),
-                r => r,
-            },
+            Some(c) if c > 0 => self
+                .vips
+                .insert(vip, c, 0)
+                .map_err(DatapathError::map(names::VIPS)),
+            _ => removed(self.vips.remove(&vip), names::VIPS),
         }
-        .map_err(DatapathError::map(names::VIPS))
     }
 
     pub(crate) fn write_backend(&mut self, id: u32, value: Backend) -> Result<(), DatapathError> {

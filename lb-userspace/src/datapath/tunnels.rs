@@ -17,7 +17,11 @@ use lb_common::{
     Tunnel, TunnelEndpoint, limits::MAX_TUNNEL_ENDPOINTS, maps as names, proto, tunnel::encap,
 };
 
-use super::{Datapath, DatapathError, tunnel_source::TunnelEndConfig};
+use super::{
+    Datapath, DatapathError,
+    maps::{optional, removed},
+    tunnel_source::TunnelEndConfig,
+};
 use crate::config::{Ipv4Cidr, TunnelSpec};
 
 pub(crate) struct Tunnels {
@@ -103,10 +107,7 @@ impl Tunnels {
                 self.routes.insert(*cidr, v);
             }
             None => {
-                match self.map.remove(&key) {
-                    Ok(()) | Err(MapError::KeyNotFound) => {}
-                    Err(e) => return Err(err(e)),
-                }
+                removed(self.map.remove(&key), names::TUNNELS)?;
                 self.routes.remove(cidr);
             }
         }
@@ -157,10 +158,7 @@ impl Tunnels {
             .copied()
             .collect();
         for ep in gone {
-            match self.endpoints.remove(&ep) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(ep_err(e)),
-            }
+            removed(self.endpoints.remove(&ep), names::TUNNEL_ENDPOINTS)?;
             self.present.remove(&ep);
         }
         Ok(())
@@ -225,10 +223,7 @@ impl Datapath {
             if cidr_of(&key).is_some_and(|c| wanted.contains(&c)) {
                 continue;
             }
-            match self.tunnels.map.remove(&key) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(err(e)),
-            }
+            removed(self.tunnels.map.remove(&key), names::TUNNELS)?;
             if let Some(c) = cidr_of(&key) {
                 self.tunnels.routes.remove(&c);
             }
@@ -249,15 +244,8 @@ impl Datapath {
     /// The tunnel whose prefix is the longest one holding `ip`, as the
     /// datapath will look it up.
     pub fn tunnel_lookup(&self, ip: Ipv4Addr) -> Result<Option<Tunnel>, DatapathError> {
-        match self
-            .tunnels
-            .map
-            .get(&Key::new(32, u32::from_ne_bytes(ip.octets())), 0)
-        {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(err(e)),
-        }
+        let key = Key::new(32, u32::from_ne_bytes(ip.octets()));
+        optional(self.tunnels.map.get(&key, 0), names::TUNNELS)
     }
 
     /// Every `TUNNELS` entry, by prefix (a key that is no valid network,
