@@ -172,7 +172,15 @@ impl Controller {
 
     /// Creates or replaces `spec`.
     pub fn put(&self, spec: ServiceSpec) -> Result<PutOutcome, ControllerError> {
-        let mut inner = self.lock();
+        self.put_locked(&mut self.lock(), spec)
+    }
+
+    /// `put` under the lock the caller holds.
+    fn put_locked(
+        &self,
+        inner: &mut Inner,
+        spec: ServiceSpec,
+    ) -> Result<PutOutcome, ControllerError> {
         let key = spec.key();
         let old = inner.config.get(&key).cloned();
         if old.as_ref() == Some(&spec) {
@@ -180,7 +188,7 @@ impl Controller {
         }
         inner.datapath.apply(&spec)?;
         inner.config.insert(key, spec);
-        if let Err(e) = self.persist(&inner) {
+        if let Err(e) = self.persist(inner) {
             // Put back what was there.
             let undo = match &old {
                 Some(o) => inner.datapath.apply(o),
@@ -204,30 +212,12 @@ impl Controller {
 
     /// Creates `spec`; `Exists` if its key is taken.
     pub fn create(&self, spec: ServiceSpec) -> Result<(), ControllerError> {
-        let key = spec.key();
-        if self.put_if_absent(spec)? {
-            Ok(())
-        } else {
-            Err(ControllerError::Exists(key))
-        }
-    }
-
-    fn put_if_absent(&self, spec: ServiceSpec) -> Result<bool, ControllerError> {
         let mut inner = self.lock();
         let key = spec.key();
         if inner.config.contains_key(&key) {
-            return Ok(false);
+            return Err(ControllerError::Exists(key));
         }
-        inner.datapath.apply(&spec)?;
-        inner.config.insert(key, spec);
-        if let Err(e) = self.persist(&inner) {
-            if let Err(u) = inner.datapath.remove(&key) {
-                tracing::error!(service = %key, error = %u, "rolling back the datapath failed");
-            }
-            inner.config.remove(&key);
-            return Err(e);
-        }
-        Ok(true)
+        self.put_locked(&mut inner, spec).map(drop)
     }
 
     /// Deletes service `key`, returning what it was.

@@ -98,3 +98,43 @@ pub(crate) fn attach(
         link,
     ))
 }
+
+/// The interfaces one program is attached to, with the links that detach it.
+#[derive(Default)]
+pub(crate) struct Attachments {
+    pub(crate) ifaces: Vec<AttachedIface>,
+    links: Vec<XdpLinkId>,
+}
+
+impl Attachments {
+    /// Attaches `prog` to every interface of `names`. On error the caller
+    /// drops its `Ebpf`, which detaches what was attached.
+    pub(crate) fn attach_all(
+        prog: &mut Xdp,
+        names: &[String],
+        mode: XdpModeArg,
+    ) -> Result<Self, DatapathError> {
+        let mut out = Attachments::default();
+        for name in names {
+            let (a, link) = attach(prog, name, mode)?;
+            out.ifaces.push(a);
+            out.links.push(link);
+        }
+        Ok(out)
+    }
+
+    /// Detaches `prog` from every interface, logging `what` for each; the
+    /// first error is returned after trying them all.
+    pub(crate) fn detach(&mut self, prog: &mut Xdp, what: &str) -> Result<(), DatapathError> {
+        let mut first_err = None;
+        for link in self.links.drain(..) {
+            if let Err(e) = prog.detach(link) {
+                first_err.get_or_insert(DatapathError::program(e));
+            }
+        }
+        for a in self.ifaces.drain(..) {
+            tracing::info!(iface = %a.name, "{what}");
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}

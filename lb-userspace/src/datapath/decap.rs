@@ -7,20 +7,20 @@ use std::{collections::BTreeSet, net::Ipv4Addr};
 use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuArray},
-    programs::xdp::XdpLinkId,
 };
 use lb_common::{DecapStat, limits::MAX_DECAP_ADDRS, maps as names};
 
 use super::{
-    AttachedIface, DatapathError, XdpModeArg, attach, ifaddrs,
+    DatapathError, XdpModeArg,
+    attach::{self, Attachments},
+    ifaddrs,
     maps::{removed, take},
 };
 
 pub(crate) struct Decap {
     addrs: HashMap<MapData, u32, u32>,
     stats: PerCpuArray<MapData, u64>,
-    attached: Vec<AttachedIface>,
-    links: Vec<XdpLinkId>,
+    attached: Attachments,
 }
 
 impl Decap {
@@ -51,8 +51,7 @@ impl Decap {
         let mut decap = Decap {
             addrs: take(ebpf, names::DECAP_ADDRS)?,
             stats: take(ebpf, names::DECAP_STATS)?,
-            attached: Vec::new(),
-            links: Vec::new(),
+            attached: Attachments::default(),
         };
         // Addresses first: the program decapsulates from its first packet.
         decap.sync_addrs(&wanted)?;
@@ -61,12 +60,9 @@ impl Decap {
         }
         let prog = attach::program(ebpf, names::PROG_DECAP)?;
         prog.load().map_err(DatapathError::program)?;
-        for iface in ifaces {
-            // On error `ebpf` is dropped, which detaches what was attached.
-            let (a, link) = attach::attach(prog, iface, mode)?;
+        decap.attached = Attachments::attach_all(prog, ifaces, mode)?;
+        for a in &decap.attached.ifaces {
             tracing::info!(iface = %a.name, addrs = ?wanted, "decapsulating IPIP");
-            decap.attached.push(a);
-            decap.links.push(link);
         }
         Ok(decap)
     }
@@ -112,20 +108,11 @@ impl Decap {
 
     /// Detaches the program from every interface.
     pub(crate) fn detach(&mut self, ebpf: &mut Ebpf) -> Result<(), DatapathError> {
-        if self.links.is_empty() {
+        if self.attached.ifaces.is_empty() {
             return Ok(());
         }
         let prog = attach::program(ebpf, names::PROG_DECAP)?;
-        let mut first_err = None;
-        for link in self.links.drain(..) {
-            if let Err(e) = prog.detach(link) {
-                first_err.get_or_insert(DatapathError::program(e));
-            }
-        }
-        for a in self.attached.drain(..) {
-            tracing::info!(iface = %a.name, "decapsulation detached");
-        }
-        first_err.map_or(Ok(()), Err)
+        self.attached.detach(prog, "decapsulation detached")
     }
 }
 

@@ -6,7 +6,9 @@ use aya::EbpfLoader;
 use lb_common::{flow_table, limits, maps as names};
 
 use super::{
-    Datapath, DatapathError, XdpModeArg, attach, bpffs,
+    Datapath, DatapathError, XdpModeArg,
+    attach::{self, Attachments},
+    bpffs,
     clock::Clock,
     conntrack::Conntrack,
     decap::Decap,
@@ -104,21 +106,13 @@ impl Datapath {
 
         let prog = attach::balancer(&mut ebpf)?;
         prog.load().map_err(DatapathError::program)?;
-        let mut attached = Vec::new();
-        let mut links = Vec::new();
-        for iface in &opts.ifaces {
-            // On error `ebpf` is dropped, which detaches what was attached.
-            let (a, link) = attach::attach(prog, iface, opts.xdp_mode)?;
-            attached.push(a);
-            links.push(link);
-        }
-        maps.set_tx_ports(attached.iter().map(|a| a.ifindex))?;
+        let attached = Attachments::attach_all(prog, &opts.ifaces, opts.xdp_mode)?;
+        maps.set_tx_ports(attached.ifaces.iter().map(|a| a.ifindex))?;
         let decap = Decap::load(&mut ebpf, &opts.decap_ifaces, opts.xdp_mode)?;
 
         Ok(Datapath {
             ebpf,
             attached,
-            links,
             decap,
             maps,
             tunnels,

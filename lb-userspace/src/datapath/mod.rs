@@ -42,8 +42,7 @@ use crate::config::ServiceKey;
 /// directory, so established connections survive a daemon restart.
 pub struct Datapath {
     ebpf: aya::Ebpf,
-    attached: Vec<AttachedIface>,
-    links: Vec<aya::programs::xdp::XdpLinkId>,
+    attached: attach::Attachments,
     /// The decapsulation program and its maps.
     decap: decap::Decap,
     maps: maps::Maps,
@@ -71,7 +70,7 @@ impl Datapath {
 
     /// Interfaces the program is attached to.
     pub fn attached(&self) -> &[AttachedIface] {
-        &self.attached
+        &self.attached.ifaces
     }
 
     /// The addresses IPIP is decapsulated for (`DECAP_ADDRS`).
@@ -138,16 +137,7 @@ impl Datapath {
     pub fn detach(&mut self) -> Result<(), DatapathError> {
         let decap = self.decap.detach(&mut self.ebpf);
         let prog = attach::balancer(&mut self.ebpf)?;
-        let mut first_err = None;
-        for link in self.links.drain(..) {
-            if let Err(e) = prog.detach(link) {
-                first_err.get_or_insert(DatapathError::program(e));
-            }
-        }
-        for a in self.attached.drain(..) {
-            tracing::info!(iface = %a.name, "detached");
-        }
-        first_err.map_or(decap, Err)
+        self.attached.detach(prog, "detached").and(decap)
     }
 }
 
