@@ -119,6 +119,11 @@ pub fn expect_forwarded(input: &Frame, backend: SocketAddrV4) -> Frame {
         .macs(BACKEND_IF_MAC, backend_mac(backend))
 }
 
+/// A TCP SYN from `client` to the TCP VIP.
+pub fn syn_from(client: SocketAddrV4) -> Frame {
+    client_tcp(TCP_VIP).syn().addrs(client, TCP_VIP)
+}
+
 /// A reply from `backend` to the client, as it arrives at the balancer.
 pub fn backend_reply(template: Frame, backend: SocketAddrV4) -> Frame {
     template

@@ -324,6 +324,16 @@ impl Harness {
         Ok(out)
     }
 
+    /// The entries (used slots) of connection-table bucket `index`.
+    pub fn conntrack_bucket(&self, index: u32) -> Result<Vec<(FlowKey, Flow)>> {
+        let map: Array<&MapData, FlowBucket> = Array::try_from(
+            self.ebpf
+                .map(names::CONNTRACK)
+                .ok_or_else(|| anyhow!("no CONNTRACK"))?,
+        )?;
+        Ok(map.get(&index, 0)?.entries().collect())
+    }
+
     /// Sets every slot lock of connection-table bucket `index`, as if other
     /// CPUs were writing them all (`locked`), or clears them.
     pub fn set_bucket_locked(&mut self, index: u32, locked: bool) -> Result<()> {

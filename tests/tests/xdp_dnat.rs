@@ -72,7 +72,7 @@ fn round_robin_spreads_new_flows() {
     let mut seen = Vec::new();
     for port in 40000..40004u16 {
         let client = std::net::SocketAddrV4::new(*CLIENT.ip(), port);
-        let syn = client_tcp(TCP_VIP).syn().addrs(client, TCP_VIP);
+        let syn = syn_from(client);
         let run = fx.from_client(&syn).unwrap();
         assert_eq!(run.action, XDP_REDIRECT);
         seen.push(run.output[30..34].to_vec()); // IPv4 destination
@@ -95,7 +95,7 @@ fn hash_selection_picks_the_slot_of_the_flow_hash() {
             lb_common::proto::TCP,
         );
         let backend = [BACKEND1, BACKEND2][(h % 2) as usize];
-        let syn = client_tcp(TCP_VIP).syn().addrs(client, TCP_VIP);
+        let syn = syn_from(client);
         let run = fx.from_client(&syn).unwrap();
         let expected = expect_forwarded(&syn, backend).addrs(client, backend);
         assert_output(&run, XDP_REDIRECT, &expected);
@@ -141,10 +141,8 @@ fn removed_backend_ends_its_flows_and_others_are_undisturbed() {
     let mut fx = DnatFixture::new().unwrap();
     let a = std::net::SocketAddrV4::new(*CLIENT.ip(), 40000);
     let b = std::net::SocketAddrV4::new(*CLIENT.ip(), 40001);
-    fx.from_client(&client_tcp(TCP_VIP).syn().addrs(a, TCP_VIP))
-        .unwrap(); // -> backend 1
-    fx.from_client(&client_tcp(TCP_VIP).syn().addrs(b, TCP_VIP))
-        .unwrap(); // -> backend 2
+    fx.from_client(&syn_from(a)).unwrap(); // -> backend 1
+    fx.from_client(&syn_from(b)).unwrap(); // -> backend 2
     // What userspace does on removal: ring without it, then deactivate.
     let remaining = fx.tcp_backend_ids[1];
     fx.lb

@@ -10,7 +10,7 @@ use lb_common::{GlobalStat, hash::flow_hash, proto};
 use tests::{
     dnat_fixture::{
         CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp,
-        expect_reverse_natted,
+        expect_reverse_natted, syn_from,
     },
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, BACKEND2_MAC, CLIENT_IF_MAC, CLIENT_MAC},
@@ -179,9 +179,7 @@ fn new_and_established_tcp_flow_to_a_vxlan_pod_is_encapsulated_to_its_node() {
     // Other connections get other source ports (the node's RSS spreads them).
     let mut ports = std::collections::BTreeSet::new();
     for port in 41000..41008u16 {
-        let syn = client_tcp(TCP_VIP)
-            .syn()
-            .addrs(SocketAddrV4::new(*CLIENT.ip(), port), TCP_VIP);
+        let syn = syn_from(SocketAddrV4::new(*CLIENT.ip(), port));
         let run = fx.from_client(&syn).unwrap();
         assert_eq!(run.action, XDP_REDIRECT);
         let src_port = u16::from_be_bytes([run.output[34], run.output[35]]);

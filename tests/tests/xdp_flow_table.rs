@@ -32,10 +32,6 @@ fn clients_in_one_bucket(n: usize) -> Vec<SocketAddrV4> {
     out
 }
 
-fn syn_from(c: SocketAddrV4) -> tests::packets::Frame {
-    client_tcp(TCP_VIP).syn().addrs(c, TCP_VIP)
-}
-
 /// Whether the table holds the forward entry of `c`'s connection.
 fn has_connection(fx: &DnatFixture, c: SocketAddrV4) -> bool {
     fx.lb.conntrack().unwrap().iter().any(|(k, _)| {
@@ -49,13 +45,16 @@ fn both_entries_of_a_connection_share_the_clients_bucket() {
     fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
     let entries = fx.lb.conntrack().unwrap();
     assert_eq!(entries.len(), 2);
-    // The reply entry (backend -> client) was found by the datapath for the
-    // reply fixture elsewhere; here: it is keyed toward the client.
-    assert!(
-        entries
-            .iter()
-            .any(|(k, _)| k.dst_ip == ip_be(*CLIENT.ip()) && k.dst_port == CLIENT.port().to_be())
-    );
+    // Both in the bucket of the client end: the forward entry keyed from
+    // the client, the reply entry keyed toward it.
+    let bucket = fx
+        .lb
+        .conntrack_bucket(Harness::client_bucket(CLIENT, proto::TCP))
+        .unwrap();
+    assert_eq!(bucket.len(), 2, "{bucket:?}");
+    let client = (ip_be(*CLIENT.ip()), CLIENT.port().to_be());
+    assert!(bucket.iter().any(|(k, _)| (k.src_ip, k.src_port) == client));
+    assert!(bucket.iter().any(|(k, _)| (k.dst_ip, k.dst_port) == client));
 }
 
 #[test]
