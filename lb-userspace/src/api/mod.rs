@@ -15,6 +15,8 @@ pub use metrics::render_metrics;
 pub use routes::router;
 
 #[cfg(test)]
+mod test_api;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tunnel_tests;

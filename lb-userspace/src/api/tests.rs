@@ -2,23 +2,15 @@
 //! status codes, error bodies naming the field, and that refused requests
 //! change neither the maps nor the configuration nor the state file.
 
-use std::sync::Arc;
-
 use axum::{
-    Router,
     body::{Body, to_bytes},
-    http::{Request, StatusCode, header::CONTENT_TYPE},
+    http::{Request, StatusCode},
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::router;
-use crate::{
-    config::ServiceKey,
-    controller::Controller,
-    state::StateStore,
-    test_support::{Dirs, spec},
-};
+use super::test_api::Api;
+use crate::{config::ServiceKey, test_support::spec};
 
 /// Configuration, SERVICES entries, BACKENDS 1..16 and the state file.
 type Snapshot = (
@@ -28,64 +20,7 @@ type Snapshot = (
     Option<Vec<u8>>,
 );
 
-struct Api {
-    app: Router,
-    controller: Arc<Controller>,
-    store: StateStore,
-    _dirs: Dirs,
-}
-
 impl Api {
-    fn new() -> Self {
-        let dirs = Dirs::new();
-        let store = StateStore::new(&dirs.state);
-        let controller = Arc::new(Controller::new(dirs.load(), Some(store.clone())).unwrap());
-        Self {
-            app: router(Arc::clone(&controller)),
-            controller,
-            store,
-            _dirs: dirs,
-        }
-    }
-
-    async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(ct) = content_type {
-            req = req.header(CONTENT_TYPE, ct);
-        }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::from(body.to_string())).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        (status, value)
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        match body {
-            Some(b) => {
-                self.raw(method, path, Some("application/json"), &b.to_string())
-                    .await
-            }
-            None => self.raw(method, path, None, "").await,
-        }
-    }
-
     /// Everything a refused request must leave alone.
     fn snapshot(&self) -> Snapshot {
         let services = self.controller.list();

@@ -2,93 +2,18 @@
 //! codes, errors naming the field, the `TUNNELS` LPM map as the datapath
 //! will read it, persistence, and refused requests changing nothing.
 
-use std::{net::Ipv4Addr, sync::Arc};
+use std::net::Ipv4Addr;
 
-use axum::{
-    Router,
-    body::{Body, to_bytes},
-    http::{Request, StatusCode, header::CONTENT_TYPE},
-};
+use axum::http::StatusCode;
 use lb_common::{Tunnel, tunnel::encap};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use super::router;
-use crate::{
-    config::{Ipv4Cidr, TunnelSpec},
-    controller::Controller,
-    state::StateStore,
-    test_support::Dirs,
-};
-
-struct Api {
-    app: Router,
-    controller: Arc<Controller>,
-    store: StateStore,
-    dirs: Dirs,
-}
+use super::test_api::Api;
+use crate::config::{Ipv4Cidr, TunnelSpec};
 
 type Snapshot = (Vec<TunnelSpec>, Vec<(Ipv4Cidr, Tunnel)>, Option<Vec<u8>>);
 
 impl Api {
-    fn new() -> Self {
-        Self::on(Dirs::new())
-    }
-
-    fn on(dirs: Dirs) -> Self {
-        let store = StateStore::new(&dirs.state);
-        let controller = Arc::new(Controller::new(dirs.load(), Some(store.clone())).unwrap());
-        Self {
-            app: router(Arc::clone(&controller)),
-            controller,
-            store,
-            dirs,
-        }
-    }
-
-    /// The same directories, a new datapath and controller: a restart.
-    fn restart(self) -> Self {
-        let Api { dirs, .. } = self;
-        Self::on(dirs)
-    }
-
-    async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        ct: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(ct) = ct {
-            req = req.header(CONTENT_TYPE, ct);
-        }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::from(body.to_string())).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        let v = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, v)
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        match body {
-            Some(b) => {
-                self.raw(method, path, Some("application/json"), &b.to_string())
-                    .await
-            }
-            None => self.raw(method, path, None, "").await,
-        }
-    }
-
     fn lookup(&self, ip: &str) -> Option<Tunnel> {
         let ip: Ipv4Addr = ip.parse().unwrap();
         self.controller
@@ -100,7 +25,7 @@ impl Api {
             .with_datapath(|dp| dp.tunnel_entries().unwrap())
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn tunnel_snapshot(&self) -> Snapshot {
         (
             self.controller.list_tunnels(),
             self.entries(),
@@ -165,12 +90,12 @@ async fn put_lookup_replace_delete() {
     assert_eq!((t2.vni, t2.dst_port, t2.vtep_mac), (0, 0, [0; 6]));
 
     // Idempotent.
-    let before = api.snapshot();
+    let before = api.tunnel_snapshot();
     let (s, _) = api
         .call("PUT", "/v1/tunnels/node-1", Some(vxlan_node1()))
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(api.snapshot(), before);
+    assert_eq!(api.tunnel_snapshot(), before);
 
     let (s, list) = api.call("GET", "/v1/tunnels", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -233,7 +158,7 @@ async fn refused_requests_change_nothing() {
         .call("PUT", "/v1/tunnels/node-1", Some(vxlan_node1()))
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    let before = api.snapshot();
+    let before = api.tunnel_snapshot();
 
     let with = |k: &str, v: Value| {
         let mut b = vxlan_node1();
@@ -304,7 +229,7 @@ async fn refused_requests_change_nothing() {
         let (s, body) = api.call("PUT", path, Some(body)).await;
         assert_eq!(s.as_u16(), status, "{path}: {body}");
         assert!(error_of(&body).contains(says), "{path}: {body}");
-        assert_eq!(api.snapshot(), before, "{path} changed something");
+        assert_eq!(api.tunnel_snapshot(), before, "{path} changed something");
     }
     let (s, body) = api
         .raw("PUT", "/v1/tunnels/node-1", Some("text/plain"), "{}")
@@ -321,7 +246,7 @@ async fn refused_requests_change_nothing() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(error_of(&body).contains("body: malformed JSON"), "{body}");
-    assert_eq!(api.snapshot(), before);
+    assert_eq!(api.tunnel_snapshot(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
