@@ -183,6 +183,34 @@ impl Daemon {
         cmd.args(["--api", &self.api_url()]).args(args);
         run_output(&mut cmd, CTL_TIMEOUT)
     }
+
+    /// `ferrolbctl args` that must succeed: its stdout (panics with the
+    /// command and its output otherwise).
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args).unwrap();
+        let (o, e) = output_text(&out);
+        assert!(out.status.success(), "ferrolbctl {args:?} failed: {o}{e}");
+        o
+    }
+
+    /// `ferrolbctl args` that must fail: its stderr (panics with the
+    /// command and its output otherwise).
+    pub fn ctl_err(&self, args: &[&str]) -> String {
+        let out = self.ctl(args).unwrap();
+        let (o, e) = output_text(&out);
+        assert!(
+            !out.status.success(),
+            "ferrolbctl {args:?} should fail: {o}"
+        );
+        e
+    }
+}
+
+fn output_text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 impl Drop for Daemon {

@@ -1,40 +1,17 @@
 //! ferrolbctl against the real daemon.
 
-use std::process::Output;
-
 use tests::api::service_path;
 use tests::client::{self, Proto};
 use tests::lab::Lab;
 use tests::tempdir::TempDir;
 use tests::topology::IO_TIMEOUT;
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn ok(lab: &Lab, args: &[&str]) -> String {
-    let out = lab.daemon.ctl(args).unwrap();
-    assert!(
-        out.status.success(),
-        "ferrolbctl {args:?} failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    lab.daemon.ctl_ok(args)
 }
 
 fn fails(lab: &Lab, args: &[&str], names: &str) {
-    let out = lab.daemon.ctl(args).unwrap();
-    assert!(
-        !out.status.success(),
-        "ferrolbctl {args:?} should fail: {}",
-        stdout(&out)
-    );
-    let err = stderr(&out);
+    let err = lab.daemon.ctl_err(args);
     assert!(
         err.to_lowercase().contains(&names.to_lowercase()),
         "ferrolbctl {args:?}: error {err:?} does not mention {names:?}"

@@ -2,32 +2,15 @@
 //! listed, shown, kept over a restart and deleted; bad arguments refused
 //! with a clear error and a non-zero exit.
 
-use std::process::Output;
-
 use tests::daemon::{Daemon, DaemonConfig};
 use tests::netns::Netns;
 
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.ctl(args).unwrap();
-    let (o, e) = text(&out);
-    assert!(out.status.success(), "ferrolbctl {args:?} failed: {o}{e}");
-    o
+    d.ctl_ok(args)
 }
 
 fn fails(d: &Daemon, args: &[&str], says: &str) {
-    let out = d.ctl(args).unwrap();
-    let (o, e) = text(&out);
-    assert!(
-        !out.status.success(),
-        "ferrolbctl {args:?} should fail: {o}"
-    );
+    let e = d.ctl_err(args);
     assert!(
         e.contains(says),
         "ferrolbctl {args:?}: {e:?} does not say {says:?}"
