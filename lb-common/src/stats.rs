@@ -99,10 +99,14 @@ pub enum GlobalStat {
     /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
     /// header (no headroom), after the packet was already rewritten.
     DropAdjustFailed = 23,
+    /// Dropped: a new source-NATed connection (`onearm`, `fullnat`) found
+    /// every port it tried taken by a live connection to the same backend
+    /// (`limits::SNAT_PORT_TRIES`); the client retries.
+    DropSnatPortsBusy = 24,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 24;
+    pub const COUNT: u32 = 25;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -129,6 +133,7 @@ impl GlobalStat {
         GlobalStat::PassEncapNotOurs,
         GlobalStat::DropEncapMalformed,
         GlobalStat::DropAdjustFailed,
+        GlobalStat::DropSnatPortsBusy,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -157,6 +162,7 @@ impl GlobalStat {
             GlobalStat::PassEncapNotOurs => "pass_encap_not_ours",
             GlobalStat::DropEncapMalformed => "drop_encap_malformed",
             GlobalStat::DropAdjustFailed => "drop_adjust_failed",
+            GlobalStat::DropSnatPortsBusy => "drop_snat_ports_busy",
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum Error {
     EncapNotOurs,
     /// Encapsulated to a tunnel endpoint, with broken outer headers.
     EncapMalformed,
+    /// Every SNAT port tried for a new connection was in use toward its
+    /// backend.
+    SnatPortsBusy,
 }
 
 impl Error {
@@ -52,7 +55,8 @@ impl Error {
             | Error::FlowBusy
             | Error::NoTunnelSource
             | Error::AdjustFailed
-            | Error::EncapMalformed => xdp_action::XDP_DROP,
+            | Error::EncapMalformed
+            | Error::SnatPortsBusy => xdp_action::XDP_DROP,
         }
     }
 
@@ -73,6 +77,7 @@ impl Error {
             Error::AdjustFailed => GlobalStat::DropAdjustFailed,
             Error::EncapNotOurs => GlobalStat::PassEncapNotOurs,
             Error::EncapMalformed => GlobalStat::DropEncapMalformed,
+            Error::SnatPortsBusy => GlobalStat::DropSnatPortsBusy,
         }
     }
 }

@@ -27,6 +27,7 @@ mod packet;
 mod parse;
 mod schedule;
 mod select;
+mod snat;
 mod stats;
 mod tunnel;
 

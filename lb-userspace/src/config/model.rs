@@ -34,11 +34,16 @@ impl Protocol {
 }
 
 named_enum!(
-    /// How packets are rewritten. Later modes (onearm, fullnat, dsr) are new
-    /// variants here and in `Mode::datapath_value`.
+    /// How packets are rewritten.
     Mode, "mode" {
         /// Destination rewritten to the backend, client source kept.
         Dnat = "dnat",
+        /// DNAT, and the source rewritten to the load balancer's address
+        /// toward the backend, with an allocated port.
+        Onearm = "onearm",
+        /// DNAT, and the source rewritten to the service's `snat_ip` (default
+        /// the load balancer's overlay address), with an allocated port.
+        Fullnat = "fullnat",
     }
 );
 
@@ -47,6 +52,8 @@ impl Mode {
     pub const fn datapath_value(self) -> u8 {
         match self {
             Mode::Dnat => service::mode::DNAT,
+            Mode::Onearm => service::mode::ONEARM,
+            Mode::Fullnat => service::mode::FULLNAT,
         }
     }
 }
@@ -138,6 +145,10 @@ pub struct ServiceSpec<B = BackendSpec> {
     pub mode: Mode,
     pub select: Select,
     pub timeout_s: u32,
+    /// `fullnat` only: the source address of connections to the backends
+    /// (default: the load balancer's `--overlay-ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snat_ip: Option<Ipv4Addr>,
     pub backends: Vec<B>,
 }
 

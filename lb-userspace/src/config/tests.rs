@@ -40,6 +40,29 @@ fn full_definition() {
 }
 
 #[test]
+fn source_nat_modes() {
+    let full = parse(
+        r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "fullnat",
+        "snat_ip": "10.244.0.5"}"#,
+    )
+    .unwrap();
+    assert_eq!(full.mode, Mode::Fullnat);
+    assert_eq!(full.snat_ip, Some("10.244.0.5".parse().unwrap()));
+    let no_ip = parse(r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "fullnat"}"#)
+        .unwrap();
+    assert_eq!(no_ip.snat_ip, None, "the daemon's --overlay-ip then");
+    let one =
+        parse(r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "onearm"}"#).unwrap();
+    assert_eq!(one.mode, Mode::Onearm);
+    assert_eq!(one.snat_ip, None);
+    // The stored form keeps snat_ip, and omits it when absent (state files
+    // of earlier versions read the same).
+    let json = serde_json::to_value(&full).unwrap();
+    assert_eq!(json["snat_ip"], "10.244.0.5");
+    assert!(serde_json::to_value(&one).unwrap().get("snat_ip").is_none());
+}
+
+#[test]
 fn defaults() {
     let tcp = parse(r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp"}"#).unwrap();
     assert_eq!(tcp.name, "");
@@ -113,8 +136,28 @@ fn each_error_names_its_field() {
             "protocol: unknown protocol \"sctp\" (expected tcp or udp)",
         ),
         (
+            base(r#""mode": "dnat", "snat_ip": "10.244.0.5""#),
+            "snat_ip: only for mode fullnat (this service is dnat)",
+        ),
+        (
+            base(r#""snat_ip": "10.244.0.5""#),
+            "snat_ip: only for mode fullnat (this service is dnat)",
+        ),
+        (
+            base(r#""mode": "onearm", "snat_ip": "10.244.0.5""#),
+            "snat_ip: only for mode fullnat (this service is onearm)",
+        ),
+        (
+            base(r#""mode": "fullnat", "snat_ip": "10.244.0""#),
+            "snat_ip: \"10.244.0\" is not an IPv4 address",
+        ),
+        (
+            base(r#""mode": "fullnat", "snat_ip": "224.0.0.1""#),
+            "snat_ip: 224.0.0.1 is not a unicast address",
+        ),
+        (
             base(r#""mode": "dsr""#),
-            "mode: unknown mode \"dsr\" (expected dnat)",
+            "mode: unknown mode \"dsr\" (expected dnat, onearm or fullnat)",
         ),
         (
             base(r#""select": "lc""#),

@@ -69,6 +69,24 @@ pub fn validate(
         }
     };
 
+    let snat_ip = match (&input.snat_ip, mode) {
+        (None, _) => None,
+        (Some(_), Some(m)) if m != Mode::Fullnat => {
+            errors.push(FieldError::new(
+                "snat_ip",
+                format!("only for mode fullnat (this service is {m})"),
+            ));
+            None
+        }
+        (Some(text), _) => match parse_ip(text) {
+            Ok(ip) => Some(ip),
+            Err(e) => {
+                errors.push(FieldError::new("snat_ip", e));
+                None
+            }
+        },
+    };
+
     let backends = check_backends(&mut errors, input.backends.as_deref().unwrap_or(&[]));
 
     match (vip, port, protocol, mode, select, timeout_s) {
@@ -83,6 +101,7 @@ pub fn validate(
                 mode,
                 select,
                 timeout_s,
+                snat_ip,
                 backends,
             })
         }

@@ -146,15 +146,3 @@ fn discovered_source_is_the_route_source_and_a_missing_mac_changes_nothing() {
         vec![(endpoint(Ipv4Addr::LOCALHOST, 0, proto::IPIP), 1)]
     );
 }
-
-#[test]
-fn overlay_ip_is_kept() {
-    let dirs = Dirs::new();
-    let mut opts = dirs.options();
-    assert_eq!(Datapath::load(&opts).unwrap().overlay_ip(), None);
-    opts.overlay_ip = Some(Ipv4Addr::new(10, 244, 0, 5));
-    assert_eq!(
-        Datapath::load(&opts).unwrap().overlay_ip(),
-        Some(Ipv4Addr::new(10, 244, 0, 5))
-    );
-}
