@@ -130,6 +130,7 @@ impl Harness {
                     flags: BACKEND_ACTIVE,
                     generation: 1,
                     service_id: svc.id,
+                    snat_ip: 0,
                 },
                 0,
             )?;
@@ -185,6 +186,12 @@ impl Harness {
         change(&mut b);
         backends.set(id, b, 0)?;
         Ok(())
+    }
+
+    /// Gives backend `id` a source address (`Backend::snat_ip`), as userspace
+    /// does for the backends of `onearm` and `fullnat` services.
+    pub fn set_backend_snat(&mut self, id: u32, snat: std::net::Ipv4Addr) -> Result<()> {
+        self.update_backend(id, |b| b.snat_ip = ip_be(snat))
     }
 
     /// Marks a backend as taking traffic or not.
