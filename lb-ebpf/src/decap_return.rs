@@ -31,7 +31,7 @@ const VXLAN_INNER_OFF: usize = VXLAN_INNER_ETH_OFF + ETH_LEN;
 
 /// Whether `ep` is a tunnel endpoint of this load balancer.
 #[inline(always)]
-fn is_endpoint(ep: TunnelEndpoint) -> bool {
+pub fn is_endpoint(ep: TunnelEndpoint) -> bool {
     // SAFETY: only the presence of the entry is read.
     unsafe { TUNNEL_ENDPOINTS.get(ep).is_some() }
 }

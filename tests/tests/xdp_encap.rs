@@ -447,3 +447,117 @@ fn route_without_tunnel_source_drops_new_connections() {
     assert_eq!(run.action, XDP_DROP);
     assert_eq!(fx.lb.global(GlobalStat::DropNoTunnelSource).unwrap(), 1);
 }
+
+/// The load balancer's overlay address, the fullnat source in these
+/// fixtures.
+const OVERLAY_SNAT: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 5);
+
+/// The fixture for `pod` with both services' backends source-NATed to
+/// `snat` (ids 1 and 2: the TCP and the UDP service).
+fn snat_fixture(pod: Ipv4Addr, snat: Ipv4Addr) -> EncapFixture {
+    let mut fx = EncapFixture::new(pod).unwrap();
+    for id in [1, 2] {
+        fx.lb.set_backend_snat(id, snat).unwrap();
+    }
+    fx
+}
+
+/// The source port of the inner TCP/UDP header at `inner_off`.
+fn inner_src_port(output: &[u8], inner_off: usize) -> u16 {
+    u16::from_be_bytes([output[inner_off + 20], output[inner_off + 21]])
+}
+
+#[test]
+fn fullnat_connections_to_pods_go_encapsulated_from_the_overlay_address_and_come_back() {
+    for (pod, inner_off) in [(POD_IPIP, IPIP_INNER), (POD_VXLAN, VXLAN_INNER)] {
+        let fx = snat_fixture(pod, OVERLAY_SNAT);
+        let backend = tcp_backend(pod);
+        let syn = client_tcp(TCP_VIP).syn();
+        let run = fx.from_client(&syn).unwrap();
+        let port = inner_src_port(&run.output, inner_off);
+        let inner = dnated(&syn, backend).addrs(SocketAddrV4::new(OVERLAY_SNAT, port), backend);
+        let expected = if pod == POD_IPIP {
+            expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner)
+        } else {
+            expect_vxlan(&syn, proto::TCP, &inner)
+        };
+        assert_encapsulated(&run, XDP_REDIRECT, &expected, inner_off);
+
+        // The pod answers the overlay address; its node sends that into the
+        // tunnel to the load balancer, which decapsulates and reverse-NATs.
+        let reply = pod_reply(&syn, backend).addrs(backend, SocketAddrV4::new(OVERLAY_SNAT, port));
+        let back = if pod == POD_IPIP {
+            ipip_reply(&reply)
+        } else {
+            vxlan_reply(&reply, vxlan::FLANNEL_PORT)
+        };
+        let run = fx.from_nodes(&back).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(run.output, expect_reverse_natted(&reply, TCP_VIP).bytes());
+        assert_checksums_valid(&run.output);
+        assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+    }
+}
+
+#[test]
+fn onearm_connections_to_pods_come_from_the_tunnel_source_and_replies_return_plainly() {
+    for (pod, inner_off, node_mac) in [
+        (POD_IPIP, IPIP_INNER, NODE_IPIP_MAC),
+        (POD_VXLAN, VXLAN_INNER, NODE_VXLAN_MAC),
+    ] {
+        let fx = snat_fixture(pod, TUNNEL_SOURCE);
+        let backend = udp_backend(pod);
+        let dgram = client_udp(UDP_VIP);
+        let run = fx.from_client(&dgram).unwrap();
+        let port = inner_src_port(&run.output, inner_off);
+        let inner = dnated(&dgram, backend).addrs(SocketAddrV4::new(TUNNEL_SOURCE, port), backend);
+        let expected = if pod == POD_IPIP {
+            expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner)
+        } else {
+            expect_vxlan(&dgram, proto::UDP, &inner)
+        };
+        assert_encapsulated(&run, XDP_REDIRECT, &expected, inner_off);
+
+        // The pod answers the load balancer's node-network address: its node
+        // routes that plainly, no tunnel.
+        let reply = pod_reply(&dgram, backend)
+            .addrs(backend, SocketAddrV4::new(TUNNEL_SOURCE, port))
+            .macs(node_mac, BACKEND_IF_MAC);
+        let run = fx.from_nodes(&reply.bytes()).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(run.output, expect_reverse_natted(&reply, UDP_VIP).bytes());
+        assert_checksums_valid(&run.output);
+        assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    }
+}
+
+#[test]
+fn onearm_udp_never_takes_the_vxlan_port_of_its_address() {
+    // Learn the port a UDP connection gets, then make that port a VXLAN
+    // endpoint of the SNAT address in a fresh table: the same connection
+    // must get another port (a reply to the endpoint would be taken for
+    // VXLAN), and its replies still find it.
+    let fx = snat_fixture(POD_IPIP, TUNNEL_SOURCE);
+    let dgram = client_udp(UDP_VIP);
+    let first = inner_src_port(&fx.from_client(&dgram).unwrap().output, IPIP_INNER);
+    drop(fx);
+    let mut fx = snat_fixture(POD_IPIP, TUNNEL_SOURCE);
+    fx.lb
+        .add_tunnel_endpoint(lb_common::TunnelEndpoint {
+            addr: u32::from_ne_bytes(TUNNEL_SOURCE.octets()),
+            port: first.to_be(),
+            proto: proto::UDP,
+            _pad: 0,
+        })
+        .unwrap();
+    let run = fx.from_client(&dgram).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    let port = inner_src_port(&run.output, IPIP_INNER);
+    assert_ne!(port, first);
+    let backend = udp_backend(POD_IPIP);
+    let reply = pod_reply(&dgram, backend)
+        .addrs(backend, SocketAddrV4::new(TUNNEL_SOURCE, port))
+        .macs(NODE_IPIP_MAC, BACKEND_IF_MAC);
+    let run = fx.from_nodes(&reply.bytes()).unwrap();
+    assert_eq!(run.output, expect_reverse_natted(&reply, UDP_VIP).bytes());
+}
