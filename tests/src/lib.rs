@@ -20,6 +20,8 @@ pub mod bench_packet;
 pub mod bins;
 pub mod client;
 pub mod daemon;
+pub mod demo;
+pub mod demo_overlay;
 pub mod dnat_fixture;
 pub mod encap_fixture;
 pub mod fixture_net;

@@ -1,6 +1,8 @@
 //! `cargo xtask demo`: a client, ferrolb and three backends in network
 //! namespaces; a service configured through the REST API; traffic; how it
-//! spread; the CLI's view with counters; cleanup (also on Ctrl-C).
+//! spread; the CLI's view with counters. Then straight to pods
+//! (`tests::demo_overlay`): pods on a VXLAN node and an IPIP node reached
+//! encapsulated, in every mode. Cleanup after each part (also on Ctrl-C).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -11,6 +13,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tests::api::{service_json, service_path};
 use tests::client::{self, Proto};
 use tests::daemon::{Daemon, DaemonConfig};
+use tests::demo::{indent, print_ctl, step};
 use tests::interrupt;
 use tests::topology::{CLIENT_IP, IO_TIMEOUT, Topology, VIP};
 
@@ -35,6 +38,21 @@ struct Args {
     /// Backend selection: rr or hash.
     #[arg(long, default_value = "rr")]
     select: String,
+    /// Which parts to run.
+    #[arg(long, value_enum, default_value_t = Part::All)]
+    part: Part,
+    /// TCP connections per mode in the overlay part.
+    #[arg(long, default_value_t = 12)]
+    overlay_connections: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Routed: client, load balancer, backends.
+    Routed,
+    /// Straight to pods over VXLAN and IPIP.
+    Overlay,
+    All,
 }
 
 const BACKEND_PORT: u16 = 8080;
@@ -47,19 +65,22 @@ fn main() {
     println!("\nDone: daemon stopped, namespaces removed.");
 }
 
-fn step(title: &str) -> Result<()> {
-    interrupt::check()?;
-    println!("\n=== {title}");
-    Ok(())
-}
-
 fn run() -> Result<()> {
     let args = Args::parse();
     interrupt::install()?;
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo creates network namespaces and loads XDP programs: run it as root");
     }
+    if args.part != Part::Overlay {
+        routed(&args)?;
+    }
+    if args.part != Part::Routed {
+        tests::demo_overlay::run(args.overlay_connections)?;
+    }
+    Ok(())
+}
 
+fn routed(args: &Args) -> Result<()> {
     step(&format!(
         "Creating the topology: client, load balancer, {} backends",
         args.backends
@@ -180,24 +201,4 @@ fn print_spread(topo: &Topology, tcp: &BTreeMap<String, usize>, udp: &BTreeMap<S
         udp.values().sum::<usize>().to_string(),
     ]);
     println!("{table}");
-}
-
-fn print_ctl(daemon: &Daemon, args: &[&str]) -> Result<()> {
-    let out = daemon.ctl(args)?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    if !out.status.success() {
-        bail!(
-            "ferrolbctl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
