@@ -99,10 +99,17 @@ pub enum GlobalStat {
     /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
     /// header (no headroom), after the packet was already rewritten.
     DropAdjustFailed = 23,
+    /// An ICMP error (destination unreachable, time exceeded, parameter
+    /// problem) about a packet sent toward a backend was translated and
+    /// sent to the connection's client.
+    IcmpToClient = 24,
+    /// An ICMP error about a reply sent toward a client was translated and
+    /// sent to the connection's backend.
+    IcmpToBackend = 25,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 24;
+    pub const COUNT: u32 = 26;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -129,6 +136,8 @@ impl GlobalStat {
         GlobalStat::PassEncapNotOurs,
         GlobalStat::DropEncapMalformed,
         GlobalStat::DropAdjustFailed,
+        GlobalStat::IcmpToClient,
+        GlobalStat::IcmpToBackend,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -157,6 +166,8 @@ impl GlobalStat {
             GlobalStat::PassEncapNotOurs => "pass_encap_not_ours",
             GlobalStat::DropEncapMalformed => "drop_encap_malformed",
             GlobalStat::DropAdjustFailed => "drop_adjust_failed",
+            GlobalStat::IcmpToClient => "icmp_to_client",
+            GlobalStat::IcmpToBackend => "icmp_to_backend",
         }
     }
 }

@@ -21,6 +21,7 @@ mod error;
 mod flow_table;
 mod forward;
 mod headers;
+mod icmp_error;
 mod maps;
 mod nat;
 mod packet;
@@ -63,7 +64,13 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
 /// `decap_return` already looked it up (a decapsulated reply).
 #[inline(always)]
 fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Result<u32, Error> {
-    let pkt = parse::parse(ctx)?;
+    let pkt = match parse::parse(ctx) {
+        Ok(pkt) => pkt,
+        // ICMP errors about our connections go to the connection's other
+        // end, translated; all other ICMP passes.
+        Err(Error::Icmp) => return icmp_error::relay(ctx, now),
+        Err(e) => return Err(e),
+    };
     let bytes = packet::frame_len(ctx);
 
     let established = found
