@@ -31,8 +31,7 @@ use crate::{
     forward,
     headers::{
         ETH_LEN, EthHdr, ICMP_CHECK_OFF, ICMP_DEST_UNREACH, ICMP_LEN, ICMP_PARAMETER_PROBLEM,
-        ICMP_TIME_EXCEEDED, IP_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, L4_OFF, TCP_CHECK_OFF,
-        UDP_CHECK_OFF,
+        ICMP_TIME_EXCEEDED, IP_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, L4_OFF, TCP_CHECK_OFF, UDP_CHECK_OFF,
     },
     nat,
     packet::{load, ptr_at, store},
