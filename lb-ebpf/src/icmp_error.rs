@@ -39,12 +39,17 @@ use crate::{
     stats, tunnel,
 };
 
-/// The quoted IPv4 header: right after the ICMP header (the outer header
-/// has no options: `parse` passes ICMP with options before calling us).
-const INNER_OFF: usize = L4_OFF + ICMP_LEN;
-/// The quoted TCP/UDP header (a quoted header with options is never one of
-/// our packets: the balancer does not rewrite packets with options).
-const INNER_L4_OFF: usize = INNER_OFF + IPV4_LEN;
+/// Offsets from the error's IPv4 header (20 bytes: `parse` passes ICMP with
+/// options before calling us; an encapsulated one with options is not
+/// decapsulated): the ICMP header, the quoted IPv4 header, the quoted
+/// TCP/UDP header (a quoted header with options is never one of our
+/// packets: the balancer does not rewrite packets with options).
+const ICMP_AT: usize = IPV4_LEN;
+const INNER_AT: usize = ICMP_AT + ICMP_LEN;
+const INNER_L4_AT: usize = INNER_AT + IPV4_LEN;
+/// The same from the frame start, for an error in a plain frame.
+const INNER_OFF: usize = ETH_LEN + INNER_AT;
+const INNER_L4_OFF: usize = ETH_LEN + INNER_L4_AT;
 /// What an error must quote to name a connection: the IPv4 header and the
 /// first 8 bytes of TCP/UDP (ports; RFC 792's minimum).
 const QUOTE_MIN: usize = IPV4_LEN + 8;
@@ -53,11 +58,11 @@ const QUOTE_MIN: usize = IPV4_LEN + 8;
 const QUOTE_TCP_CHECK: usize = IPV4_LEN + TCP_CHECK_OFF + 2;
 
 /// The quoted packet of an ICMP error, as far as it names a connection.
-struct Quote {
+pub struct Quote {
     /// The quoted 5-tuple reversed: the key of the entry that handled the
     /// packets the quoted one answered (or was produced from).
-    key: FlowKey,
-    /// Bytes after the ICMP header inside the outer datagram.
+    pub key: FlowKey,
+    /// Bytes after the ICMP header inside the error's datagram.
     len: usize,
 }
 
@@ -65,7 +70,7 @@ struct Quote {
 /// outer header and that the datagram is inside the frame).
 #[inline(always)]
 pub fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
-    let q = quote(ctx)?;
+    let q = quote::<ETH_LEN>(ctx)?;
     let entry = conntrack::lookup(&q.key, now).ok_or(Error::NotOurs)?;
     let ptr = entry.flow;
     // SAFETY: map value pointer, valid for this run of the program. The
@@ -104,13 +109,18 @@ pub fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     }
 }
 
-/// The quote of an ICMP error that may be about one of our connections;
-/// `NotOurs` for anything else (other ICMP, short or odd quotes), which
-/// then passes untouched.
+/// The quote of an ICMP error whose IPv4 header (20 bytes, its datagram
+/// inside the frame) is at `IP_OFF` in the frame — plain, or still
+/// encapsulated (`decap_return` asks before decapsulating) — if it may be
+/// about one of our connections; `NotOurs` for anything else (other ICMP,
+/// short or odd quotes), which then passes untouched.
 #[inline(always)]
-fn quote(ctx: &XdpContext) -> Result<Quote, Error> {
-    let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(Error::NotOurs)?;
-    let icmp_type: *mut u8 = ptr_at(ctx, L4_OFF).ok_or(Error::NotOurs)?;
+pub fn quote<const IP_OFF: usize>(ctx: &XdpContext) -> Result<Quote, Error> {
+    let ip: *mut Ipv4Hdr = ptr_at(ctx, IP_OFF).ok_or(Error::NotOurs)?;
+    if load(unsafe { &raw const (*ip).protocol }) != proto::ICMP {
+        return Err(Error::NotOurs);
+    }
+    let icmp_type: *mut u8 = ptr_at(ctx, IP_OFF + ICMP_AT).ok_or(Error::NotOurs)?;
     let t = load(icmp_type);
     if t != ICMP_DEST_UNREACH && t != ICMP_TIME_EXCEEDED && t != ICMP_PARAMETER_PROBLEM {
         return Err(Error::NotOurs);
@@ -121,10 +131,10 @@ fn quote(ctx: &XdpContext) -> Result<Quote, Error> {
     if tot_len < IPV4_LEN + ICMP_LEN + QUOTE_MIN {
         return Err(Error::NotOurs);
     }
-    let inner: *mut Ipv4Hdr = ptr_at(ctx, INNER_OFF).ok_or(Error::NotOurs)?;
-    let ports: *mut [u16; 2] = ptr_at(ctx, INNER_L4_OFF).ok_or(Error::NotOurs)?;
+    let inner: *mut Ipv4Hdr = ptr_at(ctx, IP_OFF + INNER_AT).ok_or(Error::NotOurs)?;
+    let ports: *mut [u16; 2] = ptr_at(ctx, IP_OFF + INNER_L4_AT).ok_or(Error::NotOurs)?;
     // The 8 quoted L4 bytes (UDP's checksum is the last two): in the frame.
-    ptr_at::<[u8; 8]>(ctx, INNER_L4_OFF).ok_or(Error::NotOurs)?;
+    ptr_at::<[u8; 8]>(ctx, IP_OFF + INNER_L4_AT).ok_or(Error::NotOurs)?;
     let protocol = load(unsafe { &raw const (*inner).protocol });
     // Only what the balancer sends can be quoted back to it: IPv4 without
     // options, TCP or UDP, the first (or only) fragment.

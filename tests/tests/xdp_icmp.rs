@@ -18,10 +18,14 @@ use etherparse::{
 use lb_common::GlobalStat;
 use tests::{
     dnat_fixture::*,
-    encap_fixture::{EncapFixture, NODE_IPIP, NODE_IPIP_MAC, POD_IPIP, TUNNEL_SOURCE},
+    encap_fixture::{
+        EncapFixture, LB_VTEP_MAC, NODE_IPIP, NODE_IPIP_MAC, NODE_VTEP_MAC, NODE_VXLAN,
+        NODE_VXLAN_MAC, POD_IPIP, POD_VXLAN, TUNNEL_SOURCE, VNI,
+    },
     fixture_net::{BACKEND_IF_MAC, BACKEND1_MAC, CLIENT_IF_MAC, CLIENT_MAC},
     ipip,
     packets::{Frame, assert_icmp_checksums_valid, icmp_frame, quote},
+    vxlan,
     xdp::Run,
 };
 
@@ -285,6 +289,107 @@ fn error_about_a_reply_to_an_ipip_pod_is_encapsulated_to_its_node() {
     assert_icmp_checksums_valid(&inner_frame);
     assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 1);
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 2);
+}
+
+/// The pod's port unreachable for the datagram `sent` (what the balancer
+/// delivered to it), as the pod sends it (MACs: the node's inner ones).
+fn pod_port_unreachable(pod: Ipv4Addr, sent: &Frame) -> Vec<u8> {
+    icmp_frame(
+        (NODE_VTEP_MAC, LB_VTEP_MAC),
+        pod,
+        *CLIENT.ip(),
+        64,
+        port_unreachable(),
+        &quote(sent, WHOLE),
+    )
+}
+
+/// What the client must get for it: from the VIP, quoting its own datagram.
+fn client_port_unreachable(original: &Frame) -> Vec<u8> {
+    icmp_frame(
+        (CLIENT_IF_MAC, CLIENT_MAC),
+        VIP,
+        *CLIENT.ip(),
+        63,
+        port_unreachable(),
+        &quote(&routed(original), WHOLE),
+    )
+}
+
+#[test]
+fn port_unreachable_from_a_pod_behind_ipip_is_decapsulated_and_reaches_the_client() {
+    let fx = EncapFixture::new(POD_IPIP).unwrap();
+    let original = client_udp(UDP_VIP);
+    fx.from_client(&original).unwrap();
+    let pod = SocketAddrV4::new(POD_IPIP, tests::encap_fixture::UDP_PORT);
+    let sent = routed(&original).addrs(CLIENT, pod);
+
+    let error = pod_port_unreachable(POD_IPIP, &sent);
+    let encapsulated = ipip::encapsulate(
+        NODE_IPIP_MAC,
+        BACKEND_IF_MAC,
+        NODE_IPIP,
+        TUNNEL_SOURCE,
+        &error[14..],
+    );
+    let run = fx.from_nodes(&encapsulated).unwrap();
+    assert_relayed(&run, XDP_REDIRECT, &client_port_unreachable(&original));
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+    assert_eq!(fx.lb.global(GlobalStat::IcmpToClient).unwrap(), 1);
+}
+
+#[test]
+fn port_unreachable_from_a_pod_behind_vxlan_is_decapsulated_and_reaches_the_client() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let original = client_udp(UDP_VIP);
+    fx.from_client(&original).unwrap();
+    let pod = SocketAddrV4::new(POD_VXLAN, tests::encap_fixture::UDP_PORT);
+    let sent = routed(&original).addrs(CLIENT, pod);
+
+    let encapsulated = vxlan::encapsulate(
+        NODE_VXLAN_MAC,
+        BACKEND_IF_MAC,
+        NODE_VXLAN,
+        TUNNEL_SOURCE,
+        50123,
+        vxlan::FLANNEL_PORT,
+        VNI,
+        &pod_port_unreachable(POD_VXLAN, &sent),
+    );
+    let run = fx.from_nodes(&encapsulated).unwrap();
+    assert_relayed(&run, XDP_REDIRECT, &client_port_unreachable(&original));
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+    assert_eq!(fx.lb.global(GlobalStat::IcmpToClient).unwrap(), 1);
+}
+
+#[test]
+fn encapsulated_icmp_that_is_not_ours_passes_untouched() {
+    let fx = EncapFixture::new(POD_IPIP).unwrap();
+    let original = client_udp(UDP_VIP);
+    fx.from_client(&original).unwrap();
+    let pod = SocketAddrV4::new(POD_IPIP, tests::encap_fixture::UDP_PORT);
+    let stranger = routed(&original).addrs(SocketAddrV4::new(*CLIENT.ip(), 40001), pod);
+    let echo = icmp_frame(
+        (NODE_VTEP_MAC, LB_VTEP_MAC),
+        POD_IPIP,
+        *CLIENT.ip(),
+        64,
+        Icmpv4Type::EchoRequest(IcmpEchoHeader { id: 1, seq: 1 }),
+        b"ping",
+    );
+    for inner in [pod_port_unreachable(POD_IPIP, &stranger), echo] {
+        let encapsulated = ipip::encapsulate(
+            NODE_IPIP_MAC,
+            BACKEND_IF_MAC,
+            NODE_IPIP,
+            TUNNEL_SOURCE,
+            &inner[14..],
+        );
+        let run = fx.from_nodes(&encapsulated).unwrap();
+        assert_untouched(&run, &encapsulated);
+    }
+    assert_eq!(fx.lb.global(GlobalStat::PassEncapNotOurs).unwrap(), 2);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
 }
 
 #[test]
