@@ -1,8 +1,9 @@
 //! ferrolb's XDP datapath: balances IPv4 TCP/UDP connections addressed to
 //! VIPs over backends (DNAT), delivering to pods behind tunnel routes
 //! encapsulated (`tunnel.rs`) and taking their encapsulated replies back
-//! (`decap_return.rs`), and reverse-NATs the replies; and the node-side IPIP
-//! decapsulation program (`decap.rs`).
+//! (`decap_return.rs`), and reverse-NATs the replies, relaying ICMP errors
+//! about its connections to their other end (`icmp_error.rs`); and the
+//! node-side IPIP decapsulation program (`decap.rs`).
 //! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
