@@ -6,9 +6,12 @@
 use std::io::ErrorKind;
 use std::net::{SocketAddrV4, UdpSocket};
 
+use lb_userspace::config::Encap;
+use tests::api::service_json;
 use tests::client;
 use tests::lab::Lab;
 use tests::netns::{Netns, veth};
+use tests::overlay_topology::{ClientReturn, OverlayBuilder};
 use tests::topology::{CLIENT_IP, HOST_DEV, IO_TIMEOUT, prepare_host_dev};
 
 fn datapath_metric(lab: &Lab, reason: &str) -> u64 {
@@ -17,6 +20,21 @@ fn datapath_metric(lab: &Lab, reason: &str) -> u64 {
             "ferrolb_datapath_packets_total{{reason=\"{reason}\"}}"
         ))
         .unwrap()
+}
+
+fn vip() -> SocketAddrV4 {
+    SocketAddrV4::new(tests::topology::VIP, 80)
+}
+
+/// From a UDP socket connected to `vip`: send a datagram, then receive.
+/// The kernel reports an ICMP error about the socket's own datagrams
+/// (client -> VIP) as the receive's error.
+fn refused_udp(vip: SocketAddrV4) -> std::io::Result<usize> {
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.set_read_timeout(Some(IO_TIMEOUT))?;
+    socket.connect(vip)?;
+    socket.send(b"anyone?")?;
+    socket.recv(&mut [0u8; 64])
 }
 
 #[test]
@@ -30,19 +48,7 @@ fn udp_to_a_closed_backend_port_is_refused_at_the_client() {
         .unwrap();
     let vip = lab.vip();
 
-    let result = lab
-        .topo
-        .client
-        .run(|| -> std::io::Result<usize> {
-            let socket = UdpSocket::bind("0.0.0.0:0")?;
-            socket.set_read_timeout(Some(IO_TIMEOUT))?;
-            // Connected: the kernel reports an ICMP error about this
-            // socket's own datagrams (client -> VIP) as the next error.
-            socket.connect(vip)?;
-            socket.send(b"anyone?")?;
-            socket.recv(&mut [0u8; 64])
-        })
-        .unwrap();
+    let result = lab.topo.client.run(|| refused_udp(vip)).unwrap();
     match result {
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
         other => panic!(
@@ -106,4 +112,53 @@ fn frag_needed_from_a_client_side_router_reaches_the_backend() {
         "DNAT keeps the client address"
     );
     assert!(datapath_metric(&lab, "icmp_to_backend") >= 1);
+}
+
+#[test]
+fn port_unreachable_from_a_pod_behind_vxlan_comes_back_encapsulated_and_refuses_the_client() {
+    // One flannel-like VXLAN node, no plain route from the load balancer to
+    // the pods, the node sending everything for the client back into the
+    // tunnel: the pod's error arrives VXLAN-encapsulated.
+    let t = OverlayBuilder::new()
+        .nodes(&[Encap::Vxlan])
+        .lb_pod_routes(false)
+        .client_return(ClientReturn::Vxlan)
+        .build()
+        .unwrap();
+    let daemon = tests::overlay_lb::start(&t).unwrap();
+    let closed = SocketAddrV4::new(t.nodes[0].pods[0].ip, 9);
+    daemon
+        .api()
+        .put_service(&service_json(
+            "default/closed",
+            "udp",
+            vip(),
+            "rr",
+            &[closed],
+        ))
+        .unwrap();
+
+    let result = t.client.run(|| refused_udp(vip())).unwrap();
+    match result {
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+        other => panic!(
+            "expected ECONNREFUSED from {}, got {other:?}\ndaemon log:\n{}",
+            vip(),
+            daemon.log()
+        ),
+    }
+    let metric = |reason: &str| {
+        daemon
+            .api()
+            .metric(&format!(
+                "ferrolb_datapath_packets_total{{reason=\"{reason}\"}}"
+            ))
+            .unwrap()
+    };
+    assert!(metric("encap_vxlan") >= 1);
+    assert_eq!(metric("icmp_to_client"), 1);
+    assert!(
+        metric("decapsulated") >= 1,
+        "the error came back encapsulated"
+    );
 }
