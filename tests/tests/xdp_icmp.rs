@@ -15,7 +15,7 @@ use etherparse::{
     IcmpEchoHeader, Icmpv4Type,
     icmpv4::{DestUnreachableHeader, ParameterProblemHeader, TimeExceededCode},
 };
-use lb_common::GlobalStat;
+use lb_common::{GlobalStat, hash::flow_hash};
 use tests::{
     dnat_fixture::*,
     encap_fixture::{
@@ -26,7 +26,7 @@ use tests::{
     ipip,
     packets::{Frame, assert_icmp_checksums_valid, icmp_frame, quote},
     vxlan,
-    xdp::Run,
+    xdp::{Run, ip_be},
 };
 
 /// A router on the backend side, and one on the client side.
@@ -289,6 +289,61 @@ fn error_about_a_reply_to_an_ipip_pod_is_encapsulated_to_its_node() {
     assert_icmp_checksums_valid(&inner_frame);
     assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 1);
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 2);
+}
+
+#[test]
+fn error_about_a_reply_to_a_vxlan_pod_is_encapsulated_with_the_connections_source_port() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let pod = SocketAddrV4::new(POD_VXLAN, tests::encap_fixture::TCP_PORT);
+    let original = backend_reply(syn.clone(), pod);
+    fx.from_nodes(&original.bytes()).unwrap();
+    let sent = expect_reverse_natted(&original, TCP_VIP);
+
+    let error = icmp_frame(
+        (CLIENT_MAC, CLIENT_IF_MAC),
+        CLIENT_ROUTER,
+        VIP,
+        64,
+        frag_needed(1280),
+        &quote(&sent, WHOLE),
+    );
+    let run = fx.lb.run(&error, fx.net.client_ifindex).unwrap();
+    // Inner frame: from the balancer's VTEP to the node's; the outer UDP
+    // source port is the connection's (hash of client -> VIP as received).
+    let inner = icmp_frame(
+        (LB_VTEP_MAC, NODE_VTEP_MAC),
+        CLIENT_ROUTER,
+        POD_VXLAN,
+        63,
+        frag_needed(1280),
+        &quote(&routed(&original), WHOLE),
+    );
+    let mut outer = vxlan::outer_header(TUNNEL_SOURCE, NODE_VXLAN, inner.len());
+    outer.identification = 0x4321;
+    outer.dont_fragment = true;
+    let port = vxlan::linux_src_port(flow_hash(
+        ip_be(*CLIENT.ip()),
+        ip_be(VIP),
+        CLIENT.port().to_be(),
+        TCP_VIP.port().to_be(),
+        lb_common::proto::TCP,
+    ));
+    let expected = vxlan::frame(
+        BACKEND_IF_MAC,
+        NODE_VXLAN_MAC,
+        &outer,
+        port,
+        vxlan::FLANNEL_PORT,
+        None,
+        vxlan::header(0x08, VNI),
+        &inner,
+    );
+    assert_eq!(run.action, XDP_REDIRECT, "XDP action");
+    assert_eq!(run.output, expected, "output frame");
+    assert_icmp_checksums_valid(&run.output[50..]);
+    assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 1);
 }
 
 /// The pod's port unreachable for the datagram `sent` (what the balancer
