@@ -103,10 +103,17 @@ pub enum GlobalStat {
     /// every port it tried taken by a live connection to the same backend
     /// (`limits::SNAT_PORT_TRIES`); the client retries.
     DropSnatPortsBusy = 24,
+    /// An ICMP error (destination unreachable, time exceeded, parameter
+    /// problem) about a packet sent toward a backend was translated and
+    /// sent to the connection's client.
+    IcmpToClient = 25,
+    /// An ICMP error about a reply sent toward a client was translated and
+    /// sent to the connection's backend.
+    IcmpToBackend = 26,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 25;
+    pub const COUNT: u32 = 27;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -134,6 +141,8 @@ impl GlobalStat {
         GlobalStat::DropEncapMalformed,
         GlobalStat::DropAdjustFailed,
         GlobalStat::DropSnatPortsBusy,
+        GlobalStat::IcmpToClient,
+        GlobalStat::IcmpToBackend,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -163,6 +172,8 @@ impl GlobalStat {
             GlobalStat::DropEncapMalformed => "drop_encap_malformed",
             GlobalStat::DropAdjustFailed => "drop_adjust_failed",
             GlobalStat::DropSnatPortsBusy => "drop_snat_ports_busy",
+            GlobalStat::IcmpToClient => "icmp_to_client",
+            GlobalStat::IcmpToBackend => "icmp_to_backend",
         }
     }
 }

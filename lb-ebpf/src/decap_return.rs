@@ -18,6 +18,7 @@ use crate::{
         ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, UDP_LEN, UdpHdr,
         VXLAN_FLAG_I, VXLAN_LEN,
     },
+    icmp_error,
     maps::TUNNEL_ENDPOINTS,
     packet::{StripError, load, ptr_at, strip_to},
 };
@@ -137,7 +138,8 @@ fn check_vxlan(ctx: &XdpContext, outer_len: usize) -> Result<(), Error> {
 }
 
 /// The 5-tuple of the inner packet at `OFF` (from the frame start), whose
-/// IPv4 header must fill the outer payload.
+/// IPv4 header must fill the outer payload; for an ICMP error, the key of
+/// the connection entry its quote names (`icmp_error::quote`).
 #[inline(always)]
 fn inner_key<const OFF: usize>(ctx: &XdpContext, outer_len: usize) -> Result<FlowKey, Error> {
     let inner: *mut Ipv4Hdr = ptr_at(ctx, OFF).ok_or(Error::EncapMalformed)?;
@@ -150,13 +152,18 @@ fn inner_key<const OFF: usize>(ctx: &XdpContext, outer_len: usize) -> Result<Flo
     {
         return Err(Error::EncapMalformed);
     }
-    // Only plain TCP/UDP can be a connection of ours.
+    // Only plain TCP/UDP can be a connection of ours, or an ICMP error
+    // about one (a pod's port unreachable, say: keyed by its quote).
     let protocol = load(unsafe { &raw const (*inner).protocol });
-    if vihl != 0x45
-        || load(unsafe { &raw const (*inner).frag_off }) & IP_MF_OFFSET_RAW != 0
-        || (protocol != proto::TCP && protocol != proto::UDP)
-        || inner_len < IPV4_LEN + 4
-    {
+    if vihl != 0x45 || load(unsafe { &raw const (*inner).frag_off }) & IP_MF_OFFSET_RAW != 0 {
+        return Err(Error::EncapNotOurs);
+    }
+    if protocol == proto::ICMP {
+        return icmp_error::quote::<OFF>(ctx)
+            .map(|q| q.key)
+            .map_err(|_| Error::EncapNotOurs);
+    }
+    if (protocol != proto::TCP && protocol != proto::UDP) || inner_len < IPV4_LEN + 4 {
         return Err(Error::EncapNotOurs);
     }
     let ports: *mut [u16; 2] = ptr_at(ctx, OFF + IPV4_LEN).ok_or(Error::EncapMalformed)?;

@@ -7,6 +7,9 @@ use lb_common::GlobalStat;
 pub enum Error {
     /// Not for a VIP, not a reply of a connection: the stack's business.
     NotOurs,
+    /// An ICMP message (options-free, unfragmented IPv4): `icmp_error`
+    /// decides whether it is about one of our connections.
+    Icmp,
     /// Truncated or malformed header.
     Malformed,
     /// Fragment addressed to a VIP.
@@ -44,7 +47,9 @@ impl Error {
     #[inline(always)]
     pub fn action(self) -> u32 {
         match self {
-            Error::NotOurs | Error::TtlExceeded | Error::EncapNotOurs => xdp_action::XDP_PASS,
+            Error::NotOurs | Error::Icmp | Error::TtlExceeded | Error::EncapNotOurs => {
+                xdp_action::XDP_PASS
+            }
             Error::Malformed
             | Error::Fragment
             | Error::IpOptions
@@ -63,7 +68,7 @@ impl Error {
     #[inline(always)]
     pub fn stat(self) -> GlobalStat {
         match self {
-            Error::NotOurs => GlobalStat::PassNotOurs,
+            Error::NotOurs | Error::Icmp => GlobalStat::PassNotOurs,
             Error::Malformed => GlobalStat::DropMalformed,
             Error::Fragment => GlobalStat::DropFragment,
             Error::IpOptions => GlobalStat::DropIpOptions,

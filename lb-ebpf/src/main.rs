@@ -1,8 +1,9 @@
 //! ferrolb's XDP datapath: balances IPv4 TCP/UDP connections addressed to
 //! VIPs over backends (DNAT), delivering to pods behind tunnel routes
 //! encapsulated (`tunnel.rs`) and taking their encapsulated replies back
-//! (`decap_return.rs`), and reverse-NATs the replies; and the node-side IPIP
-//! decapsulation program (`decap.rs`).
+//! (`decap_return.rs`), and reverse-NATs the replies, relaying ICMP errors
+//! about its connections to their other end (`icmp_error.rs`); and the
+//! node-side IPIP decapsulation program (`decap.rs`).
 //! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
@@ -21,6 +22,7 @@ mod error;
 mod flow_table;
 mod forward;
 mod headers;
+mod icmp_error;
 mod maps;
 mod nat;
 mod packet;
@@ -64,7 +66,13 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
 /// `decap_return` already looked it up (a decapsulated reply).
 #[inline(always)]
 fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Result<u32, Error> {
-    let pkt = parse::parse(ctx)?;
+    let pkt = match parse::parse(ctx) {
+        Ok(pkt) => pkt,
+        // ICMP errors about our connections go to the connection's other
+        // end, translated; all other ICMP passes.
+        Err(Error::Icmp) => return icmp_error::relay(ctx, now),
+        Err(e) => return Err(e),
+    };
     let bytes = packet::frame_len(ctx);
 
     let established = found
