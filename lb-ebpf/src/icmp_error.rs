@@ -66,10 +66,25 @@ pub struct Quote {
     len: usize,
 }
 
+/// `relay`'s XDP action, its error counted. Not inlined: a BPF-to-BPF call
+/// whose stack frame is not added to the balancer's (inlined, the two paths
+/// together exceed the 512-byte BPF stack); it returns a plain scalar, as
+/// the verifier wants of a subprogram.
+#[inline(never)]
+pub fn relay_action(ctx: &XdpContext, now: u64) -> u32 {
+    match relay(ctx, now) {
+        Ok(action) => action,
+        Err(e) => {
+            crate::stats::inc(e.stat());
+            e.action()
+        }
+    }
+}
+
 /// Handles an options-free, unfragmented ICMP packet (`parse` checked the
 /// outer header and that the datagram is inside the frame).
 #[inline(always)]
-pub fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
+fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     let q = quote::<ETH_LEN>(ctx)?;
     let entry = conntrack::lookup(&q.key, now).ok_or(Error::NotOurs)?;
     let ptr = entry.flow;

@@ -70,7 +70,7 @@ fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Resul
         Ok(pkt) => pkt,
         // ICMP errors about our connections go to the connection's other
         // end, translated; all other ICMP passes.
-        Err(Error::Icmp) => return icmp_error::relay(ctx, now),
+        Err(Error::Icmp) => return Ok(icmp_error::relay_action(ctx, now)),
         Err(e) => return Err(e),
     };
     let bytes = packet::frame_len(ctx);
