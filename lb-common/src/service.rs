@@ -18,6 +18,11 @@ const _: () = assert!(core::mem::size_of::<VipKey>() == 8);
 pub mod mode {
     /// Destination rewritten to the backend, client source kept.
     pub const DNAT: u8 = 0;
+    /// Direct server return: the packet is not rewritten; it goes
+    /// IPIP-encapsulated to the backend (outer destination the backend's
+    /// address, inner destination still the VIP), which answers the client
+    /// directly. Only a forward connection entry is kept.
+    pub const DSR: u8 = 3;
 }
 
 /// How a service picks a backend for a new flow (`Service::select`).

@@ -6,6 +6,7 @@ use lb_common::{
     Backend, Flow, FlowBucket, FlowKey, GlobalStat, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
     limits::TCP_CLOSE_TIMEOUT_S,
+    service::mode,
 };
 
 use crate::{
@@ -32,11 +33,17 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The other entry of this entry's connection, if it is there.
+    /// The other entry of this entry's connection, if it is there. A DSR
+    /// connection has none (its `peer_key` could name another connection's
+    /// reply entry).
     #[inline(always)]
     fn peer(self, proto: u8) -> Option<*mut Flow> {
         // SAFETY: map value pointer; see `flow_table` for concurrent writers.
-        find_in(self.bucket, &unsafe { &*self.flow }.peer_key(proto))
+        let f = unsafe { &*self.flow };
+        if f.mode == mode::DSR {
+            return None;
+        }
+        find_in(self.bucket, &f.peer_key(proto))
     }
 }
 
@@ -118,6 +125,8 @@ fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
 /// Records a new connection from `key` (client -> VIP) to `backend`, and
 /// returns its forward entry (in the table). `next_hop` (toward the
 /// backend, possibly not resolved) seeds the forward entry's next-hop cache.
+/// A DSR service's connection gets the forward entry only: its replies do
+/// not come through the load balancer.
 #[inline(always)]
 pub fn create(
     key: &FlowKey,
@@ -145,10 +154,16 @@ pub fn create(
         timeout_s,
         direction: DIR_FORWARD,
         tcp_flags: flags,
+        mode: svc.mode,
         _pad: 0,
         last_seen_ns: now,
         next_hop,
     };
+    // Both entries go to the bucket of the client end (`flow_table`).
+    let bucket = flow_table::source_bucket(key).ok_or(Error::ConntrackFull)?;
+    if svc.mode == mode::DSR {
+        return insert_in(bucket, key, &forward, now);
+    }
     let mut reply = Flow {
         nat_src_ip: key.dst_ip,
         nat_dst_ip: key.src_ip,
@@ -163,8 +178,6 @@ pub fn create(
     // Reply entry first: once the forward entry exists the backend may
     // answer, and its answer must find the reply entry.
     let reply_key = forward.peer_key(key.proto);
-    // Both entries go to the bucket of the client end (`flow_table`).
-    let bucket = flow_table::source_bucket(key).ok_or(Error::ConntrackFull)?;
     // The reply tuple may be taken: by this same connection (re-created
     // after close or expiry), by a dead one, or by another live connection
     // whose replies look the same (two VIPs on one backend, reached from one

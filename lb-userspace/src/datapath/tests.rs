@@ -53,6 +53,7 @@ fn connection(
         timeout_s: 100,
         direction,
         tcp_flags: 0,
+        mode: 0,
         _pad: 0,
         last_seen_ns,
         next_hop: Default::default(),
