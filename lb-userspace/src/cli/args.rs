@@ -75,7 +75,8 @@ pub enum ServiceCommand {
         /// Backend IP:PORT[,WEIGHT] (repeatable).
         #[arg(long = "backend", value_name = "IP:PORT[,WEIGHT]", value_parser = parse_backend)]
         backends: Vec<BackendArg>,
-        /// Packet rewriting mode.
+        /// Packet rewriting mode: dnat, or dsr (direct server return; backends
+        /// on the service port).
         #[arg(long)]
         mode: Option<Mode>,
         /// Backend selection: rr or hash.
@@ -238,8 +239,8 @@ mod tests {
     fn argument_errors_name_what_is_wrong() {
         for (args, names) in [
             (
-                vec!["service", "add", "10.96.0.10:80/tcp", "--mode", "dsr"],
-                "unknown mode \"dsr\"",
+                vec!["service", "add", "10.96.0.10:80/tcp", "--mode", "tun"],
+                "unknown mode \"tun\"",
             ),
             (
                 vec!["service", "add", "10.96.0.10:80/tcp", "--select", "lc"],

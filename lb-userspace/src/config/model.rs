@@ -34,11 +34,15 @@ impl Protocol {
 }
 
 named_enum!(
-    /// How packets are rewritten. Later modes (onearm, fullnat, dsr) are new
+    /// How packets are rewritten. Later modes (onearm, fullnat) are new
     /// variants here and in `Mode::datapath_value`.
     Mode, "mode" {
         /// Destination rewritten to the backend, client source kept.
         Dnat = "dnat",
+        /// Direct server return: not rewritten, IPIP-encapsulated to the
+        /// backend, which holds the VIP and answers the client directly.
+        /// Backends must use the service's port.
+        Dsr = "dsr",
     }
 );
 
@@ -47,6 +51,7 @@ impl Mode {
     pub const fn datapath_value(self) -> u8 {
         match self {
             Mode::Dnat => service::mode::DNAT,
+            Mode::Dsr => service::mode::DSR,
         }
     }
 }

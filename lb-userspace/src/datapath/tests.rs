@@ -99,6 +99,20 @@ fn peer_keys_pair_up() {
 }
 
 #[test]
+fn a_dsr_service_is_programmed_with_the_dsr_mode() {
+    let dirs = Dirs::new();
+    let mut dp = dirs.load();
+    let dsr = spec(
+        r#"{"vip": "10.96.0.12", "port": 80, "protocol": "tcp", "mode": "dsr",
+            "backends": [{"ip": "10.244.1.2", "port": 80}]}"#,
+    );
+    dp.apply(&dsr).unwrap();
+    let svc = dp.service_entry(&dsr.key()).unwrap().expect("SERVICES entry");
+    assert_eq!(svc.mode, lb_common::service::mode::DSR);
+    assert_eq!(svc.slot_count, 1);
+}
+
+#[test]
 fn apply_writes_the_contract() {
     let dirs = Dirs::new();
     let mut dp = dirs.load();
