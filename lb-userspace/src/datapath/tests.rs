@@ -107,7 +107,10 @@ fn a_dsr_service_is_programmed_with_the_dsr_mode() {
             "backends": [{"ip": "10.244.1.2", "port": 80}]}"#,
     );
     dp.apply(&dsr).unwrap();
-    let svc = dp.service_entry(&dsr.key()).unwrap().expect("SERVICES entry");
+    let svc = dp
+        .service_entry(&dsr.key())
+        .unwrap()
+        .expect("SERVICES entry");
     assert_eq!(svc.mode, lb_common::service::mode::DSR);
     assert_eq!(svc.slot_count, 1);
 }
