@@ -99,10 +99,15 @@ pub enum GlobalStat {
     /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
     /// header (no headroom), after the packet was already rewritten.
     DropAdjustFailed = 23,
+    /// Decapsulated and passed to the stack: encapsulated to a tunnel
+    /// endpoint, carrying a packet from a VIP that is no connection of ours
+    /// (a DSR backend's reply its node sent into the tunnel); the stack
+    /// routes it to the client, not rewritten.
+    PassDsrReply = 24,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 24;
+    pub const COUNT: u32 = 25;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -129,6 +134,7 @@ impl GlobalStat {
         GlobalStat::PassEncapNotOurs,
         GlobalStat::DropEncapMalformed,
         GlobalStat::DropAdjustFailed,
+        GlobalStat::PassDsrReply,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -157,6 +163,7 @@ impl GlobalStat {
             GlobalStat::PassEncapNotOurs => "pass_encap_not_ours",
             GlobalStat::DropEncapMalformed => "drop_encap_malformed",
             GlobalStat::DropAdjustFailed => "drop_adjust_failed",
+            GlobalStat::PassDsrReply => "pass_dsr_reply",
         }
     }
 }

@@ -35,13 +35,18 @@ pub enum Error {
     EncapNotOurs,
     /// Encapsulated to a tunnel endpoint, with broken outer headers.
     EncapMalformed,
+    /// A DSR backend's reply (from a VIP, no connection) that came back
+    /// encapsulated: decapsulated, the stack routes it to the client.
+    DsrReply,
 }
 
 impl Error {
     #[inline(always)]
     pub fn action(self) -> u32 {
         match self {
-            Error::NotOurs | Error::TtlExceeded | Error::EncapNotOurs => xdp_action::XDP_PASS,
+            Error::NotOurs | Error::TtlExceeded | Error::EncapNotOurs | Error::DsrReply => {
+                xdp_action::XDP_PASS
+            }
             Error::Malformed
             | Error::Fragment
             | Error::IpOptions
@@ -73,6 +78,7 @@ impl Error {
             Error::AdjustFailed => GlobalStat::DropAdjustFailed,
             Error::EncapNotOurs => GlobalStat::PassEncapNotOurs,
             Error::EncapMalformed => GlobalStat::DropEncapMalformed,
+            Error::DsrReply => GlobalStat::PassDsrReply,
         }
     }
 }

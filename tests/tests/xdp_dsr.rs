@@ -244,8 +244,10 @@ fn dsr_replies_passing_the_load_balancer_are_not_rewritten() {
     assert_eq!(run.action, XDP_PASS);
     assert_eq!(run.output, reply.bytes(), "untouched");
     assert_eq!(fx.lb.global(GlobalStat::PassNotOurs).unwrap(), 1);
-    // ...and so is one that comes back VXLAN-encapsulated to the load
-    // balancer's VTEP (the kernel's, if there is one).
+    // ...and one its node sends back encapsulated to the load balancer's
+    // tunnel endpoint (VXLAN or IPIP) is decapsulated and handed to the
+    // stack as it is (the outer Ethernet header in front), which routes it
+    // to the client.
     let in_vxlan = vxlan::encapsulate(
         NODE_VXLAN_MAC,
         BACKEND_IF_MAC,
@@ -256,10 +258,23 @@ fn dsr_replies_passing_the_load_balancer_are_not_rewritten() {
         VNI,
         &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
     );
-    let run = fx.from_nodes(&in_vxlan).unwrap();
-    assert_eq!(run.action, XDP_PASS);
-    assert_eq!(run.output, in_vxlan, "untouched");
-    assert_eq!(fx.lb.global(GlobalStat::PassEncapNotOurs).unwrap(), 1);
+    let in_ipip = ipip::encapsulate(
+        NODE_IPIP_MAC,
+        BACKEND_IF_MAC,
+        NODE_IPIP,
+        TUNNEL_SOURCE,
+        &ipip::inner_packet(&reply),
+    );
+    for (frame, node_mac) in [(in_vxlan, NODE_VXLAN_MAC), (in_ipip, NODE_IPIP_MAC)] {
+        let run = fx.from_nodes(&frame).unwrap();
+        assert_eq!(run.action, XDP_PASS);
+        assert_eq!(
+            run.output,
+            reply.clone().macs(node_mac, BACKEND_IF_MAC).bytes()
+        );
+    }
+    assert_eq!(fx.lb.global(GlobalStat::PassDsrReply).unwrap(), 2);
+    assert_eq!(fx.lb.global(GlobalStat::PassEncapNotOurs).unwrap(), 0);
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
     assert_eq!(fx.lb.service_counters(1).unwrap().reply_packets, 0);
 }
