@@ -154,7 +154,7 @@ pub fn source_toward(ctx: &XdpContext, dst: u32) -> Option<u32> {
             ctx.ctx.cast(),
             &mut fib,
             core::mem::size_of::<FibParams>() as i32,
-            (BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH) as u32,
+            BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH,
         )
     };
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
