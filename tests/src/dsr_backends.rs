@@ -1,5 +1,5 @@
-//! Pods of the overlay topology ([`crate::overlay_topology`]) set up as
-//! direct-server-return backends, the way a real server behind Katran or
+//! Pods of the overlay topology ([`crate::overlay_topology`]), or any hosts
+//! (the demo's backends), set up as direct-server-return backends, the way a real server behind Katran or
 //! LVS-TUN is: the VIP on the pod's loopback (so the pod accepts packets to
 //! it and answers from it), `ferrolbd --node-decap eth0` in the pod's
 //! namespace (its `DECAP_ADDRS` = the pod's own address: the outer
@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     daemon::{Daemon, DaemonConfig},
+    netns::Netns,
     overlay_topology::{OverlayTopology, POD_DEV},
     process::Proc,
     server,
@@ -31,23 +32,30 @@ pub struct DsrBackends {
 /// Makes every pod of `topo` a DSR backend of `vip` (TCP and UDP on the
 /// VIP's port).
 pub fn setup(topo: &OverlayTopology, vip: SocketAddrV4) -> Result<DsrBackends> {
+    setup_hosts(topo.pods().map(|p| (&p.ns, p.name.as_str())), POD_DEV, vip)
+}
+
+/// Makes each host (its namespace, and the name its server answers with) a
+/// DSR backend of `vip`, decapsulating on its interface `dev`.
+pub fn setup_hosts<'a>(
+    hosts: impl IntoIterator<Item = (&'a Netns, &'a str)>,
+    dev: &str,
+    vip: SocketAddrV4,
+) -> Result<DsrBackends> {
     let mut backends = DsrBackends {
         servers: Vec::new(),
         decap: Vec::new(),
     };
-    for pod in topo.pods() {
-        pod.ns
-            .addr("lo", &format!("{}/32", vip.ip()))
-            .with_context(|| format!("the VIP on {}'s loopback", pod.name))?;
+    for (ns, name) in hosts {
+        ns.addr("lo", &format!("{}/32", vip.ip()))
+            .with_context(|| format!("the VIP on {name}'s loopback"))?;
         let mut config = DaemonConfig::new(Vec::new());
-        config.node_decap = vec![POD_DEV.to_string()];
+        config.node_decap = vec![dev.to_string()];
         backends.decap.push(
-            Daemon::start(&pod.ns, config)
-                .with_context(|| format!("ferrolbd --node-decap in {}", pod.name))?,
+            Daemon::start(ns, config)
+                .with_context(|| format!("ferrolbd --node-decap in {name}"))?,
         );
-        backends
-            .servers
-            .push(server::start(&pod.ns, &pod.name, vip)?);
+        backends.servers.push(server::start(ns, name, vip)?);
     }
     Ok(backends)
 }
