@@ -368,11 +368,15 @@ fn scan_counts_live_pairs() {
     let mut one_way = connection(("10.0.1.2", 1002), vip, be, h, now - 500 * s);
     one_way[1].1.last_seen_ns = now - s; // replies still flowing
     let orphan = [connection(("10.0.1.2", 1003), vip, be, h, now - 200 * s)[0]];
-    for c in [&idle[..], &fresh[..], &one_way[..], &orphan[..]] {
+    // An idle DSR entry (forward only) is not kept alive by the busy reply
+    // entry its peer key happens to name (one_way's).
+    let mut dsr = [connection(("10.0.1.2", 1002), ("10.96.0.11", 80), be, h, now - 200 * s)[0]];
+    dsr[0].1.mode = lb_common::service::mode::DSR;
+    for c in [&idle[..], &fresh[..], &one_way[..], &orphan[..], &dsr[..]] {
         insert(&dp, c);
     }
     let report = dp.conntrack().scan_at(now).unwrap();
-    assert_eq!(report.used, 7);
+    assert_eq!(report.used, 8);
     assert_eq!(report.live, 4, "fresh and one-way-busy pairs");
     assert_eq!(dp.conntrack().last_entry_count(), 4);
     // Nothing is deleted: the datapath reuses expired slots.
