@@ -14,8 +14,8 @@ use etherparse::{Ethernet2Header, Ipv4Header};
 use lb_common::{GlobalStat, conntrack::DIR_FORWARD, proto, service::mode};
 use tests::{
     dnat_fixture::{
-        BACKEND1, CLIENT, DnatFixture, TCP_SERVICE_ID, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS,
-        XDP_REDIRECT, client_tcp, client_udp, syn_from,
+        BACKEND1, BACKEND2, CLIENT, DnatFixture, TCP_SERVICE_ID, TCP_VIP, UDP_VIP, XDP_DROP,
+        XDP_PASS, XDP_REDIRECT, client_tcp, client_udp, expect_forwarded, syn_from,
     },
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, BACKEND1_MAC, BACKEND2_MAC},
@@ -296,4 +296,24 @@ fn dsr_packet_over_the_route_mtu_goes_to_the_stack() {
     let run = fx.from_client(&client_tcp(TCP_VIP)).unwrap();
     assert_eq!(run.action, XDP_PASS);
     assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 1);
+}
+
+#[test]
+fn a_mode_change_keeps_existing_connections_as_they_were_made() {
+    let mut fx = DnatFixture::new().unwrap();
+    let run = fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    fx.lb
+        .set_service_mode(TCP_VIP, proto::TCP, mode::DSR)
+        .unwrap();
+    // The DNAT connection goes on DNATed (to BACKEND1, round robin's first)...
+    let data = client_tcp(TCP_VIP);
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, expect_forwarded(&data, BACKEND1).bytes());
+    // ...a new one is DSR (to the next backend, unrewritten).
+    let syn = syn_from(SocketAddrV4::new(*CLIENT.ip(), 41002));
+    let run = fx.from_client(&syn).unwrap();
+    let expected = expect_dsr((BACKEND_IF_MAC, BACKEND2_MAC), *BACKEND2.ip(), &syn);
+    assert_dsr(&run, XDP_REDIRECT, &expected, DSR_INNER, TCP_VIP);
 }
