@@ -24,6 +24,11 @@ pub mod mode {
     /// DNAT, and the source rewritten to the service's SNAT address
     /// (`Backend::snat_ip`), with an allocated port.
     pub const FULLNAT: u8 = 2;
+    /// Direct server return: the packet is not rewritten; it goes
+    /// IPIP-encapsulated to the backend (outer destination the backend's
+    /// address, inner destination still the VIP), which answers the client
+    /// directly. Only a forward connection entry is kept.
+    pub const DSR: u8 = 3;
 }
 
 /// How a service picks a backend for a new flow (`Service::select`).

@@ -110,10 +110,15 @@ pub enum GlobalStat {
     /// An ICMP error about a reply sent toward a client was translated and
     /// sent to the connection's backend.
     IcmpToBackend = 26,
+    /// Decapsulated and passed to the stack: encapsulated to a tunnel
+    /// endpoint, carrying a packet from a VIP that is no connection of ours
+    /// (a DSR backend's reply its node sent into the tunnel); the stack
+    /// routes it to the client, not rewritten.
+    PassDsrReply = 27,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 27;
+    pub const COUNT: u32 = 28;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -143,6 +148,7 @@ impl GlobalStat {
         GlobalStat::DropSnatPortsBusy,
         GlobalStat::IcmpToClient,
         GlobalStat::IcmpToBackend,
+        GlobalStat::PassDsrReply,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -174,6 +180,7 @@ impl GlobalStat {
             GlobalStat::DropSnatPortsBusy => "drop_snat_ports_busy",
             GlobalStat::IcmpToClient => "icmp_to_client",
             GlobalStat::IcmpToBackend => "icmp_to_backend",
+            GlobalStat::PassDsrReply => "pass_dsr_reply",
         }
     }
 }

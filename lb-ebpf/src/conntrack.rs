@@ -6,6 +6,7 @@ use lb_common::{
     Backend, Flow, FlowBucket, FlowKey, GlobalStat, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
     limits::TCP_CLOSE_TIMEOUT_S,
+    service::mode,
 };
 
 use crate::{
@@ -32,11 +33,15 @@ pub struct Entry {
 impl Entry {
     /// The other entry of this entry's connection, if it is there: in this
     /// bucket, or (source-NATed connections) in the bucket of the other
-    /// client end.
+    /// client end. A DSR connection has none (its `peer_key` could name
+    /// another connection's reply entry).
     #[inline(always)]
     fn peer(self, proto: u8) -> Option<*mut Flow> {
         // SAFETY: map value pointer; see `flow_table` for concurrent writers.
         let f = unsafe { &*self.flow };
+        if f.mode == mode::DSR {
+            return None;
+        }
         find_in(flow_table::peer_bucket_of(f, proto)?, &f.peer_key(proto))
     }
 }
@@ -120,6 +125,8 @@ fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
 /// backend, possibly not resolved) seeds the forward entry's next-hop cache.
 /// A backend with an SNAT address (`onearm`, `fullnat`) gets the
 /// connection from that address and a port `snat::allocate` finds free.
+/// A DSR service's connection gets the forward entry only: its replies do
+/// not come through the load balancer.
 #[inline(always)]
 pub fn create(
     key: &FlowKey,
@@ -147,12 +154,16 @@ pub fn create(
         timeout_s,
         direction: DIR_FORWARD,
         tcp_flags: flags,
+        mode: svc.mode,
         _pad: 0,
         last_seen_ns: now,
         next_hop,
     };
     // The forward entry goes to the bucket of the client end (`flow_table`).
     let bucket = flow_table::source_bucket(key).ok_or(Error::ConntrackFull)?;
+    if svc.mode == mode::DSR {
+        return insert_in(bucket, key, &forward, now);
+    }
     // The reply entry goes to the bucket of the end the backend answers:
     // the same one, or the SNAT address and port.
     let reply_bucket = if backend.snat_ip == 0 {

@@ -3,7 +3,9 @@
 //! addressed to one of the load balancer's tunnel endpoints
 //! (`TUNNEL_ENDPOINTS`). The inner packet is checked in place first; only a
 //! packet of one of our connections is decapsulated, and then goes through
-//! the balancer like a plain reply. Everything else encapsulated to us is
+//! the balancer like a plain reply; a DSR backend's reply (from a VIP,
+//! without a connection) is decapsulated and given to the stack as it is.
+//! Everything else encapsulated to us is
 //! left to the stack untouched (a kernel VXLAN device on this host, for one,
 //! may own it); broken outer headers are dropped. See docs/datapath.md,
 //! "Encapsulated replies".
@@ -21,6 +23,7 @@ use crate::{
     icmp_error,
     maps::TUNNEL_ENDPOINTS,
     packet::{StripError, load, ptr_at, strip_to},
+    parse::is_vip,
 };
 
 const OUTER_L4_OFF: usize = ETH_LEN + IPV4_LEN;
@@ -42,7 +45,8 @@ pub fn is_endpoint(ep: TunnelEndpoint) -> bool {
 /// the packet as it is). `Ok(Some(entry))`: decapsulated, the frame now
 /// holds the inner packet (behind the original outer Ethernet header), whose
 /// connection-table entry is `entry` (map pointers survive the head
-/// adjustment). `Err`: passed untouched (`EncapNotOurs`) or dropped.
+/// adjustment). `Err`: passed untouched (`EncapNotOurs`), passed
+/// decapsulated (`DsrReply`) or dropped.
 #[inline(always)]
 pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
@@ -101,8 +105,15 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     } else {
         inner_key::<IPIP_INNER_OFF>(ctx, outer_len)?
     };
-    // Only a packet of a live connection of ours is decapsulated.
-    let entry = conntrack::lookup(&key, now).ok_or(Error::EncapNotOurs)?;
+    // Only a packet of a live connection of ours is decapsulated, and the
+    // reply of a DSR backend (from a VIP, no connection: its node routes
+    // the client network into the tunnel), which goes to the stack as it
+    // is once decapsulated (the stack routes it to the client).
+    let entry = match conntrack::lookup(&key, now) {
+        Some(e) => Some(e),
+        None if is_vip(key.src_ip) => None,
+        None => return Err(Error::EncapNotOurs),
+    };
     // The outer Ethernet header moves over the outer IPv4 header's tail
     // (IPIP) or the inner Ethernet header (VXLAN).
     let stripped = if vxlan {
@@ -114,7 +125,7 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
         StripError::Short => Error::EncapMalformed,
         StripError::AdjustFailed => Error::AdjustFailed,
     })?;
-    Ok(Some(entry))
+    entry.map(Some).ok_or(Error::DsrReply)
 }
 
 /// The UDP and VXLAN headers and the inner Ethernet header's type.

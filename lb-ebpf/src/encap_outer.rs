@@ -1,10 +1,11 @@
-//! What both encapsulations do first: make room in front of the packet and
-//! write the outer Ethernet and IPv4 headers (tunnel source to node, TTL 64,
+//! What every encapsulation does first: make room in front of the packet and
+//! write the outer Ethernet and IPv4 headers (tunnel source to node, or to
+//! the backend for DSR; TTL 64,
 //! DF, TOS (DSCP and ECN) and identification copied from the inner header,
 //! checksum computed).
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
-use lb_common::{Tunnel, csum, tunnel::OUTER_TTL};
+use lb_common::{csum, tunnel::OUTER_TTL};
 
 use crate::{
     error::Error,
@@ -16,14 +17,16 @@ use crate::{
 /// Grows the frame by `overhead` bytes in front and writes the outer
 /// Ethernet header (the MACs as received, until `transmit` sets the next
 /// hop's: a frame passed to the stack must still be addressed to this host)
-/// and the outer IPv4 header carrying `protocol`. Returns the outer
+/// and the outer IPv4 header from `saddr` to `daddr` (network byte order)
+/// carrying `protocol`. Returns the outer
 /// Ethernet and IPv4 headers and the outer total length (host order); every
 /// pointer of `pkt` is invalid afterwards.
 #[inline(always)]
 pub fn push_outer(
     ctx: &XdpContext,
     pkt: &Packet,
-    t: &Tunnel,
+    saddr: u32,
+    daddr: u32,
     overhead: u16,
     protocol: u8,
 ) -> Result<(*mut EthHdr, *mut Ipv4Hdr, u16), Error> {
@@ -39,7 +42,7 @@ pub fn push_outer(
     store(eth.cast::<[u8; 12]>(), macs);
     store(unsafe { &raw mut (*eth).ether_type }, ETH_P_IP_RAW);
     let total = inner.tot_len.wrapping_add(overhead);
-    store(ip, outer_ipv4(&inner, t, total, protocol));
+    store(ip, outer_ipv4(&inner, saddr, daddr, total, protocol));
     Ok((eth, ip, total))
 }
 
@@ -70,7 +73,7 @@ fn inner_fields(pkt: &Packet) -> InnerFields {
 
 /// The outer header: `total` bytes (host order), carrying `protocol`.
 #[inline(always)]
-fn outer_ipv4(inner: &InnerFields, t: &Tunnel, total: u16, protocol: u8) -> Ipv4Hdr {
+fn outer_ipv4(inner: &InnerFields, saddr: u32, daddr: u32, total: u16, protocol: u8) -> Ipv4Hdr {
     let mut h = Ipv4Hdr {
         version_ihl: 0x45,
         tos: inner.tos,
@@ -80,8 +83,8 @@ fn outer_ipv4(inner: &InnerFields, t: &Tunnel, total: u16, protocol: u8) -> Ipv4
         ttl: OUTER_TTL,
         protocol,
         check: 0,
-        saddr: t.src_ip,
-        daddr: t.node_ip,
+        saddr,
+        daddr,
     };
     // SAFETY: a 20-byte repr(C) header without padding is ten u16 words.
     let words = unsafe { core::mem::transmute::<Ipv4Hdr, [u16; 10]>(h) };

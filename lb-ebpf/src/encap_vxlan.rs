@@ -2,7 +2,7 @@
 //! outer Ethernet / IPv4 (tunnel source to node) / UDP (source port from the
 //! flow hash, destination the tunnel's port, checksum 0) / VXLAN (I flag,
 //! VNI) / inner Ethernet (node's VTEP MAC from the load balancer's) / the
-//! DNATed IPv4 packet.
+//! DNATed IPv4 packet (for DSR: the IPIP packet to the backend).
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
@@ -27,18 +27,25 @@ const VXLAN_OFF: usize = UDP_OFF + UDP_LEN;
 const INNER_ETH_OFF: usize = VXLAN_OFF + VXLAN_LEN;
 const _: () = assert!(INNER_ETH_OFF == VXLAN_OVERHEAD as usize);
 
-/// Adds the outer headers. Returns the outer packet (`ip` = outer IPv4
-/// header); every pointer of `pkt` is invalid afterwards.
+/// Adds the outer headers. `flow`: the 5-tuple of the packet as received
+/// (client -> VIP), whose hash picks the UDP source port. Returns the outer
+/// packet (`ip` = outer IPv4 header); every pointer of `pkt` is invalid
+/// afterwards.
 #[inline(always)]
-pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet, Error> {
+pub fn encapsulate(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    t: &Tunnel,
+    flow: &FlowKey,
+) -> Result<Packet, Error> {
     // The flow hash of the packet as received (client -> VIP): the same for
     // every packet of the connection, different between connections.
-    let k = &pkt.key;
+    let k = flow;
     let src_port = vxlan_src_port(flow_hash(
         k.src_ip, k.dst_ip, k.src_port, k.dst_port, k.proto,
     ));
 
-    let (eth, ip, total) = push_outer(ctx, pkt, t, VXLAN_OVERHEAD, proto::UDP)?;
+    let (eth, ip, total) = push_outer(ctx, pkt, t.src_ip, t.node_ip, VXLAN_OVERHEAD, proto::UDP)?;
     let udp: *mut UdpHdr = ptr_at(ctx, UDP_OFF).ok_or(Error::AdjustFailed)?;
     let vxlan: *mut VxlanHdr = ptr_at(ctx, VXLAN_OFF).ok_or(Error::AdjustFailed)?;
     let inner_eth: *mut EthHdr = ptr_at(ctx, INNER_ETH_OFF).ok_or(Error::AdjustFailed)?;

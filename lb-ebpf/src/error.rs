@@ -41,15 +41,20 @@ pub enum Error {
     /// Every SNAT port tried for a new connection was in use toward its
     /// backend.
     SnatPortsBusy,
+    /// A DSR backend's reply (from a VIP, no connection) that came back
+    /// encapsulated: decapsulated, the stack routes it to the client.
+    DsrReply,
 }
 
 impl Error {
     #[inline(always)]
     pub fn action(self) -> u32 {
         match self {
-            Error::NotOurs | Error::Icmp | Error::TtlExceeded | Error::EncapNotOurs => {
-                xdp_action::XDP_PASS
-            }
+            Error::NotOurs
+            | Error::Icmp
+            | Error::TtlExceeded
+            | Error::EncapNotOurs
+            | Error::DsrReply => xdp_action::XDP_PASS,
             Error::Malformed
             | Error::Fragment
             | Error::IpOptions
@@ -83,6 +88,7 @@ impl Error {
             Error::EncapNotOurs => GlobalStat::PassEncapNotOurs,
             Error::EncapMalformed => GlobalStat::DropEncapMalformed,
             Error::SnatPortsBusy => GlobalStat::DropSnatPortsBusy,
+            Error::DsrReply => GlobalStat::PassDsrReply,
         }
     }
 }

@@ -10,8 +10,8 @@
 
 use aya_ebpf::{
     bindings::{
-        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams,
-        xdp_action,
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH,
+        BPF_FIB_LOOKUP_SRC, bpf_fib_lookup as FibParams, xdp_action,
     },
     helpers::generated::bpf_fib_lookup,
     programs::XdpContext,
@@ -87,11 +87,7 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
     transmit(ctx, pkt, &nh, true)
 }
 
-/// The next hop toward the packet's IPv4 destination: `cache` when it is
-/// valid for that destination in this epoch, else the FIB's answer (stored
-/// into `cache`). `Miss::TooBig` when the packet exceeds the route MTU
-/// (the FIB's verdict, or the cached MTU: it was resolved for another
-/// packet).
+/// The next hop toward the packet's IPv4 destination (see `next_hop_via`).
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
@@ -99,28 +95,74 @@ pub fn next_hop(
     cache: Option<*mut NextHop>,
     now: u64,
 ) -> Result<NextHop, Miss> {
-    let epoch = NextHop::epoch_of(now);
     // SAFETY: `ip` was bounds-checked by `parse` (or by the encapsulation).
     let dst_ip = load(unsafe { &raw const (*pkt.ip).daddr });
+    next_hop_via(ctx, pkt, dst_ip, cache, now)
+}
+
+/// The next hop toward `via` for the packet (its destination, or the node a
+/// DSR packet to a pod goes through): `cache` when it is valid for `via` in
+/// this epoch, else the FIB's answer (stored into `cache`). `Miss::TooBig`
+/// when the packet exceeds the route MTU (the FIB's verdict, or the cached
+/// MTU: it was resolved for another packet).
+#[inline(always)]
+pub fn next_hop_via(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    via: u32,
+    cache: Option<*mut NextHop>,
+    now: u64,
+) -> Result<NextHop, Miss> {
+    let epoch = NextHop::epoch_of(now);
     // SAFETY: map value pointer (connection entry or per-CPU slot); a racing
     // writer stores an equally valid resolution.
     let cached = cache
         .map(|c| unsafe { *c })
-        .filter(|nh| nh.valid_for(dst_ip, epoch));
+        .filter(|nh| nh.valid_for(via, epoch));
     let nh = match cached {
         Some(nh) => nh,
         None => {
-            let nh = resolve(ctx, pkt, dst_ip, epoch)?;
+            let nh = resolve(ctx, pkt, via, epoch)?;
             if let Some(c) = cache {
                 unsafe { *c = nh };
             }
             nh
         }
     };
+    // SAFETY: `ip` was bounds-checked by `parse` (or by the encapsulation).
     if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
         return Err(Miss::TooBig);
     }
     Ok(nh)
+}
+
+/// The kernel's preferred source address toward `dst` (network byte
+/// order), as it would pick it for a packet it sends there
+/// (`BPF_FIB_LOOKUP_SRC`; no neighbour needed): the outer source of DSR
+/// packets to a backend no tunnel route holds. `None` without a route.
+#[inline(always)]
+pub fn source_toward(ctx: &XdpContext, dst: u32) -> Option<u32> {
+    // SAFETY: all-zero is a valid value of this plain C struct.
+    let mut fib: FibParams = unsafe { core::mem::zeroed() };
+    fib.family = AF_INET;
+    fib.__bindgen_anon_4.ipv4_dst = dst;
+    fib.ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: helper call with the program's context and a stack buffer of
+    // the size passed. `tot_len` 0: no MTU verdict.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx.cast(),
+            &mut fib,
+            core::mem::size_of::<FibParams>() as i32,
+            BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return None;
+    }
+    // SAFETY: union field written by the kernel on success.
+    let src = unsafe { fib.__bindgen_anon_3.ipv4_src };
+    (src != 0).then_some(src)
 }
 
 /// Sets the frame's MACs for `nh` and transmits it: `XDP_TX` on the ingress

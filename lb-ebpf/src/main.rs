@@ -1,5 +1,6 @@
 //! ferrolb's XDP datapath: balances IPv4 TCP/UDP connections addressed to
-//! VIPs over backends (DNAT), delivering to pods behind tunnel routes
+//! VIPs over backends (DNAT, or direct server return: `dsr.rs`), delivering
+//! to pods behind tunnel routes
 //! encapsulated (`tunnel.rs`) and taking their encapsulated replies back
 //! (`decap_return.rs`), and reverse-NATs the replies, relaying ICMP errors
 //! about its connections to their other end (`icmp_error.rs`); and the
@@ -15,6 +16,7 @@
 mod conntrack;
 mod decap;
 mod decap_return;
+mod dsr;
 mod encap_ipip;
 mod encap_outer;
 mod encap_vxlan;
@@ -34,7 +36,7 @@ mod stats;
 mod tunnel;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use lb_common::{Flow, NextHop, conntrack::DIR_REPLY};
+use lb_common::{Flow, NextHop, conntrack::DIR_REPLY, service::mode};
 
 use crate::error::Error;
 
@@ -100,6 +102,10 @@ fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Resul
         }
     };
 
+    if flow.mode == mode::DSR {
+        // Not rewritten: encapsulated to the backend as it is.
+        return dsr::deliver(ctx, &pkt, flow, next_hop, now);
+    }
     let tunnel = tunnel::route(flow, now)?;
     nat::rewrite(ctx, &pkt, flow)?;
     match tunnel {

@@ -38,26 +38,34 @@ fn refill(slot: *mut BackendTunnel, ip: u32, epoch: u16) {
     s.valid = 1;
 }
 
-/// The tunnel the packets of `flow` (after DNAT) go through, if they are
-/// encapsulated: only the forward direction (toward the backend) is. The
-/// longest-prefix match runs when the backend's cache slot is stale (another
-/// backend address, or an earlier epoch: about once a second per backend and
-/// CPU), not per packet. The answer points into the backend's per-CPU slot,
-/// which stays put for this run of the program.
+/// The cached tunnel route of `flow`'s backend (`BACKEND_TUNNEL` slot),
+/// refilled when stale (another backend address, or an earlier epoch: about
+/// once a second per backend and CPU), so the longest-prefix match does not
+/// run per packet. The slot stays put for this run of the program; `None`
+/// only for a backend id beyond the array.
 #[inline(always)]
-pub fn route(flow: &Flow, now: u64) -> Result<Option<*const Tunnel>, Error> {
-    if flow.direction != DIR_FORWARD {
-        return Ok(None);
-    }
-    let Some(slot) = BACKEND_TUNNEL.get_ptr_mut(flow.backend_id) else {
-        return Ok(None);
-    };
+pub fn cached(flow: &Flow, now: u64) -> Option<*mut BackendTunnel> {
+    let slot = BACKEND_TUNNEL.get_ptr_mut(flow.backend_id)?;
     let epoch = NextHop::epoch_of(now);
     let ip = flow.nat_dst_ip;
     // SAFETY: per-CPU slot, see `refill`.
     if !unsafe { (*slot).valid_for(ip, epoch) } {
         refill(slot, ip, epoch);
     }
+    Some(slot)
+}
+
+/// The tunnel the packets of `flow` (after DNAT) go through, if they are
+/// encapsulated: only the forward direction (toward the backend) is. The
+/// answer points into the backend's per-CPU slot (`cached`).
+#[inline(always)]
+pub fn route(flow: &Flow, now: u64) -> Result<Option<*const Tunnel>, Error> {
+    if flow.direction != DIR_FORWARD {
+        return Ok(None);
+    }
+    let Some(slot) = cached(flow, now) else {
+        return Ok(None);
+    };
     let t = unsafe { &raw const (*slot).tunnel };
     let (kind, src_ip) = unsafe { ((*t).encap, (*t).src_ip) };
     if kind != encap::IPIP && kind != encap::VXLAN {
@@ -89,22 +97,36 @@ pub fn deliver(
         encap_ipip::encapsulate(ctx, pkt, t)?
     } else {
         stats::inc(GlobalStat::EncapVxlan);
-        encap_vxlan::encapsulate(ctx, pkt, t)?
+        encap_vxlan::encapsulate(ctx, pkt, t, &pkt.key)?
     };
     // From here on `pkt`'s pointers are invalid: only `outer` is used.
-    let nh = match forward::next_hop(ctx, &outer, cache, now) {
+    Ok(send(ctx, &outer, t.node_ip, cache, now))
+}
+
+/// Sends the encapsulated packet `outer` toward `via` (the node, or the
+/// outer destination itself), its next hop cached in `cache` like any next
+/// hop; the outer TTL is left as written.
+#[inline(always)]
+pub fn send(
+    ctx: &XdpContext,
+    outer: &Packet,
+    via: u32,
+    cache: Option<*mut NextHop>,
+    now: u64,
+) -> u32 {
+    let nh = match forward::next_hop_via(ctx, outer, via, cache, now) {
         Ok(nh) => nh,
-        Err(Miss::TooBig) => return Ok(too_big()),
+        Err(Miss::TooBig) => return too_big(),
         Err(Miss::NoNextHop) => {
             // No neighbour (or route) yet: the stack forwards the
             // encapsulated packet (it carries a local source address: the
             // ingress interface needs accept_local, see docs) and resolves
             // the neighbour.
             stats::inc(GlobalStat::PassFibMiss);
-            return Ok(xdp_action::XDP_PASS);
+            return xdp_action::XDP_PASS;
         }
     };
-    Ok(forward::transmit(ctx, &outer, &nh, false))
+    forward::transmit(ctx, outer, &nh, false)
 }
 
 /// The encapsulated packet is larger than the route MTU toward the node.

@@ -1,7 +1,8 @@
 //! The setup of the encapsulation packet fixtures: the fixture namespace
 //! (`fixture_net`) plus nodes on its backend link, tunnel routes for pod
 //! networks behind them, the load balancer's tunnel endpoints, and a TCP and
-//! a UDP service on the VIP whose backend is one pod.
+//! a UDP service on the VIP whose backend is one pod (DNAT, or DSR with
+//! [`EncapFixture::dsr`]).
 //!
 //! ```text
 //!   load balancer's tunnel source 10.0.2.1 (fx-backend, 02:..:02:01)
@@ -17,11 +18,13 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use anyhow::Result;
+use etherparse::Ipv4Header;
 use lb_common::{
     Tunnel, TunnelEndpoint,
+    hash::flow_hash,
     limits::{DEFAULT_TCP_TIMEOUT_S, DEFAULT_UDP_TIMEOUT_S},
     proto,
-    service::select,
+    service::{mode, select},
     tunnel::encap,
 };
 
@@ -84,6 +87,19 @@ impl EncapFixture {
     /// The setup above, with the TCP (port 80 → `pod`:8080) and UDP (53 →
     /// `pod`:5353) services balancing to the one pod `pod`.
     pub fn new(pod: Ipv4Addr) -> Result<EncapFixture> {
+        EncapFixture::with_ports(pod, TCP_PORT, UDP_PORT)
+    }
+
+    /// The setup above with both services in direct-server-return mode
+    /// (`mode::DSR`), their backend `pod` on the VIPs' own ports (80, 53).
+    pub fn dsr(pod: Ipv4Addr) -> Result<EncapFixture> {
+        let mut fx = EncapFixture::with_ports(pod, TCP_VIP.port(), UDP_VIP.port())?;
+        fx.lb.set_service_mode(TCP_VIP, proto::TCP, mode::DSR)?;
+        fx.lb.set_service_mode(UDP_VIP, proto::UDP, mode::DSR)?;
+        Ok(fx)
+    }
+
+    fn with_ports(pod: Ipv4Addr, tcp_port: u16, udp_port: u16) -> Result<EncapFixture> {
         let net = FixtureNet::enter()?;
         let n = net.name.as_str();
         for (addr, mac) in [
@@ -166,7 +182,7 @@ impl EncapFixture {
             proto: proto::TCP,
             select: select::ROUND_ROBIN,
             timeout_s: DEFAULT_TCP_TIMEOUT_S,
-            backends: vec![SocketAddrV4::new(pod, TCP_PORT)],
+            backends: vec![SocketAddrV4::new(pod, tcp_port)],
         })?;
         lb.add_service(&TestService {
             id: 2,
@@ -174,7 +190,7 @@ impl EncapFixture {
             proto: proto::UDP,
             select: select::ROUND_ROBIN,
             timeout_s: DEFAULT_UDP_TIMEOUT_S,
-            backends: vec![SocketAddrV4::new(pod, UDP_PORT)],
+            backends: vec![SocketAddrV4::new(pod, udp_port)],
         })?;
         Ok(EncapFixture { net, lb })
     }
@@ -188,4 +204,30 @@ impl EncapFixture {
     pub fn from_nodes(&self, bytes: &[u8]) -> Result<Run> {
         self.lb.run(bytes, self.net.backend_ifindex)
     }
+}
+
+/// The outer header fields copied from the inner packet: identification,
+/// DF, DSCP/ECN.
+pub fn copy_inner_fields(outer: &mut Ipv4Header, inner: &Frame) {
+    outer.identification = inner.ip.identification;
+    outer.dont_fragment = inner.ip.dont_fragment;
+    outer.dscp = inner.ip.dscp;
+    outer.ecn = inner.ip.ecn;
+}
+
+/// The UDP source port the load balancer must use for packets of the
+/// connection that arrived as `input`.
+pub fn expected_src_port(input: &Frame, proto: u8) -> u16 {
+    let (sport, dport) = match &input.l4 {
+        crate::packets::L4::Tcp(t) => (t.source_port, t.destination_port),
+        crate::packets::L4::Udp(u) => (u.source_port, u.destination_port),
+    };
+    let h = flow_hash(
+        u32::from_ne_bytes(input.ip.source),
+        u32::from_ne_bytes(input.ip.destination),
+        sport.to_be(),
+        dport.to_be(),
+        proto,
+    );
+    crate::vxlan::linux_src_port(h)
 }

@@ -178,6 +178,18 @@ impl Harness {
         Ok(())
     }
 
+    /// Sets the `mode` (`service::mode::*`) of the service at (`vip`,
+    /// `proto`).
+    pub fn set_service_mode(&mut self, vip: SocketAddrV4, proto: u8, mode: u8) -> Result<()> {
+        let key = vip_key(vip, proto);
+        let mut services: HashMap<&mut MapData, VipKey, Service> =
+            HashMap::try_from(self.map(names::SERVICES)?)?;
+        let mut svc = services.get(&key, 0)?;
+        svc.mode = mode;
+        services.insert(key, svc, 0)?;
+        Ok(())
+    }
+
     /// Changes backend `id`'s entry with `change`.
     pub fn update_backend(&mut self, id: u32, change: impl FnOnce(&mut Backend)) -> Result<()> {
         let mut backends: Array<&mut MapData, Backend> =

@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{Ethernet2Header, Ipv4Header};
-use lb_common::{GlobalStat, hash::flow_hash, proto};
+use lb_common::{GlobalStat, proto};
 use tests::{
     dnat_fixture::{
         CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp,
@@ -35,15 +35,6 @@ fn dnated(input: &Frame, backend: SocketAddrV4) -> Frame {
     input.clone().addrs(CLIENT, backend).ttl(ttl)
 }
 
-/// The outer header fields copied from the inner packet: identification,
-/// DF, DSCP/ECN.
-fn copy_inner_fields(outer: &mut Ipv4Header, inner: &Frame) {
-    outer.identification = inner.ip.identification;
-    outer.dont_fragment = inner.ip.dont_fragment;
-    outer.dscp = inner.ip.dscp;
-    outer.ecn = inner.ip.ecn;
-}
-
 /// IPIP frame from the load balancer to `node` (`macs`: source,
 /// destination) carrying `inner`.
 fn expect_ipip(macs: (Mac, Mac), node: Ipv4Addr, inner: &Frame) -> Vec<u8> {
@@ -51,23 +42,6 @@ fn expect_ipip(macs: (Mac, Mac), node: Ipv4Addr, inner: &Frame) -> Vec<u8> {
     let mut outer = ipip::outer_header(TUNNEL_SOURCE, node, inner_ip.len());
     copy_inner_fields(&mut outer, inner);
     ipip::frame(macs.0, macs.1, &outer, &inner_ip)
-}
-
-/// The UDP source port the load balancer must use for packets of the
-/// connection that arrived as `input`.
-fn expected_src_port(input: &Frame, proto: u8) -> u16 {
-    let (sport, dport) = match &input.l4 {
-        tests::packets::L4::Tcp(t) => (t.source_port, t.destination_port),
-        tests::packets::L4::Udp(u) => (u.source_port, u.destination_port),
-    };
-    let h = flow_hash(
-        u32::from_ne_bytes(input.ip.source),
-        u32::from_ne_bytes(input.ip.destination),
-        sport.to_be(),
-        dport.to_be(),
-        proto,
-    );
-    vxlan::linux_src_port(h)
 }
 
 /// VXLAN frame from the load balancer to the VXLAN node carrying `inner`

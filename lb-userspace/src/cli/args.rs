@@ -75,7 +75,8 @@ pub enum ServiceCommand {
         /// Backend IP:PORT[,WEIGHT] (repeatable).
         #[arg(long = "backend", value_name = "IP:PORT[,WEIGHT]", value_parser = parse_backend)]
         backends: Vec<BackendArg>,
-        /// Packet rewriting mode: dnat, onearm or fullnat.
+        /// Packet rewriting mode: dnat, onearm, fullnat, or dsr (direct server
+        /// return; backends on the service port).
         #[arg(long)]
         mode: Option<Mode>,
         /// fullnat: source address of connections to the backends (default
@@ -244,8 +245,8 @@ mod tests {
     fn argument_errors_name_what_is_wrong() {
         for (args, names) in [
             (
-                vec!["service", "add", "10.96.0.10:80/tcp", "--mode", "tproxy"],
-                "unknown mode \"tproxy\"",
+                vec!["service", "add", "10.96.0.10:80/tcp", "--mode", "tun"],
+                "unknown mode \"tun\"",
             ),
             (
                 vec!["service", "add", "10.96.0.10:80/tcp", "--select", "lc"],

@@ -44,6 +44,10 @@ named_enum!(
         /// DNAT, and the source rewritten to the service's `snat_ip` (default
         /// the load balancer's overlay address), with an allocated port.
         Fullnat = "fullnat",
+        /// Direct server return: not rewritten, IPIP-encapsulated to the
+        /// backend, which holds the VIP and answers the client directly.
+        /// Backends must use the service's port.
+        Dsr = "dsr",
     }
 );
 
@@ -54,6 +58,7 @@ impl Mode {
             Mode::Dnat => service::mode::DNAT,
             Mode::Onearm => service::mode::ONEARM,
             Mode::Fullnat => service::mode::FULLNAT,
+            Mode::Dsr => service::mode::DSR,
         }
     }
 }

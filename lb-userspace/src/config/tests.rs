@@ -156,8 +156,14 @@ fn each_error_names_its_field() {
             "snat_ip: 224.0.0.1 is not a unicast address",
         ),
         (
-            base(r#""mode": "dsr""#),
-            "mode: unknown mode \"dsr\" (expected dnat, onearm or fullnat)",
+            base(r#""mode": "tun""#),
+            "mode: unknown mode \"tun\" (expected dnat, onearm, fullnat or dsr)",
+        ),
+        (
+            base(
+                r#""mode": "dsr", "backends": [{"ip": "10.0.2.2", "port": 80}, {"ip": "10.0.2.3", "port": 8080}]"#,
+            ),
+            "backends[1].port: 8080 is not the service port 80: mode dsr does not rewrite the port",
         ),
         (
             base(r#""select": "lc""#),
@@ -350,4 +356,32 @@ fn kubernetes_names_are_accepted() {
         assert_eq!(super::check_name(name), Ok(()), "{name:?}");
     }
     assert!(super::check_name(&"n".repeat(super::MAX_NAME_LEN)).is_ok());
+}
+
+#[test]
+fn dsr_service_on_the_service_port() {
+    let s = parse(
+        r#"{"vip": "10.96.0.10", "port": 80, "protocol": "udp", "mode": "dsr",
+            "backends": [{"ip": "10.244.1.2", "port": 80}, {"ip": "10.244.2.2", "port": 80}]}"#,
+    )
+    .unwrap();
+    assert_eq!(s.mode, Mode::Dsr);
+    assert_eq!(s.mode.datapath_value(), lb_common::service::mode::DSR);
+    assert_eq!(s.backends.len(), 2);
+    // Every backend on another port is named, not just the first.
+    let err = parse(
+        r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "dsr",
+            "backends": [{"ip": "10.244.1.2", "port": 81}, {"ip": "10.244.2.2", "port": 80},
+                         {"ip": "10.244.3.2", "port": 8080}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("backends[0].port: 81 is not the service port 80"),
+        "{err}"
+    );
+    assert!(
+        err.contains("backends[2].port: 8080 is not the service port 80"),
+        "{err}"
+    );
+    assert!(!err.contains("backends[1]"), "{err}");
 }

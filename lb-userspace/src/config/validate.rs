@@ -88,6 +88,9 @@ pub fn validate(
     };
 
     let backends = check_backends(&mut errors, input.backends.as_deref().unwrap_or(&[]));
+    if let (Some(Mode::Dsr), Some(port)) = (mode, port) {
+        check_dsr_ports(&mut errors, input.backends.as_deref().unwrap_or(&[]), port);
+    }
 
     match (vip, port, protocol, mode, select, timeout_s) {
         (Some(vip), Some(port), Some(protocol), Some(mode), Some(select), Some(timeout_s))
@@ -208,6 +211,22 @@ fn check_backends(errors: &mut Vec<FieldError>, inputs: &[BackendInput]) -> Vec<
         }
     }
     out
+}
+
+/// DSR does not rewrite the packet: a backend receives it on the service's
+/// port, so a backend on another port is refused (naming it) rather than
+/// silently ignored.
+fn check_dsr_ports(errors: &mut Vec<FieldError>, inputs: &[BackendInput], port: u16) {
+    for (i, b) in inputs.iter().enumerate() {
+        // Missing or out-of-range ports are reported by `check_backends`.
+        match b.port.map(check_port) {
+            Some(Ok(p)) if p != port => errors.push(FieldError::new(
+                format!("backends[{i}].port"),
+                format!("{p} is not the service port {port}: mode dsr does not rewrite the port"),
+            )),
+            _ => {}
+        }
+    }
 }
 
 /// A service name: at most `MAX_NAME_LEN` bytes of `A-Z a-z 0-9 . _ / -`,

@@ -1,5 +1,5 @@
 //! The source address a service's connections to a backend get
-//! (`Backend::snat_ip`): none for `dnat`; for `fullnat` the service's
+//! (`Backend::snat_ip`): none for `dnat` and `dsr`; for `fullnat` the service's
 //! `snat_ip`, else the load balancer's overlay address (`--overlay-ip`);
 //! for `onearm` the load balancer's own address toward the backend: the
 //! tunnel source of the backend's tunnel route when it is behind one, else
@@ -25,7 +25,7 @@ impl Datapath {
             reason,
         };
         let addr = match spec.mode {
-            Mode::Dnat => return Ok(0),
+            Mode::Dnat | Mode::Dsr => return Ok(0),
             Mode::Fullnat => spec.snat_ip.or(self.overlay_ip).ok_or_else(|| {
                 fail(
                     "mode fullnat needs a source address: give the service snat_ip, \

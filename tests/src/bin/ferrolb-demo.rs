@@ -14,8 +14,9 @@ use tests::api::{service_json, service_path};
 use tests::client::{self, Proto};
 use tests::daemon::{Daemon, DaemonConfig};
 use tests::demo::{indent, print_ctl, step};
+use tests::dsr_backends;
 use tests::interrupt;
-use tests::topology::{CLIENT_IP, IO_TIMEOUT, Topology, VIP};
+use tests::topology::{CLIENT_IP, HOST_DEV, IO_TIMEOUT, LB_CLIENT_DEV, Topology, VIP};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,11 @@ struct Args {
     /// TCP connections per mode in the overlay part.
     #[arg(long, default_value_t = 12)]
     overlay_connections: usize,
+    /// Service mode of the routed part: dnat, or dsr (direct server return: each backend holds
+    /// the VIP on its loopback, decapsulates IPIP with `ferrolbd
+    /// --node-decap` and answers the client directly).
+    #[arg(long, default_value = "dnat", value_parser = ["dnat", "dsr"])]
+    mode: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,14 +100,43 @@ fn routed(args: &Args) -> Result<()> {
     );
     for b in &topo.backends {
         println!(
-            "  {:<8} {:<28} {}:{BACKEND_PORT} (TCP and UDP test server)",
+            "  {:<8} {:<28} {}:{} (TCP and UDP test server)",
             b.name,
             b.ns.name(),
-            b.ip
+            b.ip,
+            if args.mode == "dsr" {
+                args.port
+            } else {
+                BACKEND_PORT
+            }
         );
     }
-    topo.start_servers(BACKEND_PORT)?;
+    let dsr = args.mode == "dsr";
+    let vip = SocketAddrV4::new(VIP, args.port);
+    // DSR: the backends serve the VIP's own port (the packet is not
+    // rewritten); kept until the end, dropped before the topology.
+    let backend_port = if dsr { args.port } else { BACKEND_PORT };
+    let _dsr_backends = if dsr {
+        println!(
+            "  dsr: each backend gets {VIP}/32 on its loopback, `ferrolbd --node-decap {HOST_DEV}` \
+             and its test server on {vip}"
+        );
+        Some(dsr_backends::setup_hosts(
+            topo.backends.iter().map(|b| (&b.ns, b.name.as_str())),
+            HOST_DEV,
+            vip,
+        )?)
+    } else {
+        topo.start_servers(BACKEND_PORT)?;
+        None
+    };
 
+    if dsr {
+        // The first packets to a backend whose neighbour is not resolved go
+        // to the kernel encapsulated, from this host's own address.
+        topo.lb
+            .sysctl(&format!("net/ipv4/conf/{LB_CLIENT_DEV}/accept_local"), "1")?;
+    }
     step("Starting ferrolbd in the lb namespace")?;
     let daemon = Daemon::start(&topo.lb, DaemonConfig::new(topo.lb_ifaces()))?;
     println!(
@@ -114,19 +149,19 @@ fn routed(args: &Args) -> Result<()> {
     );
     let api = daemon.api();
 
-    let vip = SocketAddrV4::new(VIP, args.port);
-    let backends = topo.backend_addrs(BACKEND_PORT);
+    let backends = topo.backend_addrs(backend_port);
     for proto in ["tcp", "udp"] {
         step(&format!(
             "Configuring the {proto} service through the REST API"
         ))?;
-        let body = service_json(
+        let mut body = service_json(
             &format!("demo/web-{proto}"),
             proto,
             vip,
             &args.select,
             &backends,
         );
+        body["mode"] = args.mode.clone().into();
         let path = service_path(proto, vip);
         println!(
             "  PUT {path}\n{}",
@@ -150,7 +185,18 @@ fn routed(args: &Args) -> Result<()> {
     client::check_nat(&tcp, vip).context("TCP")?;
     client::check_nat(&udp, vip).context("UDP")?;
     println!("  every reply came from the VIP {vip}; every backend saw the client's own address");
-    print_spread(&topo, &client::spread(&tcp), &client::spread(&udp));
+    if dsr {
+        println!(
+            "  dsr: the replies went from the backends straight to the client \
+             (reply counters below stay 0)"
+        );
+    }
+    print_spread(
+        &topo,
+        backend_port,
+        &client::spread(&tcp),
+        &client::spread(&udp),
+    );
 
     step(&format!("ferrolbctl service get {vip}/tcp"))?;
     print_ctl(&daemon, &["service", "get", &format!("{vip}/tcp")])?;
@@ -177,7 +223,12 @@ fn routed(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn print_spread(topo: &Topology, tcp: &BTreeMap<String, usize>, udp: &BTreeMap<String, usize>) {
+fn print_spread(
+    topo: &Topology,
+    port: u16,
+    tcp: &BTreeMap<String, usize>,
+    udp: &BTreeMap<String, usize>,
+) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec![
@@ -189,7 +240,7 @@ fn print_spread(topo: &Topology, tcp: &BTreeMap<String, usize>, udp: &BTreeMap<S
     for b in &topo.backends {
         table.add_row(vec![
             b.name.clone(),
-            format!("{}:{BACKEND_PORT}", b.ip),
+            format!("{}:{port}", b.ip),
             tcp.get(&b.name).copied().unwrap_or(0).to_string(),
             udp.get(&b.name).copied().unwrap_or(0).to_string(),
         ]);
