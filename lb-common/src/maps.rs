@@ -64,6 +64,20 @@ pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
 
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
+/// The balancer's stages, tail-called from `PROG_BALANCER` through
+/// `PROGRAMS`: separate programs so each stays within the verifier's
+/// complexity and stack limits.
+pub const PROG_NEW_FLOW: &str = "ferrolb_new_flow";
+pub const PROG_ICMP: &str = "ferrolb_icmp";
+/// Program array (not pinned: each loaded object fills its own) of the
+/// balancer's stages, indexed by `STAGE_*`.
+pub const PROGRAMS: &str = "PROGRAMS";
+/// `PROGRAMS` index of `PROG_NEW_FLOW`: a packet with no live connection.
+pub const STAGE_NEW_FLOW: u32 = 0;
+/// `PROGRAMS` index of `PROG_ICMP`: an ICMP packet.
+pub const STAGE_ICMP: u32 = 1;
+/// Every stage: (`PROGRAMS` index, program name).
+pub const STAGES: [(u32, &str); 2] = [(STAGE_NEW_FLOW, PROG_NEW_FLOW), (STAGE_ICMP, PROG_ICMP)];
 /// A program that drops everything: the baseline of the benchmarks.
 pub const PROG_DROP: &str = "ferrolb_drop";
 /// The node-side IPIP decapsulation XDP program (`ferrolbd --node-decap`).

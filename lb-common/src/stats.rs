@@ -115,10 +115,13 @@ pub enum GlobalStat {
     /// (a DSR backend's reply its node sent into the tunnel); the stack
     /// routes it to the client, not rewritten.
     PassDsrReply = 27,
+    /// Dropped: a balancer stage (`maps::STAGES`) could not be tail-called
+    /// (not loaded into `PROGRAMS`: a loader bug).
+    DropNoStage = 28,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 28;
+    pub const COUNT: u32 = 29;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -149,6 +152,7 @@ impl GlobalStat {
         GlobalStat::IcmpToClient,
         GlobalStat::IcmpToBackend,
         GlobalStat::PassDsrReply,
+        GlobalStat::DropNoStage,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -181,6 +185,7 @@ impl GlobalStat {
             GlobalStat::IcmpToClient => "icmp_to_client",
             GlobalStat::IcmpToBackend => "icmp_to_backend",
             GlobalStat::PassDsrReply => "pass_dsr_reply",
+            GlobalStat::DropNoStage => "drop_no_stage",
         }
     }
 }

@@ -5,6 +5,9 @@ use lb_common::GlobalStat;
 
 #[derive(Clone, Copy)]
 pub enum Error {
+    /// No live connection: the new-flow stage schedules the packet (not an
+    /// outcome: the entry program tail-calls that stage).
+    NoConnection,
     /// Not for a VIP, not a reply of a connection: the stack's business.
     NotOurs,
     /// An ICMP message (options-free, unfragmented IPv4): `icmp_error`
@@ -66,7 +69,8 @@ impl Error {
             | Error::NoTunnelSource
             | Error::AdjustFailed
             | Error::EncapMalformed
-            | Error::SnatPortsBusy => xdp_action::XDP_DROP,
+            | Error::SnatPortsBusy
+            | Error::NoConnection => xdp_action::XDP_DROP,
         }
     }
 
@@ -74,6 +78,7 @@ impl Error {
     pub fn stat(self) -> GlobalStat {
         match self {
             Error::NotOurs | Error::Icmp => GlobalStat::PassNotOurs,
+            Error::NoConnection => GlobalStat::DropNoStage,
             Error::Malformed => GlobalStat::DropMalformed,
             Error::Fragment => GlobalStat::DropFragment,
             Error::IpOptions => GlobalStat::DropIpOptions,

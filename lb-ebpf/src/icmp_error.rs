@@ -66,11 +66,8 @@ pub struct Quote {
     len: usize,
 }
 
-/// `relay`'s XDP action, its error counted. Not inlined: a BPF-to-BPF call
-/// whose stack frame is not added to the balancer's (inlined, the two paths
-/// together exceed the 512-byte BPF stack); it returns a plain scalar, as
-/// the verifier wants of a subprogram.
-#[inline(never)]
+/// `relay`'s XDP action, its error counted (the ICMP stage, `main.rs`).
+#[inline(always)]
 pub fn relay_action(ctx: &XdpContext, now: u64) -> u32 {
     match relay(ctx, now) {
         Ok(action) => action,

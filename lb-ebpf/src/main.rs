@@ -36,10 +36,19 @@ mod stats;
 mod tunnel;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use lb_common::{Flow, NextHop, conntrack::DIR_REPLY, service::mode};
+use lb_common::{
+    Flow, NextHop,
+    conntrack::DIR_REPLY,
+    maps::{STAGE_ICMP, STAGE_NEW_FLOW},
+    service::mode,
+};
 
-use crate::error::Error;
+use crate::{error::Error, maps::PROGRAMS};
 
+/// The balancer's entry: encapsulated replies, then packets of live
+/// connections. A packet with no live connection goes on to the new-flow
+/// stage, an ICMP packet to the ICMP stage (tail calls: separate programs,
+/// each within the verifier's limits; `maps::PROGRAMS`).
 #[xdp]
 pub fn ferrolb(ctx: XdpContext) -> u32 {
     let now = conntrack::now_ns();
@@ -50,67 +59,121 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
             }
             found
         }
-        Err(e) => {
-            stats::inc(e.stat());
-            return e.action();
-        }
+        Err(e) => return fail(e),
     };
-    match balance(&ctx, now, found) {
+    match established(&ctx, now, found) {
         Ok(action) => action,
-        Err(e) => {
-            stats::inc(e.stat());
-            e.action()
-        }
+        Err(Error::Icmp) => stage(&ctx, STAGE_ICMP),
+        Err(Error::NoConnection) => stage(&ctx, STAGE_NEW_FLOW),
+        Err(e) => fail(e),
     }
 }
 
-/// Balances the packet. `found`: its connection-table entry, when
-/// `decap_return` already looked it up (a decapsulated reply).
+/// Counts `e` and returns its action.
 #[inline(always)]
-fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Result<u32, Error> {
-    let pkt = match parse::parse(ctx) {
-        Ok(pkt) => pkt,
-        // ICMP errors about our connections go to the connection's other
-        // end, translated; all other ICMP passes.
-        Err(Error::Icmp) => return Ok(icmp_error::relay_action(ctx, now)),
-        Err(e) => return Err(e),
-    };
-    let bytes = packet::frame_len(ctx);
+fn fail(e: Error) -> u32 {
+    stats::inc(e.stat());
+    e.action()
+}
 
-    let established = found
+/// Tail-calls stage `index`; returns only if that fails (counted).
+#[inline(always)]
+fn stage(ctx: &XdpContext, index: u32) -> u32 {
+    // SAFETY: the stages are XDP programs of this object; on success this
+    // does not return.
+    unsafe { PROGRAMS.tail_call(ctx, index) };
+    stats::inc(lb_common::GlobalStat::DropNoStage);
+    xdp_action::XDP_DROP
+}
+
+/// Sends a packet of a live connection on. `found`: its connection-table
+/// entry, when `decap_return` already looked it up (a decapsulated reply).
+/// `Err(NoConnection)`: none (the new-flow stage takes it), `Err(Icmp)`: an
+/// ICMP packet (the ICMP stage takes it).
+#[inline(always)]
+fn established(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Result<u32, Error> {
+    let pkt = parse::parse(ctx)?;
+    let e = found
         .or_else(|| conntrack::lookup(&pkt.key, now))
-        .filter(|&e| conntrack::carries_on(e, pkt.tcp_flags));
+        .filter(|&e| conntrack::carries_on(e, pkt.tcp_flags))
+        .ok_or(Error::NoConnection)?;
+    nat::check_ttl(&pkt)?;
+    conntrack::touch(e, pkt.key.proto, pkt.tcp_flags, now);
+    let ptr = e.flow;
+    // SAFETY: map value pointer, valid for this run of the program.
+    // Read in place: a copy would read the same memory, 64 bytes more.
+    let f = unsafe { &*ptr };
+    let reply = f.direction == DIR_REPLY;
+    stats::count(
+        f.service_id,
+        f.backend_id,
+        reply,
+        packet::frame_len(ctx),
+        false,
+    );
+    send(ctx, &pkt, f, Some(unsafe { &raw mut (*ptr).next_hop }), now)
+}
 
-    let (flow, next_hop): (&Flow, Option<*mut NextHop>) = match established {
-        Some(e) => {
-            nat::check_ttl(&pkt)?;
-            conntrack::touch(e, pkt.key.proto, pkt.tcp_flags, now);
-            let ptr = e.flow;
-            // SAFETY: map value pointer, valid for this run of the program.
-            // Read in place: a copy would read the same memory, 64 bytes more.
-            let f = unsafe { &*ptr };
-            let reply = f.direction == DIR_REPLY;
-            stats::count(f.service_id, f.backend_id, reply, bytes, false);
-            (f, Some(unsafe { &raw mut (*ptr).next_hop }))
-        }
-        None => {
-            let (ptr, backend_next_hop) = schedule::schedule(&pkt, now)?;
-            // SAFETY: the entry just written, in the table (see above).
-            let f = unsafe { &*ptr };
-            stats::count(f.service_id, f.backend_id, false, bytes, true);
-            (f, backend_next_hop)
-        }
-    };
+/// The new-flow stage: schedules a packet that has no live connection (a
+/// new connection, or one whose backend went).
+#[xdp]
+pub fn ferrolb_new_flow(ctx: XdpContext) -> u32 {
+    let now = conntrack::now_ns();
+    match new_flow(&ctx, now) {
+        Ok(action) => action,
+        Err(e) => fail(e),
+    }
+}
 
+#[inline(always)]
+fn new_flow(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
+    // Parsed again: a tail call keeps nothing but the packet.
+    let pkt = parse::parse(ctx)?;
+    let (ptr, backend_next_hop) = schedule::schedule(&pkt, now)?;
+    // SAFETY: the entry just written, in the table (valid for this run).
+    let f = unsafe { &*ptr };
+    stats::count(
+        f.service_id,
+        f.backend_id,
+        false,
+        packet::frame_len(ctx),
+        true,
+    );
+    send(ctx, &pkt, f, backend_next_hop, now)
+}
+
+/// The ICMP stage: errors about our connections go to the connection's
+/// other end, translated; all other ICMP passes.
+#[xdp]
+pub fn ferrolb_icmp(ctx: XdpContext) -> u32 {
+    let now = conntrack::now_ns();
+    match parse::parse(&ctx) {
+        // `parse` checked the outer header `relay` relies on.
+        Err(Error::Icmp) => icmp_error::relay_action(&ctx, now),
+        // Not reached: the entry tail-calls only ICMP here.
+        _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// Rewrites the packet as `flow` says and sends it: DSR encapsulated as it
+/// is, otherwise NATed, then encapsulated to its node or forwarded.
+#[inline(always)]
+fn send(
+    ctx: &XdpContext,
+    pkt: &parse::Packet,
+    flow: &Flow,
+    next_hop: Option<*mut NextHop>,
+    now: u64,
+) -> Result<u32, Error> {
     if flow.mode == mode::DSR {
         // Not rewritten: encapsulated to the backend as it is.
-        return dsr::deliver(ctx, &pkt, flow, next_hop, now);
+        return dsr::deliver(ctx, pkt, flow, next_hop, now);
     }
     let tunnel = tunnel::route(flow, now)?;
-    nat::rewrite(ctx, &pkt, flow)?;
+    nat::rewrite(ctx, pkt, flow)?;
     match tunnel {
-        Some(t) => tunnel::deliver(ctx, &pkt, t, next_hop, now),
-        None => Ok(forward::forward(ctx, &pkt, next_hop, now)),
+        Some(t) => tunnel::deliver(ctx, pkt, t, next_hop, now),
+        None => Ok(forward::forward(ctx, pkt, next_hop, now)),
     }
 }
 

@@ -14,11 +14,7 @@ use crate::{
 
 /// The new connection's forward entry (in the connection table), and the
 /// per-CPU next-hop cache of its backend (for `forward`).
-// Not inlined: a BPF-to-BPF call, so the new-connection path's stack frame
-// (two connection entries built on the stack) is not added to the frame of
-// the rest of the balancer; inlined, the program exceeds the 512-byte BPF
-// stack.
-#[inline(never)]
+#[inline(always)]
 pub fn schedule(pkt: &Packet, now: u64) -> Result<(*mut Flow, Option<*mut NextHop>), Error> {
     let vip = VipKey {
         ip: pkt.key.dst_ip,

@@ -76,7 +76,8 @@ impl Harness {
             .default_map_pin_directory(&pin_dir)
             .load(lb_userspace::EBPF_OBJECT)
             .context("loading the eBPF object")?;
-        for name in [names::PROG_BALANCER, names::PROG_DROP, names::PROG_DECAP] {
+        lb_userspace::datapath::load_balancer(&mut ebpf).context("loading the balancer")?;
+        for name in [names::PROG_DROP, names::PROG_DECAP] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program {name} missing"))?

@@ -17,6 +17,7 @@ mod program;
 mod restore;
 mod ring;
 mod snat_source;
+mod stages;
 mod stale_pins;
 mod stats;
 mod tunnel_source;
@@ -31,6 +32,7 @@ pub use error::DatapathError;
 pub use load::DatapathOptions;
 pub use program::{BackendHandle, InstalledService};
 pub use ring::build_ring;
+pub use stages::load_balancer;
 pub use stats::{BackendCounters, ServiceCounters};
 pub use tunnel_source::TunnelEndConfig;
 
