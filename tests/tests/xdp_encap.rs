@@ -225,34 +225,6 @@ fn encap_none_route_is_plain_routed_dnat() {
     assert_eq!(fx.lb.global(GlobalStat::EncapVxlan).unwrap(), 0);
 }
 
-/// The pod's reply to the connection `input` started, as the pod sends it.
-fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
-    input.clone().addrs(backend, CLIENT)
-}
-
-fn ipip_reply(reply: &Frame) -> Vec<u8> {
-    ipip::encapsulate(
-        NODE_IPIP_MAC,
-        BACKEND_IF_MAC,
-        NODE_IPIP,
-        TUNNEL_SOURCE,
-        &ipip::inner_packet(reply),
-    )
-}
-
-fn vxlan_reply(reply: &Frame, dst_port: u16) -> Vec<u8> {
-    vxlan::encapsulate(
-        NODE_VXLAN_MAC,
-        BACKEND_IF_MAC,
-        NODE_VXLAN,
-        TUNNEL_SOURCE,
-        50123,
-        dst_port,
-        VNI,
-        &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
-    )
-}
-
 #[test]
 fn ipip_reply_from_the_pod_is_decapsulated_and_reverse_natted() {
     let fx = EncapFixture::new(POD_IPIP).unwrap();
