@@ -9,7 +9,7 @@ use lb_common::{
     FlowKey, Tunnel,
     hash::flow_hash,
     proto,
-    tunnel::{VXLAN_OVERHEAD, vxlan_src_port},
+    tunnel::{VXLAN_OVERHEAD, vni_wire, vxlan_src_port},
 };
 
 use crate::{
@@ -55,12 +55,11 @@ pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet,
             check: 0,
         },
     );
-    let vni = t.vni;
     store(
         vxlan,
         VxlanHdr {
             flags: u32::from_ne_bytes([VXLAN_FLAG_I, 0, 0, 0]),
-            vni: u32::from_ne_bytes([(vni >> 16) as u8, (vni >> 8) as u8, vni as u8, 0]),
+            vni: vni_wire(t.vni),
         },
     );
     store(unsafe { &raw mut (*inner_eth).dst }, t.vtep_mac);

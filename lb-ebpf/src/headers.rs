@@ -65,6 +65,8 @@ pub struct VxlanHdr {
 pub const VXLAN_LEN: usize = 8;
 /// The VXLAN I flag (a valid VNI is present), first byte of the header.
 pub const VXLAN_FLAG_I: u8 = 0x08;
+/// Offset of the VNI word (VNI, reserved byte) in the VXLAN header.
+pub const VXLAN_VNI_OFF: usize = 4;
 
 /// TCP flags (byte 13 of the TCP header).
 pub const TCP_FIN: u8 = 0x01;

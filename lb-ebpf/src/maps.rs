@@ -80,3 +80,7 @@ pub static BACKEND_TUNNEL: PerCpuArray<BackendTunnel> = PerCpuArray::pinned(MAX_
 #[map]
 pub static TUNNEL_ENDPOINTS: HashMap<TunnelEndpoint, u32> =
     HashMap::pinned(MAX_TUNNEL_ENDPOINTS, 0);
+
+/// How many entries `TUNNEL_ENDPOINTS` has (0: skip its lookup).
+#[map]
+pub static TUNNEL_ENDPOINT_COUNT: Array<u32> = Array::pinned(1, 0);

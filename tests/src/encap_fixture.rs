@@ -22,7 +22,7 @@ use lb_common::{
     limits::{DEFAULT_TCP_TIMEOUT_S, DEFAULT_UDP_TIMEOUT_S},
     proto,
     service::select,
-    tunnel::encap,
+    tunnel::{encap, vni_wire},
 };
 
 use crate::{
@@ -153,12 +153,13 @@ impl EncapFixture {
         ] {
             lb.add_tunnel(Ipv4Addr::from(net_addr), 24, tunnel(node, kind, src))?;
         }
-        for (port, p) in [(0, proto::IPIP), (FLANNEL_PORT, proto::UDP)] {
+        for (port, p, vni) in [(0, proto::IPIP, 0), (FLANNEL_PORT, proto::UDP, VNI)] {
             lb.add_tunnel_endpoint(TunnelEndpoint {
                 addr: ip_be(TUNNEL_SOURCE),
                 port: port.to_be(),
                 proto: p,
                 _pad: 0,
+                vni: vni_wire(vni),
             })?;
         }
         lb.add_service(&TestService {

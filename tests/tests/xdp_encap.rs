@@ -309,6 +309,50 @@ fn encapsulated_packets_that_are_not_ours_pass_untouched() {
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
 }
 
+#[test]
+fn vxlan_reply_with_another_vni_is_not_ours() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let reply = pod_reply(&syn, tcp_backend(POD_VXLAN));
+    // The reply of a live connection, to our VXLAN port, but in another
+    // VXLAN network (the reserved byte after the VNI is ignored).
+    for vni in [VNI + 1, 0x65_4321, 0] {
+        let frame = vxlan_reply_vni(&reply, vxlan::FLANNEL_PORT, vni);
+        let run = fx.from_nodes(&frame).unwrap();
+        assert_eq!(run.action, XDP_PASS, "VNI {vni:#x}");
+        assert_eq!(run.output, frame, "untouched");
+    }
+    assert_eq!(fx.lb.global(GlobalStat::PassNotOurs).unwrap(), 3);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    let mut frame = vxlan_reply(&reply, vxlan::FLANNEL_PORT);
+    frame[14 + 20 + 8 + 7] = 0xaa;
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, expect_reverse_natted(&reply, TCP_VIP).bytes());
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+}
+
+#[test]
+fn endpoint_lookup_is_skipped_while_the_endpoint_count_is_zero() {
+    let mut fx = EncapFixture::new(POD_IPIP).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let frame = ipip_reply(&pod_reply(&syn, tcp_backend(POD_IPIP)));
+    // The endpoints are in TUNNEL_ENDPOINTS, but the count says there are
+    // none: the balancer does not look (the packet is not IPv4 TCP/UDP to
+    // it: passed untouched).
+    fx.lb.set_tunnel_endpoint_count(0).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(run.output, frame, "untouched");
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    fx.lb.set_tunnel_endpoint_count(2).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+}
+
 /// Sets the outer IPv4 checksum of `frame` right for its (changed) header.
 fn fix_outer_checksum(frame: &mut [u8]) {
     let (mut h, _) = Ipv4Header::from_slice(&frame[14..]).unwrap();
