@@ -16,7 +16,7 @@ use crate::{
     encap_outer::push_outer,
     error::Error,
     headers::{ETH_LEN, EthHdr, IPV4_LEN, UDP_LEN, UdpHdr, VXLAN_FLAG_I, VXLAN_LEN, VxlanHdr},
-    packet::{ptr_at, store},
+    packet::{copy_mac, ptr_at, store},
     parse::Packet,
 };
 
@@ -62,8 +62,8 @@ pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet,
             vni: vni_wire(t.vni),
         },
     );
-    store(unsafe { &raw mut (*inner_eth).dst }, t.vtep_mac);
-    store(unsafe { &raw mut (*inner_eth).src }, t.src_mac);
+    copy_mac(unsafe { &raw mut (*inner_eth).dst }, &raw const t.vtep_mac);
+    copy_mac(unsafe { &raw mut (*inner_eth).src }, &raw const t.src_mac);
     Ok(Packet {
         eth,
         ip,

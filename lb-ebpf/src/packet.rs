@@ -57,6 +57,20 @@ pub fn store_macs(eth: *mut u8, macs: Macs) {
     store(unsafe { eth.add(8) }.cast(), macs.1);
 }
 
+/// Writes the MAC address `src` (a map value field) to `dst` in the frame
+/// as a word and a half-word: a `[u8; 6]` copy from a map value compiles to
+/// a call of the byte-copying `memcpy` subprogram.
+#[inline(always)]
+pub fn copy_mac(dst: *mut [u8; 6], src: *const [u8; 6]) {
+    let (d, s) = (dst.cast::<u8>(), src.cast::<u8>());
+    store(d.cast::<u32>(), load(s.cast::<u32>()));
+    // SAFETY: both are 6 bytes long.
+    store(
+        unsafe { d.add(4) }.cast::<u16>(),
+        load(unsafe { s.add(4) }.cast::<u16>()),
+    );
+}
+
 /// Length of the whole frame, for byte counters.
 #[inline(always)]
 pub fn frame_len(ctx: &XdpContext) -> u64 {
