@@ -94,6 +94,7 @@ struct Spec {
 const DNAT_NEW: &str = "DNAT new TCP flow";
 const DNAT_ESTABLISHED: &str = "DNAT established flow";
 const DNAT_REPLY: &str = "DNAT reply (reverse NAT)";
+const IPIP_ESTABLISHED: &str = "IPIP established flow";
 
 /// The plain DNAT cases and the drop baseline, in the DNAT fixture.
 fn dnat_specs(fx: &DnatFixture) -> Result<Vec<Spec>> {
@@ -178,7 +179,7 @@ fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
             encap::POD_IPIP,
             [
                 "IPIP new TCP flow",
-                "IPIP established flow",
+                IPIP_ESTABLISHED,
                 "IPIP reply (decap + reverse NAT)",
             ],
         ),
@@ -270,6 +271,28 @@ pub fn measure() -> Result<Vec<Case>> {
         .collect())
 }
 
+/// The ratio targets of the encapsulated cases (medians): each at most 1.3x
+/// its DNAT case, the established IPIP flow at most 2.2x the XDP_DROP
+/// program. (case description, measured ratio, target).
+fn target_checks(cases: &[Case]) -> Vec<(String, f64, f64)> {
+    let base = cases[0].median_ns().max(1.0);
+    let mut out = Vec::new();
+    for c in cases {
+        if let Some(i) = c.vs_dnat {
+            let r = c.median_ns() / cases[i].median_ns().max(1.0);
+            out.push((format!("{} / {}", c.name, cases[i].name), r, 1.3));
+        }
+    }
+    if let Some(c) = cases.iter().find(|c| c.name == IPIP_ESTABLISHED) {
+        out.push((
+            format!("{} / XDP_DROP program", c.name),
+            c.median_ns() / base,
+            2.2,
+        ));
+    }
+    out
+}
+
 /// `a / b` as `1.23x`.
 fn ratio(a: f64, b: f64) -> String {
     format!("{:.2}x", a / b.max(1.0))
@@ -315,5 +338,9 @@ pub fn run() -> Result<()> {
          encapsulated cases <= 1.3x their DNAT case; IPIP established <= 2.2x the \
          XDP_DROP program"
     );
+    for (name, r, target) in target_checks(&cases) {
+        let verdict = if r <= target { "met" } else { "missed" };
+        println!("  {name}: {r:.2}x (target {target:.1}x) {verdict}");
+    }
     Ok(())
 }
