@@ -57,9 +57,11 @@ pub fn store_macs(eth: *mut u8, macs: Macs) {
     store(unsafe { eth.add(8) }.cast(), macs.1);
 }
 
-/// Writes the MAC address `src` (a map value field) to `dst` in the frame
-/// as a word and a half-word: a `[u8; 6]` copy from a map value compiles to
-/// a call of the byte-copying `memcpy` subprogram.
+/// Writes the MAC address `src` (in a map value or the frame) to `dst` in
+/// the frame as a word and a half-word: a `[u8; 6]` copy from a map value
+/// compiles to a call of the byte-copying `memcpy` subprogram. Not for a
+/// source on the stack: the verifier rejects misaligned stack access, and a
+/// 6-byte field there is rarely 4-byte aligned.
 #[inline(always)]
 pub fn copy_mac(dst: *mut [u8; 6], src: *const [u8; 6]) {
     let (d, s) = (dst.cast::<u8>(), src.cast::<u8>());
