@@ -47,9 +47,11 @@ pub const MAX_TUNNEL_ENDPOINTS: u32 = 64;
 /// Ports the datapath allocates to source-NATed connections (`onearm`,
 /// `fullnat`): below the kernel's default ephemeral range (32768-60999),
 /// so the load balancer's own connections from the same address do not
-/// collide with them. A (SNAT address, backend address and port) carries
-/// this many connections at once.
-pub const SNAT_PORT_MIN: u16 = 1024;
+/// collide with them, and above the usual VXLAN ports (8472, 4789; a
+/// tunnel's VXLAN port may not be in this range, since replies to the
+/// tunnel source on it would be taken for VXLAN). A (SNAT address, backend
+/// address and port) carries this many connections at once.
+pub const SNAT_PORT_MIN: u16 = 10000;
 pub const SNAT_PORT_MAX: u16 = 32767;
 
 /// Ports tried for a new source-NATed connection before it is dropped

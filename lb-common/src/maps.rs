@@ -58,9 +58,15 @@ pub const BACKEND_TUNNEL: &str = "BACKEND_TUNNEL";
 
 /// `HashMap<TunnelEndpoint, u32 (number of tunnel routes using it)>` of
 /// `MAX_TUNNEL_ENDPOINTS`: where encapsulated replies to this load balancer
-/// arrive (tunnel source address, IPIP or VXLAN UDP port); the balancer
-/// decapsulates those that carry a reply of one of its connections.
+/// arrive (tunnel source address, IPIP or VXLAN UDP port and VNI); the
+/// balancer decapsulates those that carry a reply of one of its connections.
 pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
+
+/// `Array<u32>` of 1: the number of entries in `TUNNEL_ENDPOINTS`, written
+/// by userspace with them. While it is 0 the balancer skips the endpoint
+/// lookup (an inlined array load instead of a hash lookup for every UDP
+/// packet), so plain DNAT pays nothing for the tunnel feature.
+pub const TUNNEL_ENDPOINT_COUNT: &str = "TUNNEL_ENDPOINT_COUNT";
 
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";

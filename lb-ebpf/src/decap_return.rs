@@ -11,17 +11,17 @@
 //! "Encapsulated replies".
 
 use aya_ebpf::programs::XdpContext;
-use lb_common::{FlowKey, TunnelEndpoint, csum, proto};
+use lb_common::{FlowKey, TunnelEndpoint, csum, proto, tunnel::VNI_WIRE_MASK};
 
 use crate::{
     conntrack::{self, Entry},
     error::Error,
     headers::{
         ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, UDP_LEN, UdpHdr,
-        VXLAN_FLAG_I, VXLAN_LEN,
+        VXLAN_FLAG_I, VXLAN_LEN, VXLAN_VNI_OFF,
     },
     icmp_error,
-    maps::TUNNEL_ENDPOINTS,
+    maps::{TUNNEL_ENDPOINT_COUNT, TUNNEL_ENDPOINTS},
     packet::{StripError, load, ptr_at, strip_to},
     parse::is_vip,
 };
@@ -33,9 +33,17 @@ const IPIP_INNER_OFF: usize = OUTER_L4_OFF;
 const VXLAN_INNER_ETH_OFF: usize = OUTER_L4_OFF + UDP_LEN + VXLAN_LEN;
 const VXLAN_INNER_OFF: usize = VXLAN_INNER_ETH_OFF + ETH_LEN;
 
+/// Whether this load balancer has any tunnel endpoint. An inlined array
+/// load (the verifier turns array lookups into address arithmetic), so UDP
+/// traffic of a balancer without tunnels pays it instead of a hash lookup.
+#[inline(always)]
+fn any_endpoint() -> bool {
+    TUNNEL_ENDPOINT_COUNT.get(0).is_some_and(|n| *n != 0)
+}
+
 /// Whether `ep` is a tunnel endpoint of this load balancer.
 #[inline(always)]
-pub fn is_endpoint(ep: TunnelEndpoint) -> bool {
+fn is_endpoint(ep: TunnelEndpoint) -> bool {
     // SAFETY: only the presence of the entry is read.
     unsafe { TUNNEL_ENDPOINTS.get(ep).is_some() }
 }
@@ -72,19 +80,31 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
         proto::UDP => true,
         _ => return Ok(None),
     };
-    let port = if vxlan {
+    if !any_endpoint() {
+        return Ok(None);
+    }
+    // VXLAN: the UDP port and the VNI are part of the endpoint (a VXLAN
+    // packet too short for its header is no VXLAN of ours).
+    let (port, vni) = if vxlan {
         let Some(udp) = ptr_at::<UdpHdr>(ctx, OUTER_L4_OFF) else {
             return Ok(None);
         };
-        load(unsafe { &raw const (*udp).dest })
+        let Some(vni) = ptr_at::<u32>(ctx, OUTER_L4_OFF + UDP_LEN + VXLAN_VNI_OFF) else {
+            return Ok(None);
+        };
+        (
+            load(unsafe { &raw const (*udp).dest }),
+            load(vni) & VNI_WIRE_MASK,
+        )
     } else {
-        0
+        (0, 0)
     };
     if !is_endpoint(TunnelEndpoint {
         addr: daddr,
         port,
         proto: protocol,
         _pad: 0,
+        vni,
     }) {
         return Ok(None);
     }

@@ -10,7 +10,7 @@ use lb_common::{csum, tunnel::OUTER_TTL};
 use crate::{
     error::Error,
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_DF_RAW, Ipv4Hdr},
-    packet::{load, ptr_at, store},
+    packet::{load, load_macs, ptr_at, store, store_macs},
     parse::Packet,
 };
 
@@ -31,7 +31,7 @@ pub fn push_outer(
     protocol: u8,
 ) -> Result<(*mut EthHdr, *mut Ipv4Hdr, u16), Error> {
     let inner = inner_fields(pkt);
-    let macs: [u8; 12] = load(pkt.eth.cast());
+    let macs = load_macs(pkt.eth.cast());
     // SAFETY: helper call on this program's context. Every packet pointer is
     // invalid after it (the verifier forgets them): all are derived again.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(overhead)) } != 0 {
@@ -39,7 +39,7 @@ pub fn push_outer(
     }
     let eth: *mut EthHdr = ptr_at(ctx, 0).ok_or(Error::AdjustFailed)?;
     let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(Error::AdjustFailed)?;
-    store(eth.cast::<[u8; 12]>(), macs);
+    store_macs(eth.cast(), macs);
     store(unsafe { &raw mut (*eth).ether_type }, ETH_P_IP_RAW);
     let total = inner.tot_len.wrapping_add(overhead);
     store(ip, outer_ipv4(&inner, saddr, daddr, total, protocol));

@@ -9,14 +9,14 @@ use lb_common::{
     FlowKey, Tunnel,
     hash::flow_hash,
     proto,
-    tunnel::{VXLAN_OVERHEAD, vxlan_src_port},
+    tunnel::{VXLAN_OVERHEAD, vni_wire, vxlan_src_port},
 };
 
 use crate::{
     encap_outer::push_outer,
     error::Error,
     headers::{ETH_LEN, EthHdr, IPV4_LEN, UDP_LEN, UdpHdr, VXLAN_FLAG_I, VXLAN_LEN, VxlanHdr},
-    packet::{ptr_at, store},
+    packet::{copy_mac, ptr_at, store},
     parse::Packet,
 };
 
@@ -62,16 +62,15 @@ pub fn encapsulate(
             check: 0,
         },
     );
-    let vni = t.vni;
     store(
         vxlan,
         VxlanHdr {
             flags: u32::from_ne_bytes([VXLAN_FLAG_I, 0, 0, 0]),
-            vni: u32::from_ne_bytes([(vni >> 16) as u8, (vni >> 8) as u8, vni as u8, 0]),
+            vni: vni_wire(t.vni),
         },
     );
-    store(unsafe { &raw mut (*inner_eth).dst }, t.vtep_mac);
-    store(unsafe { &raw mut (*inner_eth).src }, t.src_mac);
+    copy_mac(unsafe { &raw mut (*inner_eth).dst }, &raw const t.vtep_mac);
+    copy_mac(unsafe { &raw mut (*inner_eth).src }, &raw const t.src_mac);
     Ok(Packet {
         eth,
         ip,

@@ -69,6 +69,8 @@ pub struct VxlanHdr {
 pub const VXLAN_LEN: usize = 8;
 /// The VXLAN I flag (a valid VNI is present), first byte of the header.
 pub const VXLAN_FLAG_I: u8 = 0x08;
+/// Offset of the VNI word (VNI, reserved byte) in the VXLAN header.
+pub const VXLAN_VNI_OFF: usize = 4;
 
 /// ICMP header (RFC 792): type, code, checksum, then 4 bytes that depend on
 /// the type (unused, or the next-hop MTU of fragmentation-needed).

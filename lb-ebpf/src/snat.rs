@@ -8,8 +8,9 @@
 //! table has no live reply entry (backend -> SNAT address and port) of
 //! another connection (`conntrack::reply_tuple_free`). A client's
 //! connection reopened from the same port gets the same SNAT port again
-//! (its own old entry does not count as taken). A UDP port where the SNAT
-//! address is a VXLAN tunnel endpoint is skipped. Like Cilium's SNAT, a few
+//! (its own old entry does not count as taken). The range holds no VXLAN
+//! port of a tunnel (userspace refuses those), so a reply to an SNAT port
+//! is never taken for VXLAN. Like Cilium's SNAT, a few
 //! random tries and no port bitmap: with tens of thousands of ports per
 //! backend and few of them in use, the first try is nearly always free.
 //! Two CPUs taking the same port for the same backend in the same instant
@@ -17,16 +18,12 @@
 //! new connections hashing to one port within the time of one insert.
 
 use lb_common::{
-    Backend, FlowBucket, FlowKey, TunnelEndpoint,
+    Backend, FlowBucket, FlowKey,
     hash::flow_hash_seeded,
     limits::{SNAT_PORT_MAX, SNAT_PORT_MIN, SNAT_PORT_TRIES},
-    proto,
 };
 
-use crate::{
-    conntrack::reply_tuple_free, decap_return::is_endpoint, error::Error, flow_table::end_bucket,
-    maps::CLOCK,
-};
+use crate::{conntrack::reply_tuple_free, error::Error, flow_table::end_bucket, maps::CLOCK};
 
 /// Port `n` of the tries for client end (`ip`, `port`, `proto`): network
 /// byte order.
@@ -51,19 +48,6 @@ pub fn allocate(
     let seed = CLOCK.get(0).map_or(0, |c| c.flow_seed).rotate_left(16);
     for n in 0..SNAT_PORT_TRIES {
         let port = candidate(seed, key, n);
-        // A UDP port that is a VXLAN tunnel endpoint of the SNAT address
-        // (onearm takes the tunnel source) is never given: replies to it
-        // would be taken for VXLAN.
-        if key.proto == proto::UDP
-            && is_endpoint(TunnelEndpoint {
-                addr: backend.snat_ip,
-                port,
-                proto: proto::UDP,
-                _pad: 0,
-            })
-        {
-            continue;
-        }
         let reply_key = FlowKey::new(backend.ip, backend.snat_ip, backend.port, port, key.proto);
         let b = end_bucket(backend.snat_ip, port, key.proto).ok_or(Error::ConntrackFull)?;
         if reply_tuple_free(b, &reply_key, key, now) {

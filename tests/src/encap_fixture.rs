@@ -25,14 +25,15 @@ use lb_common::{
     limits::{DEFAULT_TCP_TIMEOUT_S, DEFAULT_UDP_TIMEOUT_S},
     proto,
     service::{mode, select},
-    tunnel::encap,
+    tunnel::{encap, vni_wire},
 };
 
 use crate::{
-    dnat_fixture::{TCP_VIP, UDP_VIP},
+    dnat_fixture::{CLIENT, TCP_VIP, UDP_VIP},
     fixture_net::{BACKEND_IF, BACKEND_IF_MAC, FixtureNet, ip, mac_str},
+    ipip,
     packets::{Frame, Mac},
-    vxlan::FLANNEL_PORT,
+    vxlan::{self, FLANNEL_PORT},
     xdp::{Harness, Run, TestService, ip_be},
 };
 
@@ -168,12 +169,13 @@ impl EncapFixture {
         ] {
             lb.add_tunnel(Ipv4Addr::from(net_addr), 24, tunnel(node, kind, src))?;
         }
-        for (port, p) in [(0, proto::IPIP), (FLANNEL_PORT, proto::UDP)] {
+        for (port, p, vni) in [(0, proto::IPIP, 0), (FLANNEL_PORT, proto::UDP, VNI)] {
             lb.add_tunnel_endpoint(TunnelEndpoint {
                 addr: ip_be(TUNNEL_SOURCE),
                 port: port.to_be(),
                 proto: p,
                 _pad: 0,
+                vni: vni_wire(vni),
             })?;
         }
         lb.add_service(&TestService {
@@ -230,4 +232,40 @@ pub fn expected_src_port(input: &Frame, proto: u8) -> u16 {
         proto,
     );
     crate::vxlan::linux_src_port(h)
+}
+
+/// The pod's reply to the connection `input` started, as the pod sends it.
+pub fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
+    input.clone().addrs(backend, CLIENT)
+}
+
+/// `reply` as the IPIP node sends it to the load balancer's tunnel source.
+pub fn ipip_reply(reply: &Frame) -> Vec<u8> {
+    ipip::encapsulate(
+        NODE_IPIP_MAC,
+        BACKEND_IF_MAC,
+        NODE_IPIP,
+        TUNNEL_SOURCE,
+        &ipip::inner_packet(reply),
+    )
+}
+
+/// `reply` as the VXLAN node sends it (VNI `VNI`) to the load balancer's
+/// tunnel source, UDP port `dst_port`.
+pub fn vxlan_reply(reply: &Frame, dst_port: u16) -> Vec<u8> {
+    vxlan_reply_vni(reply, dst_port, VNI)
+}
+
+/// The same with VXLAN network identifier `vni`.
+pub fn vxlan_reply_vni(reply: &Frame, dst_port: u16, vni: u32) -> Vec<u8> {
+    vxlan::encapsulate(
+        NODE_VXLAN_MAC,
+        BACKEND_IF_MAC,
+        NODE_VXLAN,
+        TUNNEL_SOURCE,
+        50123,
+        dst_port,
+        vni,
+        &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
+    )
 }

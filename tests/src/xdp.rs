@@ -243,11 +243,22 @@ impl Harness {
         Ok(())
     }
 
-    /// Makes `ep` a tunnel endpoint of the load balancer (`TUNNEL_ENDPOINTS`).
+    /// Makes `ep` a tunnel endpoint of the load balancer (`TUNNEL_ENDPOINTS`,
+    /// and their number in `TUNNEL_ENDPOINT_COUNT`, as userspace does).
     pub fn add_tunnel_endpoint(&mut self, ep: TunnelEndpoint) -> Result<()> {
         let mut map: HashMap<&mut MapData, TunnelEndpoint, u32> =
             HashMap::try_from(self.map(names::TUNNEL_ENDPOINTS)?)?;
         map.insert(ep, 1, 0)?;
+        let n = map.keys().count() as u32;
+        self.set_tunnel_endpoint_count(n)
+    }
+
+    /// Writes `TUNNEL_ENDPOINT_COUNT` (tests also set it out of step with
+    /// `TUNNEL_ENDPOINTS`).
+    pub fn set_tunnel_endpoint_count(&mut self, n: u32) -> Result<()> {
+        let mut count: Array<&mut MapData, u32> =
+            Array::try_from(self.map(names::TUNNEL_ENDPOINT_COUNT)?)?;
+        count.set(0, n, 0)?;
         Ok(())
     }
 

@@ -199,34 +199,6 @@ fn encap_none_route_is_plain_routed_dnat() {
     assert_eq!(fx.lb.global(GlobalStat::EncapVxlan).unwrap(), 0);
 }
 
-/// The pod's reply to the connection `input` started, as the pod sends it.
-fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
-    input.clone().addrs(backend, CLIENT)
-}
-
-fn ipip_reply(reply: &Frame) -> Vec<u8> {
-    ipip::encapsulate(
-        NODE_IPIP_MAC,
-        BACKEND_IF_MAC,
-        NODE_IPIP,
-        TUNNEL_SOURCE,
-        &ipip::inner_packet(reply),
-    )
-}
-
-fn vxlan_reply(reply: &Frame, dst_port: u16) -> Vec<u8> {
-    vxlan::encapsulate(
-        NODE_VXLAN_MAC,
-        BACKEND_IF_MAC,
-        NODE_VXLAN,
-        TUNNEL_SOURCE,
-        50123,
-        dst_port,
-        VNI,
-        &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
-    )
-}
-
 #[test]
 fn ipip_reply_from_the_pod_is_decapsulated_and_reverse_natted() {
     let fx = EncapFixture::new(POD_IPIP).unwrap();
@@ -309,6 +281,50 @@ fn encapsulated_packets_that_are_not_ours_pass_untouched() {
     }
     assert_eq!(fx.lb.global(GlobalStat::PassEncapNotOurs).unwrap(), 3);
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+}
+
+#[test]
+fn vxlan_reply_with_another_vni_is_not_ours() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let reply = pod_reply(&syn, tcp_backend(POD_VXLAN));
+    // The reply of a live connection, to our VXLAN port, but in another
+    // VXLAN network (the reserved byte after the VNI is ignored).
+    for vni in [VNI + 1, 0x65_4321, 0] {
+        let frame = vxlan_reply_vni(&reply, vxlan::FLANNEL_PORT, vni);
+        let run = fx.from_nodes(&frame).unwrap();
+        assert_eq!(run.action, XDP_PASS, "VNI {vni:#x}");
+        assert_eq!(run.output, frame, "untouched");
+    }
+    assert_eq!(fx.lb.global(GlobalStat::PassNotOurs).unwrap(), 3);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    let mut frame = vxlan_reply(&reply, vxlan::FLANNEL_PORT);
+    frame[14 + 20 + 8 + 7] = 0xaa;
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, expect_reverse_natted(&reply, TCP_VIP).bytes());
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+}
+
+#[test]
+fn endpoint_lookup_is_skipped_while_the_endpoint_count_is_zero() {
+    let mut fx = EncapFixture::new(POD_IPIP).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let frame = ipip_reply(&pod_reply(&syn, tcp_backend(POD_IPIP)));
+    // The endpoints are in TUNNEL_ENDPOINTS, but the count says there are
+    // none: the balancer does not look (the packet is not IPv4 TCP/UDP to
+    // it: passed untouched).
+    fx.lb.set_tunnel_endpoint_count(0).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(run.output, frame, "untouched");
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    fx.lb.set_tunnel_endpoint_count(2).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
 }
 
 /// Sets the outer IPv4 checksum of `frame` right for its (changed) header.
@@ -503,35 +519,4 @@ fn onearm_connections_to_pods_come_from_the_tunnel_source_and_replies_return_pla
         assert_checksums_valid(&run.output);
         assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
     }
-}
-
-#[test]
-fn onearm_udp_never_takes_the_vxlan_port_of_its_address() {
-    // Learn the port a UDP connection gets, then make that port a VXLAN
-    // endpoint of the SNAT address in a fresh table: the same connection
-    // must get another port (a reply to the endpoint would be taken for
-    // VXLAN), and its replies still find it.
-    let fx = snat_fixture(POD_IPIP, TUNNEL_SOURCE);
-    let dgram = client_udp(UDP_VIP);
-    let first = inner_src_port(&fx.from_client(&dgram).unwrap().output, IPIP_INNER);
-    drop(fx);
-    let mut fx = snat_fixture(POD_IPIP, TUNNEL_SOURCE);
-    fx.lb
-        .add_tunnel_endpoint(lb_common::TunnelEndpoint {
-            addr: u32::from_ne_bytes(TUNNEL_SOURCE.octets()),
-            port: first.to_be(),
-            proto: proto::UDP,
-            _pad: 0,
-        })
-        .unwrap();
-    let run = fx.from_client(&dgram).unwrap();
-    assert_eq!(run.action, XDP_REDIRECT);
-    let port = inner_src_port(&run.output, IPIP_INNER);
-    assert_ne!(port, first);
-    let backend = udp_backend(POD_IPIP);
-    let reply = pod_reply(&dgram, backend)
-        .addrs(backend, SocketAddrV4::new(TUNNEL_SOURCE, port))
-        .macs(NODE_IPIP_MAC, BACKEND_IF_MAC);
-    let run = fx.from_nodes(&reply.bytes()).unwrap();
-    assert_eq!(run.output, expect_reverse_natted(&reply, UDP_VIP).bytes());
 }
