@@ -124,6 +124,32 @@ pub fn find(key: &FlowKey) -> Option<*mut Flow> {
     find_in(destination_bucket(key)?, key)
 }
 
+/// The slot of a full bucket to reuse: an expired one, else the one seen
+/// longest ago (a live connection evicted, counted).
+#[inline(always)]
+fn oldest(b: *mut FlowBucket, now: u64) -> usize {
+    let mut chosen = 0;
+    let mut best = u64::MAX;
+    for way in 0..FLOW_WAYS {
+        // SAFETY: map value pointer (see `flow_at`), read only.
+        let f = unsafe { &*flow_at(b, way) };
+        let rank = if f.expired_at(f.last_seen_ns, now) {
+            0
+        } else {
+            // Live: the least recently seen goes.
+            1u64.saturating_add(f.last_seen_ns)
+        };
+        if rank < best {
+            best = rank;
+            chosen = way;
+        }
+    }
+    if best > 0 {
+        stats::inc(GlobalStat::ConntrackEvicted);
+    }
+    chosen
+}
+
 /// Writes `flow` under `key` into bucket `b`: over `key`'s own slot if it
 /// has one, else a free slot, else an expired one, else the slot seen
 /// longest ago (a live connection is evicted, counted).
@@ -134,32 +160,35 @@ pub fn insert_in(
     flow: &Flow,
     now: u64,
 ) -> Result<*mut Flow, Error> {
-    let mut chosen = 0;
-    let mut best = u64::MAX;
+    // Keys first (two cache lines): the key's own slot, else the first
+    // free one. Only a full bucket has its entries read (up to eight more
+    // lines, in a table far bigger than the cache): a new connection in a
+    // bucket with room touches the key lines only.
+    let mut own = FLOW_WAYS;
+    let mut free = FLOW_WAYS;
     for way in 0..FLOW_WAYS {
         let k = key_at(b, way);
-        // SAFETY: map value pointers (see `key_at`); racing writers are
+        if matches(k, key) {
+            own = way;
+            break;
+        }
+        // SAFETY: map value pointer (see `key_at`); racing writers are
         // harmless here, the slot is locked below before it is written.
-        let rank = if matches(k, key) {
-            0
-        } else if unsafe { (*k).proto } == 0 {
-            1
-        } else {
-            let f = unsafe { &*flow_at(b, way) };
-            if f.expired_at(f.last_seen_ns, now) {
-                2
-            } else {
-                // Live: the least recently seen goes.
-                3u64.saturating_add(f.last_seen_ns)
-            }
-        };
-        if rank < best {
-            best = rank;
-            chosen = way;
+        if free == FLOW_WAYS && unsafe { (*k).proto } == 0 {
+            free = way;
         }
     }
-    if best > 2 {
-        stats::inc(GlobalStat::ConntrackEvicted);
+    let chosen = if own < FLOW_WAYS {
+        own
+    } else if free < FLOW_WAYS {
+        free
+    } else {
+        oldest(b, now)
+    };
+    // Already below FLOW_WAYS on every path; checked again for the
+    // verifier, which may only know the merged range 0..=FLOW_WAYS.
+    if chosen >= FLOW_WAYS {
+        return Err(Error::FlowBusy);
     }
 
     let lock = lock_at(b, chosen);

@@ -23,7 +23,7 @@
 //! malformed quotes) passes to the stack untouched.
 
 use aya_ebpf::programs::XdpContext;
-use lb_common::{FlowKey, GlobalStat, conntrack::DIR_FORWARD, csum, proto};
+use lb_common::{FlowKey, GlobalStat, conntrack::DIR_FORWARD, csum, proto, service::mode};
 
 use crate::{
     conntrack,
@@ -88,6 +88,11 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     // SAFETY: map value pointer, valid for this run of the program. The
     // entry is not refreshed: an error is no traffic of the connection.
     let flow = unsafe { &*ptr };
+    // A DSR connection's replies do not pass here, and its packets are not
+    // rewritten: an error about them is not translated (passed on).
+    if flow.mode == mode::DSR {
+        return Err(Error::NotOurs);
+    }
 
     // Pointers derived again here: `parse`'s are gone with its error.
     let eth: *mut EthHdr = ptr_at(ctx, 0).ok_or(Error::NotOurs)?;

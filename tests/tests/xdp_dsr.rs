@@ -317,3 +317,35 @@ fn a_mode_change_keeps_existing_connections_as_they_were_made() {
     let expected = expect_dsr((BACKEND_IF_MAC, BACKEND2_MAC), *BACKEND2.ip(), &syn);
     assert_dsr(&run, XDP_REDIRECT, &expected, DSR_INNER, TCP_VIP);
 }
+
+#[test]
+fn icmp_errors_about_a_dsr_connection_pass_untranslated() {
+    use etherparse::{Icmpv4Type, icmpv4::DestUnreachableHeader};
+    use tests::{
+        fixture_net::{CLIENT_IF_MAC, CLIENT_MAC},
+        packets::{icmp_frame, quote},
+    };
+
+    let fx = EncapFixture::dsr(POD_IPIP).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    // A router on the client side cannot deliver the pod's reply (sent from
+    // the VIP, not through the load balancer): the error quoting it names the
+    // DSR connection's forward entry, but the pod's packet was never
+    // rewritten, so there is nothing to translate: the error goes on as it
+    // is, no DNAT-style relaying to the backend.
+    let reply = client_tcp(TCP_VIP).addrs(TCP_VIP, CLIENT);
+    let error = icmp_frame(
+        (CLIENT_MAC, CLIENT_IF_MAC),
+        Ipv4Addr::new(10, 0, 1, 254),
+        *TCP_VIP.ip(),
+        64,
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1280,
+        }),
+        &quote(&reply, 548),
+    );
+    let run = fx.lb.run(&error, fx.net.client_ifindex).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(run.output, error, "untouched");
+    assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 0);
+}
