@@ -128,6 +128,14 @@ impl Api {
             .with_context(|| format!("{series}: not an integer"))
     }
 
+    /// `ferrolb_datapath_packets_total{reason="..."}`: a datapath counter
+    /// (`lb_common::GlobalStat::name`).
+    pub fn datapath_packets(&self, reason: &str) -> Result<u64> {
+        self.metric(&format!(
+            "ferrolb_datapath_packets_total{{reason=\"{reason}\"}}"
+        ))
+    }
+
     /// Whether GET /healthz answers 200.
     pub fn healthy(&self) -> bool {
         self.get("/healthz").is_ok_and(|r| r.status == 200)

@@ -15,10 +15,9 @@ use lb_userspace::config::Encap;
 
 use crate::{
     client::{self, Hello, Proto},
-    daemon::{Daemon, DaemonConfig},
     demo::{indent, print_ctl, step},
     overlay_topology::{ClientReturn, LB_NODE_IP, OverlayBuilder, OverlayTopology, VXLAN_MTU},
-    topology::{IO_TIMEOUT, LB_CLIENT_DEV, VIP},
+    topology::{IO_TIMEOUT, VIP},
 };
 
 const POD_PORT: u16 = 8080;
@@ -41,19 +40,11 @@ pub fn run(connections: usize) -> Result<()> {
     topo.start_servers(POD_PORT)?;
 
     step("Starting ferrolbd in the lb namespace (no route to the pod networks)")?;
-    topo.lb
-        .sysctl(&format!("net/ipv4/conf/{LB_CLIENT_DEV}/accept_local"), "1")?;
-    let mut config = DaemonConfig::new(topo.lb_ifaces());
-    config.extra_args = vec![
-        "--tunnel-source".into(),
-        LB_NODE_IP.to_string(),
-        "--vtep-mac".into(),
-        topo.lb_vtep.mac.to_string(),
-        "--overlay-ip".into(),
-        topo.lb_overlay_ip.to_string(),
-    ];
-    println!("  ferrolbd {}", config.extra_args.join(" "));
-    let daemon = Daemon::start(&topo.lb, config)?;
+    let daemon = crate::overlay_lb::start_without_tunnels(&topo)?;
+    println!(
+        "  ferrolbd --tunnel-source {LB_NODE_IP} --vtep-mac {} --overlay-ip {}",
+        topo.lb_vtep.mac, topo.lb_overlay_ip
+    );
 
     step("Tunnel routes: each node's pod network, as flannel or Calico know it")?;
     for node in &topo.nodes {

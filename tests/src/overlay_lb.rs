@@ -13,12 +13,24 @@ use crate::{
 };
 
 /// Starts ferrolbd in `topo.lb` and puts every node's tunnel route.
+pub fn start(topo: &OverlayTopology) -> Result<Daemon> {
+    let daemon = start_without_tunnels(topo)?;
+    let api = daemon.api();
+    for spec in topo.tunnel_specs() {
+        api.put_tunnel(&spec)
+            .with_context(|| format!("tunnel route of {}", spec.name))?;
+    }
+    Ok(daemon)
+}
+
+/// Starts ferrolbd in `topo.lb` with its tunnel end given, no tunnel route
+/// yet.
 ///
 /// `accept_local` is set on the client-side interface: until a node's
 /// neighbour is resolved the datapath hands the encapsulated packet (whose
 /// source is the load balancer's own address) to the kernel, which forwards
 /// it only then.
-pub fn start(topo: &OverlayTopology) -> Result<Daemon> {
+pub fn start_without_tunnels(topo: &OverlayTopology) -> Result<Daemon> {
     topo.lb
         .sysctl(&format!("net/ipv4/conf/{LB_CLIENT_DEV}/accept_local"), "1")?;
     let mut config = DaemonConfig::new(topo.lb_ifaces());
@@ -30,11 +42,5 @@ pub fn start(topo: &OverlayTopology) -> Result<Daemon> {
         "--overlay-ip".into(),
         topo.lb_overlay_ip.to_string(),
     ];
-    let daemon = Daemon::start(&topo.lb, config)?;
-    let api = daemon.api();
-    for spec in topo.tunnel_specs() {
-        api.put_tunnel(&spec)
-            .with_context(|| format!("tunnel route of {}", spec.name))?;
-    }
-    Ok(daemon)
+    Daemon::start(&topo.lb, config)
 }

@@ -65,16 +65,6 @@ fn put_services(daemon: &Daemon, t: &OverlayTopology, mode: &str, port: u16) {
     }
 }
 
-/// `ferrolb_datapath_packets_total{reason=...}`.
-fn datapath_counter(daemon: &Daemon, reason: &str) -> u64 {
-    daemon
-        .api()
-        .metric(&format!(
-            "ferrolb_datapath_packets_total{{reason=\"{reason}\"}}"
-        ))
-        .unwrap()
-}
-
 /// Connections to `vip` reach every pod (TCP and UDP), each pod sees
 /// `source` as the client's address, and the client sees the VIP; a
 /// transfer of several MTUs completes.
@@ -118,11 +108,17 @@ fn onearm_pods_see_the_load_balancers_node_address_and_answer_it_plainly() {
     let daemon = tests::overlay_lb::start(&t).unwrap();
     put_services(&daemon, &t, "onearm", 80);
     check_mode(&daemon, &t, vip(80), LB_NODE_IP);
-    assert!(datapath_counter(&daemon, "encap_vxlan") > 0);
-    assert!(datapath_counter(&daemon, "encap_ipip") > 0);
+    assert!(daemon.api().datapath_packets("encap_vxlan").unwrap() > 0);
+    assert!(daemon.api().datapath_packets("encap_ipip").unwrap() > 0);
     // Pods answered the node-network address: no reply came encapsulated.
-    assert_eq!(datapath_counter(&daemon, "decapsulated"), 0);
-    assert_eq!(datapath_counter(&daemon, "drop_snat_ports_busy"), 0);
+    assert_eq!(daemon.api().datapath_packets("decapsulated").unwrap(), 0);
+    assert_eq!(
+        daemon
+            .api()
+            .datapath_packets("drop_snat_ports_busy")
+            .unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -133,8 +129,14 @@ fn fullnat_pods_see_the_overlay_address_and_answer_through_the_tunnel() {
     check_mode(&daemon, &t, vip(80), t.lb_overlay_ip);
     // The VXLAN node sent its pod's answers to the overlay address into the
     // tunnel; the load balancer decapsulated them.
-    assert!(datapath_counter(&daemon, "decapsulated") > 0);
-    assert_eq!(datapath_counter(&daemon, "drop_encap_malformed"), 0);
+    assert!(daemon.api().datapath_packets("decapsulated").unwrap() > 0);
+    assert_eq!(
+        daemon
+            .api()
+            .datapath_packets("drop_encap_malformed")
+            .unwrap(),
+        0
+    );
 
     // An explicit snat_ip of the overlay network works the same.
     let other = Ipv4Addr::new(10, 244, 0, 9);
