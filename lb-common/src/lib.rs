@@ -37,6 +37,8 @@ pub mod proto {
     pub const UDP: u8 = 17;
     /// IPv4 in IPv4 (IPIP, RFC 2003).
     pub const IPIP: u8 = 4;
+    /// ICMP (the fragmentation-needed answers the datapath sends).
+    pub const ICMP: u8 = 1;
 }
 
 #[cfg(feature = "user")]

@@ -81,7 +81,8 @@ pub enum GlobalStat {
     /// Sent VXLAN-encapsulated to a pod's node.
     EncapVxlan = 17,
     /// Encapsulated packet handed to the stack: larger than the route MTU
-    /// toward the node (where ICMP fragmentation-needed will be built).
+    /// toward the node and without DF (the stack fragments the outer
+    /// packet; with DF the client gets `icmp_frag_needed`).
     PassEncapTooBig = 18,
     /// Dropped: the tunnel route of the backend has no tunnel source (it
     /// could not be resolved when the route was programmed).
@@ -99,10 +100,17 @@ pub enum GlobalStat {
     /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
     /// header (no headroom), after the packet was already rewritten.
     DropAdjustFailed = 23,
+    /// Answered with ICMP fragmentation-needed (sent back with `XDP_TX`,
+    /// not counted as `tx`): a packet with DF set that is larger than the
+    /// route MTU toward its pod's node once encapsulated.
+    IcmpFragNeeded = 24,
+    /// The MSS option of a SYN (toward an encapsulated backend) or SYN-ACK
+    /// (from one) was lowered to what fits the tunnel.
+    MssClamped = 25,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 24;
+    pub const COUNT: u32 = 26;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -129,6 +137,8 @@ impl GlobalStat {
         GlobalStat::PassEncapNotOurs,
         GlobalStat::DropEncapMalformed,
         GlobalStat::DropAdjustFailed,
+        GlobalStat::IcmpFragNeeded,
+        GlobalStat::MssClamped,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -157,6 +167,8 @@ impl GlobalStat {
             GlobalStat::PassEncapNotOurs => "pass_encap_not_ours",
             GlobalStat::DropEncapMalformed => "drop_encap_malformed",
             GlobalStat::DropAdjustFailed => "drop_adjust_failed",
+            GlobalStat::IcmpFragNeeded => "icmp_frag_needed",
+            GlobalStat::MssClamped => "mss_clamped",
         }
     }
 }

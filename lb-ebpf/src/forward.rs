@@ -2,7 +2,9 @@
 //! (same interface) or XDP_REDIRECT through the device map. When the kernel
 //! cannot give a next hop yet (no neighbour entry, no route), or the packet
 //! is larger than the route's MTU, the rewritten packet goes to the stack,
-//! which resolves, fragments or answers ICMP and forwards it.
+//! which resolves, fragments or answers ICMP and forwards it. (An
+//! encapsulated packet too big for the route toward its node is answered
+//! here instead, `frag_needed.rs`.)
 //!
 //! `bpf_fib_lookup` is the most expensive step of the fast path, so its
 //! answer is cached (`NextHop`: in the connection entry, and per backend for
@@ -10,7 +12,8 @@
 
 use aya_ebpf::{
     bindings::{
-        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams,
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH,
+        bpf_fib_lookup as FibParams,
         xdp_action,
     },
     helpers::generated::bpf_fib_lookup,
@@ -32,23 +35,49 @@ const AF_INET: u8 = 2;
 pub enum Miss {
     /// No route, no neighbour yet, forwarding off, ...
     NoNextHop,
-    /// The packet is larger than the route's MTU.
-    TooBig,
+    /// The packet is larger than the route's MTU (carried).
+    TooBig(u16),
 }
 
-/// Resolves the next hop of the (rewritten) packet with the kernel's FIB.
+/// What the FIB is asked about a packet: its addresses (network byte
+/// order), total length (host order), TOS and protocol.
+pub struct Query {
+    pub src_ip: u32,
+    pub dst_ip: u32,
+    pub tot_len: u16,
+    pub tos: u8,
+    pub proto: u8,
+}
+
+impl Query {
+    /// The query for the (rewritten) packet `pkt` as it is.
+    #[inline(always)]
+    pub fn of(pkt: &Packet) -> Query {
+        let ip = pkt.ip;
+        // SAFETY (field pointers): `ip` was bounds-checked by `parse` (or
+        // by the encapsulation).
+        Query {
+            src_ip: load(unsafe { &raw const (*ip).saddr }),
+            dst_ip: load(unsafe { &raw const (*ip).daddr }),
+            tot_len: u16::from_be(load(unsafe { &raw const (*ip).tot_len })),
+            tos: load(unsafe { &raw const (*ip).tos }),
+            proto: pkt.key.proto,
+        }
+    }
+}
+
+/// Asks the kernel's FIB about `q` with `flags`; the return code and the
+/// answer.
 #[inline(always)]
-fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Result<NextHop, Miss> {
-    let ip = pkt.ip;
+fn lookup(ctx: &XdpContext, q: &Query, flags: u32) -> (i64, FibParams) {
     // SAFETY: all-zero is a valid value of this plain C struct.
     let mut fib: FibParams = unsafe { core::mem::zeroed() };
     fib.family = AF_INET;
-    fib.l4_protocol = pkt.key.proto;
-    // SAFETY (field pointers): `ip` was bounds-checked by `parse`.
-    fib.__bindgen_anon_1.tot_len = u16::from_be(load(unsafe { &raw const (*ip).tot_len }));
-    fib.__bindgen_anon_2.tos = load(unsafe { &raw const (*ip).tos });
-    fib.__bindgen_anon_3.ipv4_src = load(unsafe { &raw const (*ip).saddr });
-    fib.__bindgen_anon_4.ipv4_dst = dst_ip;
+    fib.l4_protocol = q.proto;
+    fib.__bindgen_anon_1.tot_len = q.tot_len;
+    fib.__bindgen_anon_2.tos = q.tos;
+    fib.__bindgen_anon_3.ipv4_src = q.src_ip;
+    fib.__bindgen_anon_4.ipv4_dst = q.dst_ip;
     fib.ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: helper call with the program's context and a stack buffer of
     // the size passed.
@@ -57,17 +86,25 @@ fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Result<Ne
             ctx.ctx.cast(),
             &mut fib,
             core::mem::size_of::<FibParams>() as i32,
-            0,
+            flags,
         )
     };
+    (rc, fib)
+}
+
+/// Resolves the next hop of the packet `q` describes with the kernel's FIB.
+#[inline(always)]
+fn resolve(ctx: &XdpContext, q: &Query, epoch: u16) -> Result<NextHop, Miss> {
+    let (rc, fib) = lookup(ctx, q, 0);
     if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
-        return Err(Miss::TooBig);
+        // SAFETY: the kernel reports the route's MTU here for this answer.
+        return Err(Miss::TooBig(unsafe { fib.__bindgen_anon_1.mtu_result }));
     }
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return Err(Miss::NoNextHop);
     }
     Ok(NextHop {
-        dst_ip,
+        dst_ip: q.dst_ip,
         ifindex: fib.ifindex,
         epoch,
         // On success the kernel reports the route's MTU here.
@@ -77,48 +114,62 @@ fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Result<Ne
     })
 }
 
+/// The MTU of the route from `src_ip` to `dst_ip` (network byte order),
+/// neighbour or not (`BPF_FIB_LOOKUP_SKIP_NEIGH`); `None` without a route.
+#[inline(always)]
+pub fn route_mtu(ctx: &XdpContext, src_ip: u32, dst_ip: u32, proto: u8) -> Option<u16> {
+    let q = Query {
+        src_ip,
+        dst_ip,
+        tot_len: 0,
+        tos: 0,
+        proto,
+    };
+    let (rc, fib) = lookup(ctx, &q, BPF_FIB_LOOKUP_SKIP_NEIGH);
+    // SAFETY: on success the kernel reports the route's MTU here.
+    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64).then(|| unsafe { fib.__bindgen_anon_1.mtu_result })
+}
+
 /// Forwards the rewritten packet, using and refreshing `cache`.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
-    let Ok(nh) = next_hop(ctx, pkt, cache, now) else {
+    let Ok(nh) = next_hop(ctx, &Query::of(pkt), cache, now) else {
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     };
     transmit(ctx, pkt, &nh, true)
 }
 
-/// The next hop toward the packet's IPv4 destination: `cache` when it is
-/// valid for that destination in this epoch, else the FIB's answer (stored
-/// into `cache`). `Miss::TooBig` when the packet exceeds the route MTU
-/// (the FIB's verdict, or the cached MTU: it was resolved for another
-/// packet).
+/// The next hop of the packet `q` describes (toward `q.dst_ip`): `cache`
+/// when it is valid for that destination in this epoch, else the FIB's
+/// answer (stored into `cache`). `Miss::TooBig` when the packet exceeds the
+/// route MTU (the FIB's verdict, or the cached MTU: it was resolved for
+/// another packet).
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
-    pkt: &Packet,
+    q: &Query,
     cache: Option<*mut NextHop>,
     now: u64,
 ) -> Result<NextHop, Miss> {
     let epoch = NextHop::epoch_of(now);
-    // SAFETY: `ip` was bounds-checked by `parse` (or by the encapsulation).
-    let dst_ip = load(unsafe { &raw const (*pkt.ip).daddr });
     // SAFETY: map value pointer (connection entry or per-CPU slot); a racing
     // writer stores an equally valid resolution.
     let cached = cache
         .map(|c| unsafe { *c })
-        .filter(|nh| nh.valid_for(dst_ip, epoch));
+        .filter(|nh| nh.valid_for(q.dst_ip, epoch));
     let nh = match cached {
         Some(nh) => nh,
         None => {
-            let nh = resolve(ctx, pkt, dst_ip, epoch)?;
+            let nh = resolve(ctx, q, epoch)?;
             if let Some(c) = cache {
                 unsafe { *c = nh };
             }
             nh
         }
     };
-    if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
-        return Err(Miss::TooBig);
+    if q.tot_len > nh.mtu {
+        return Err(Miss::TooBig(nh.mtu));
     }
     Ok(nh)
 }

@@ -20,8 +20,10 @@ mod encap_vxlan;
 mod error;
 mod flow_table;
 mod forward;
+mod frag_needed;
 mod headers;
 mod maps;
+mod mss_clamp;
 mod nat;
 mod packet;
 mod parse;
@@ -91,11 +93,29 @@ fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Resul
         }
     };
 
-    let tunnel = tunnel::route(flow, now)?;
+    if let Some(t) = tunnel::route(flow, now)? {
+        return tunnel::deliver(ctx, &pkt, flow, t, next_hop, now);
+    }
     nat::rewrite(ctx, &pkt, flow)?;
-    match tunnel {
-        Some(t) => tunnel::deliver(ctx, &pkt, t, next_hop, now),
-        None => Ok(forward::forward(ctx, &pkt, next_hop, now)),
+    if flow.direction == DIR_REPLY && mss_clamp::is_syn(&pkt) {
+        clamp_reply(ctx, &pkt, flow, now);
+    }
+    Ok(forward::forward(ctx, &pkt, next_hop, now))
+}
+
+/// A SYN-ACK from a backend behind an encapsulating tunnel route: its MSS
+/// is lowered so the client's segments fit the tunnel too. The backend's
+/// address is the reply's source as received (`pkt.key`).
+#[inline(always)]
+fn clamp_reply(ctx: &XdpContext, pkt: &parse::Packet, flow: &Flow, now: u64) {
+    if let Ok(Some(t)) = tunnel::backend_route(flow.backend_id, pkt.key.src_ip, now) {
+        // SAFETY: points into a per-CPU map slot (`backend_route`).
+        let t = unsafe { &*t };
+        mss_clamp::clamp(
+            ctx,
+            tunnel::node_mtu(ctx, t),
+            lb_common::tunnel::overhead(t.encap),
+        );
     }
 }
 
