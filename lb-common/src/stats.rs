@@ -100,9 +100,10 @@ pub enum GlobalStat {
     /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
     /// header (no headroom), after the packet was already rewritten.
     DropAdjustFailed = 23,
-    /// Answered with ICMP fragmentation-needed (sent back with `XDP_TX`,
-    /// not counted as `tx`): a packet with DF set that is larger than the
-    /// route MTU toward its pod's node once encapsulated.
+    /// Answered with ICMP fragmentation-needed (sent back out of the
+    /// ingress interface, not counted as `redirect`/`tx`): a packet with DF
+    /// set that is larger than the route MTU toward its pod's node once
+    /// encapsulated.
     IcmpFragNeeded = 24,
     /// The MSS option of a SYN (toward an encapsulated backend) or SYN-ACK
     /// (from one) was lowered to what fits the tunnel.

@@ -11,7 +11,8 @@
 //! The frame is rewritten in place: cut to the answer's length first
 //! (`bpf_xdp_adjust_tail`; a failure leaves the packet untouched), then the
 //! quote is written after the new headers and the frame goes back where it
-//! came from (`XDP_TX`, MACs swapped). Not rate-limited: every oversized
+//! came from (MACs swapped; redirected to the ingress interface through
+//! `TX_PORTS`, `XDP_TX` when it is not there). Not rate-limited: every oversized
 //! packet with DF gets its answer, as from a router's fast path.
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
@@ -19,6 +20,7 @@ use lb_common::{GlobalStat, csum, proto};
 
 use crate::{
     error::Error,
+    maps::TX_PORTS,
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IPV4_LEN, Ipv4Hdr},
     packet::{frame_len, load, ptr_at, store},
     stats,
@@ -112,7 +114,15 @@ pub fn answer(ctx: &XdpContext, mtu: u16) -> Result<Option<u32>, Error> {
     store(unsafe { &raw mut (*eth).src }, dst);
     store(unsafe { &raw mut (*eth).ether_type }, ETH_P_IP_RAW);
     stats::inc(GlobalStat::IcmpFragNeeded);
-    Ok(Some(xdp_action::XDP_TX))
+    // Back out of the ingress interface through the device map rather than
+    // XDP_TX: on veth, XDP_TX from the stack's (skb) receive path did not
+    // reach the peer in the end-to-end tests, the map's redirect does (it
+    // carries every other packet). XDP_TX if the interface is not in it.
+    Ok(Some(
+        TX_PORTS
+            .redirect(ctx.ingress_ifindex() as u32, 0)
+            .unwrap_or(xdp_action::XDP_TX),
+    ))
 }
 
 /// The Internet checksum of `N` 16-bit words at `p` (inside the frame,

@@ -1,7 +1,8 @@
 //! Packet fixtures: the route MTU toward a pod's node with the
 //! encapsulation overhead. SYNs to encapsulated pods and their SYN-ACKs get
 //! their MSS clamped; an oversized packet with DF is answered with ICMP
-//! fragmentation-needed built in XDP (see tests/src/encap_fixture.rs for the
+//! fragmentation-needed built in XDP, sent back out of the client's
+//! interface (a redirect through the device map; see tests/src/encap_fixture.rs for the
 //! setup: the nodes' link has MTU 1500, node-small's route 70).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -13,7 +14,7 @@ use etherparse::{
 use lb_common::{GlobalStat, proto};
 use tests::{
     dnat_fixture::{
-        CLIENT, TCP_VIP, UDP_VIP, XDP_PASS, XDP_REDIRECT, XDP_TX, client_tcp, client_udp,
+        CLIENT, TCP_VIP, UDP_VIP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp,
         expect_reverse_natted,
     },
     encap_expect::*,
@@ -251,18 +252,18 @@ fn oversized_df_packet_is_answered_with_icmp_frag_needed() {
         // First packet of a connection: the FIB reports the MTU.
         let first = big(client_tcp(TCP_VIP), fits + 1);
         let run = fx.from_client(&first).unwrap();
-        assert_eq!(run.action, XDP_TX, "{pod}");
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&first, fits as u16), "{pod}");
         // Then from the cached next hop; UDP alike.
         let ok = big(client_tcp(TCP_VIP), fits);
         assert_eq!(fx.from_client(&ok).unwrap().action, XDP_REDIRECT, "{pod}");
         let again = big(client_tcp(TCP_VIP), fits + 100);
         let run = fx.from_client(&again).unwrap();
-        assert_eq!(run.action, XDP_TX, "{pod}");
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&again, fits as u16), "{pod}");
         let dgram = big(client_udp(UDP_VIP), LINK_MTU as usize);
         let run = fx.from_client(&dgram).unwrap();
-        assert_eq!(run.action, XDP_TX, "{pod}");
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&dgram, fits as u16), "{pod}");
         assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 3, "{pod}");
         assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 0);
@@ -274,7 +275,7 @@ fn small_route_mtu_gets_the_mtu_left_after_the_overhead() {
     let fx = EncapFixture::new(POD_SMALL).unwrap();
     let data = client_tcp(TCP_VIP);
     let run = fx.from_client(&data).unwrap();
-    assert_eq!(run.action, XDP_TX);
+    assert_eq!(run.action, XDP_REDIRECT);
     assert_eq!(run.output, expect_frag_needed(&data, SMALL_MTU - 20));
     // The client's MACs were swapped, not invented.
     assert_eq!(&run.output[..12], &[CLIENT_MAC, CLIENT_IF_MAC].concat()[..]);
