@@ -13,8 +13,7 @@
 use aya_ebpf::{
     bindings::{
         BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH,
-        bpf_fib_lookup as FibParams,
-        xdp_action,
+        bpf_fib_lookup as FibParams, xdp_action,
     },
     helpers::generated::bpf_fib_lookup,
     programs::XdpContext,
@@ -127,7 +126,7 @@ pub fn route_mtu(ctx: &XdpContext, src_ip: u32, dst_ip: u32, proto: u8) -> Optio
     };
     let (rc, fib) = lookup(ctx, &q, BPF_FIB_LOOKUP_SKIP_NEIGH);
     // SAFETY: on success the kernel reports the route's MTU here.
-    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64).then(|| unsafe { fib.__bindgen_anon_1.mtu_result })
+    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64).then_some(unsafe { fib.__bindgen_anon_1.mtu_result })
 }
 
 /// Forwards the rewritten packet, using and refreshing `cache`.

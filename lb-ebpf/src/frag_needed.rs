@@ -20,8 +20,8 @@ use lb_common::{GlobalStat, csum, proto};
 
 use crate::{
     error::Error,
-    maps::TX_PORTS,
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IPV4_LEN, Ipv4Hdr},
+    maps::TX_PORTS,
     packet::{frame_len, load, ptr_at, store},
     stats,
 };
@@ -70,18 +70,23 @@ pub fn answer(ctx: &XdpContext, mtu: u16) -> Result<Option<u32>, Error> {
     // One pointer per range read or written whole: the verifier knows the
     // bounds of the pointer it saw checked.
     let orig: *mut [u32; QUOTE_LEN / 4] = ptr_at(ctx, ETH_LEN).ok_or(Error::AdjustFailed)?;
-    let msg: *mut [u8; ICMP_LEN + QUOTE_LEN] =
-        ptr_at(ctx, ICMP_OFF).ok_or(Error::AdjustFailed)?;
+    let msg: *mut [u8; ICMP_LEN + QUOTE_LEN] = ptr_at(ctx, ICMP_OFF).ok_or(Error::AdjustFailed)?;
 
     // The quote: the client's IPv4 header and 8 bytes (14..42) copied to
     // after the ICMP header (42..70); the ranges do not overlap.
     let quote = unsafe { msg.cast::<u8>().add(ICMP_LEN) }.cast::<u32>();
     for i in 0..QUOTE_LEN / 4 {
-        store(unsafe { quote.add(i) }, load(unsafe { orig.cast::<u32>().add(i) }));
+        store(
+            unsafe { quote.add(i) },
+            load(unsafe { orig.cast::<u32>().add(i) }),
+        );
     }
 
     let icmp = msg.cast::<u16>();
-    store(icmp, u16::from_ne_bytes([ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED]));
+    store(
+        icmp,
+        u16::from_ne_bytes([ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED]),
+    );
     store(unsafe { icmp.add(1) }, 0); // checksum, below
     store(unsafe { icmp.add(2) }, 0); // unused
     store(unsafe { icmp.add(3) }, mtu.to_be()); // next-hop MTU (RFC 1191)

@@ -133,4 +133,3 @@ pub fn vxlan_reply(reply: &Frame, dst_port: u16) -> Vec<u8> {
         &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
     )
 }
-

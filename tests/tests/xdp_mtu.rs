@@ -82,7 +82,10 @@ fn inner_off(pod: Ipv4Addr) -> usize {
 
 #[test]
 fn syn_to_an_encapsulated_pod_gets_its_mss_clamped_to_the_tunnel() {
-    for (pod, mss) in [(POD_IPIP, LINK_MTU - 20 - 40), (POD_VXLAN, LINK_MTU - 50 - 40)] {
+    for (pod, mss) in [
+        (POD_IPIP, LINK_MTU - 20 - 40),
+        (POD_VXLAN, LINK_MTU - 50 - 40),
+    ] {
         let fx = EncapFixture::new(pod).unwrap();
         let syn = syn_with_mss(1460);
         let run = fx.from_client(&syn).unwrap();
@@ -107,11 +110,7 @@ fn mss_at_an_odd_offset_is_clamped_with_a_right_checksum() {
         client_tcp(TCP_VIP).syn(),
         &[Noop, MaximumSegmentSize(1440), Noop, Noop, Noop],
     );
-    let expected = expect_delivered(
-        POD_IPIP,
-        &syn,
-        &dnated(&clamped, tcp_backend(POD_IPIP)),
-    );
+    let expected = expect_delivered(POD_IPIP, &syn, &dnated(&clamped, tcp_backend(POD_IPIP)));
     assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
     assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1);
 }
@@ -151,10 +150,19 @@ fn small_mss_no_mss_and_plain_routes_are_left_alone() {
 fn malformed_options_are_forwarded_unchanged() {
     let cases: [(&str, &[u8]); 5] = [
         ("MSS of length 3", &[2, 3, 0x23, 0x28]),
-        ("option of length 0 before MSS", &[8, 0, 1, 1, 2, 4, 0x23, 0x28]),
-        ("option of length 1 before MSS", &[8, 1, 1, 1, 2, 4, 0x23, 0x28]),
+        (
+            "option of length 0 before MSS",
+            &[8, 0, 1, 1, 2, 4, 0x23, 0x28],
+        ),
+        (
+            "option of length 1 before MSS",
+            &[8, 1, 1, 1, 2, 4, 0x23, 0x28],
+        ),
         ("MSS cut by the header's end", &[1, 1, 1, 2]),
-        ("option running past the header", &[8, 40, 1, 1, 2, 4, 0x23, 0x28]),
+        (
+            "option running past the header",
+            &[8, 40, 1, 1, 2, 4, 0x23, 0x28],
+        ),
     ];
     let fx = EncapFixture::new(POD_IPIP).unwrap();
     for (i, (what, opts)) in cases.iter().enumerate() {
@@ -265,7 +273,11 @@ fn oversized_df_packet_is_answered_with_icmp_frag_needed() {
         let run = fx.from_client(&dgram).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&dgram, fits as u16), "{pod}");
-        assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 3, "{pod}");
+        assert_eq!(
+            fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(),
+            3,
+            "{pod}"
+        );
         assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 0);
     }
 }
