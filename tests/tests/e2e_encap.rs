@@ -254,3 +254,45 @@ fn megabytes_to_pods_at_mtu_1500_behind_vxlan_and_ipip_nodes_arrive_intact() {
     assert_eq!(datapath_counter(&daemon, "mss_clamped"), 4);
     assert_eq!(datapath_counter(&daemon, "icmp_frag_needed"), 0);
 }
+
+/// A UDP datagram with DF (Linux's default for UDP) that fits the client's
+/// link but not the VXLAN tunnel to the pod's node: the load balancer
+/// answers ICMP fragmentation-needed from the VIP with the MTU left after
+/// the overhead, and the client's kernel records that path MTU.
+#[test]
+fn oversized_df_datagram_teaches_the_client_the_tunnel_mtu() {
+    let t = vxlan_node();
+    let daemon = lb(&t);
+    let vip = SocketAddrV4::new(tests::topology::VIP, 53);
+    let pod = &t.nodes[0].pods[0];
+    let reply = daemon
+        .api()
+        .put_service(&tests::api::service_json(
+            "default/udp",
+            "udp",
+            vip,
+            "rr",
+            &[SocketAddrV4::new(pod.ip, POD_PORT)],
+        ))
+        .unwrap();
+    assert!(reply.status < 300, "{}", reply.body);
+    t.client
+        .run(|| -> std::io::Result<()> {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            // 1472 bytes of payload: a 1500-byte datagram, 1550 in VXLAN.
+            socket.send_to(&[7u8; 1472], vip)?;
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+    let route = t
+        .client
+        .ip(&["route", "get", &vip.ip().to_string()])
+        .unwrap();
+    assert!(
+        route.contains("mtu 1450"),
+        "the client's route to the VIP: {route}"
+    );
+    assert_eq!(datapath_counter(&daemon, "icmp_frag_needed"), 1);
+}
