@@ -6,7 +6,10 @@
 //! - a reply entry keyed by (B -> C) whose value rewrites it to (V -> C).
 //!
 //! Both directions use the same rewrite code. Both entries live in one
-//! bucket of the table (`flow_table`).
+//! bucket of the table (`flow_table`). A direct-server-return connection
+//! (`service::mode::DSR`) has only the forward entry: its packets are not
+//! rewritten (`nat_dst_ip` is the backend the packet is encapsulated to)
+//! and its replies do not come through the load balancer.
 
 /// Key of a connection-table entry: a packet's 5-tuple as it arrives.
 #[repr(C)]
@@ -115,7 +118,11 @@ pub struct Flow {
     pub direction: u8,
     /// `CT_*` bits.
     pub tcp_flags: u8,
-    pub _pad: u16,
+    /// The service's `service::mode` when the connection was made:
+    /// `mode::DSR` entries are forward entries without a reply entry, whose
+    /// packets are encapsulated, not rewritten.
+    pub mode: u8,
+    pub _pad: u8,
     /// CLOCK_MONOTONIC_COARSE nanoseconds (the datapath reads them from the
     /// `CLOCK` map) of the last packet
     /// in this direction, refreshed at most every `LAST_SEEN_GRANULARITY_NS`.

@@ -14,7 +14,10 @@
 //! client end (address, port, protocol): the forward entry's source, the
 //! reply entry's destination. A new connection then touches one bucket, a
 //! random one, which is what a new connection costs most here (a cache and
-//! TLB miss in a table of tens of megabytes). A packet is looked up in the
+//! TLB miss in a table of tens of megabytes). A source-NATed connection
+//! (`onearm`, `fullnat`) has two client ends, the client's and the SNAT
+//! address and port its replies come back to: its reply entry lives in the
+//! bucket of the latter (`peer_bucket`). A packet is looked up in the
 //! bucket of its source (a client's packet), then of its destination (a
 //! reply toward a client; the first probe then went to the bucket of the
 //! backend's address and port, the same few buckets for all its replies,
@@ -24,7 +27,7 @@
 //! seed and bucket count the daemon chose at load (kept with the pinned
 //! table, so connections survive a restart).
 
-use crate::{Flow, FlowKey, hash::flow_hash_seeded};
+use crate::{Flow, FlowKey, conntrack::DIR_FORWARD, hash::flow_hash_seeded};
 
 /// Entries per bucket (four connections): their keys fill two 64-byte cache
 /// lines. Fewer ways would evict live connections from crowded buckets
@@ -75,10 +78,24 @@ pub const fn forward_bucket(key: &FlowKey, seed: u32, mask: u32) -> u32 {
 }
 
 /// The bucket a reply entry (key: backend -> client) is written to: the
-/// same as its connection's forward entry.
+/// same as its connection's forward entry, unless the connection is
+/// source-NATed (then the reply's destination is the SNAT address and port).
 #[inline(always)]
 pub const fn reply_bucket(key: &FlowKey, seed: u32, mask: u32) -> u32 {
     bucket_index(key.dst_ip, key.dst_port, key.proto, seed, mask)
+}
+
+/// The bucket of the other entry of `flow`'s connection: a forward entry's
+/// reply entry is keyed (backend -> the forward's new source), a reply
+/// entry's forward entry (client -> VIP) is in the bucket of the client the
+/// reply goes to. Without source NAT both are the entry's own bucket.
+#[inline(always)]
+pub const fn peer_bucket(flow: &Flow, proto: u8, seed: u32, mask: u32) -> u32 {
+    if flow.direction == DIR_FORWARD {
+        bucket_index(flow.nat_src_ip, flow.nat_src_port, proto, seed, mask)
+    } else {
+        bucket_index(flow.nat_dst_ip, flow.nat_dst_port, proto, seed, mask)
+    }
 }
 
 impl FlowBucket {
@@ -142,6 +159,43 @@ mod tests {
         assert_eq!(
             forward_bucket(&forward, 7, mask),
             reply_bucket(&reply, 7, mask)
+        );
+    }
+
+    #[test]
+    fn peer_bucket_names_the_other_entrys_bucket() {
+        let mask = buckets_for(262_144) - 1;
+        let client = FlowKey::new(0x0201_000a, 0x0a00_600a, 40000u16.to_be(), 80u16.to_be(), 6);
+        // Source-NATed to 172.16.1.1:2000 toward 10.244.1.2:8080.
+        let forward = Flow {
+            nat_src_ip: 0x0101_10ac,
+            nat_src_port: 2000u16.to_be(),
+            nat_dst_ip: 0x0201_f40a,
+            nat_dst_port: 8080u16.to_be(),
+            direction: DIR_FORWARD,
+            ..Flow::default()
+        };
+        let reply_key = forward.peer_key(6);
+        assert_eq!(
+            peer_bucket(&forward, 6, 7, mask),
+            reply_bucket(&reply_key, 7, mask)
+        );
+        let reply = Flow {
+            nat_src_ip: client.dst_ip,
+            nat_src_port: client.dst_port,
+            nat_dst_ip: client.src_ip,
+            nat_dst_port: client.src_port,
+            direction: crate::conntrack::DIR_REPLY,
+            ..Flow::default()
+        };
+        assert_eq!(
+            peer_bucket(&reply, 6, 7, mask),
+            forward_bucket(&client, 7, mask)
+        );
+        assert_ne!(
+            forward_bucket(&client, 7, mask),
+            reply_bucket(&reply_key, 7, mask),
+            "this example's two ends hash to different buckets"
         );
     }
 

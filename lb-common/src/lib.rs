@@ -33,12 +33,12 @@ pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
 
 /// IP protocol numbers the balancer handles.
 pub mod proto {
+    /// ICMP (errors relayed; fragmentation-needed answers sent).
+    pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
     /// IPv4 in IPv4 (IPIP, RFC 2003).
     pub const IPIP: u8 = 4;
-    /// ICMP (the fragmentation-needed answers the datapath sends).
-    pub const ICMP: u8 = 1;
 }
 
 #[cfg(feature = "user")]

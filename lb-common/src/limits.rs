@@ -43,3 +43,18 @@ pub const MAX_TUNNELS: u32 = 4096;
 /// Load balancer tunnel endpoints (`TUNNEL_ENDPOINTS`): distinct (tunnel
 /// source, encapsulation, VXLAN port) of the tunnel routes.
 pub const MAX_TUNNEL_ENDPOINTS: u32 = 64;
+
+/// Ports the datapath allocates to source-NATed connections (`onearm`,
+/// `fullnat`): below the kernel's default ephemeral range (32768-60999),
+/// so the load balancer's own connections from the same address do not
+/// collide with them, and above the usual VXLAN ports (8472, 4789; a
+/// tunnel's VXLAN port may not be in this range, since replies to the
+/// tunnel source on it would be taken for VXLAN). A (SNAT address, backend
+/// address and port) carries this many connections at once.
+pub const SNAT_PORT_MIN: u16 = 10000;
+pub const SNAT_PORT_MAX: u16 = 32767;
+
+/// Ports tried for a new source-NATed connection before it is dropped
+/// (`drop_snat_ports_busy`): each try is a hash of the client end and the
+/// try number, checked against the connection table.
+pub const SNAT_PORT_TRIES: u32 = 4;

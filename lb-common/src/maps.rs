@@ -58,12 +58,32 @@ pub const BACKEND_TUNNEL: &str = "BACKEND_TUNNEL";
 
 /// `HashMap<TunnelEndpoint, u32 (number of tunnel routes using it)>` of
 /// `MAX_TUNNEL_ENDPOINTS`: where encapsulated replies to this load balancer
-/// arrive (tunnel source address, IPIP or VXLAN UDP port); the balancer
-/// decapsulates those that carry a reply of one of its connections.
+/// arrive (tunnel source address, IPIP or VXLAN UDP port and VNI); the
+/// balancer decapsulates those that carry a reply of one of its connections.
 pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
+
+/// `Array<u32>` of 1: the number of entries in `TUNNEL_ENDPOINTS`, written
+/// by userspace with them. While it is 0 the balancer skips the endpoint
+/// lookup (an inlined array load instead of a hash lookup for every UDP
+/// packet), so plain DNAT pays nothing for the tunnel feature.
+pub const TUNNEL_ENDPOINT_COUNT: &str = "TUNNEL_ENDPOINT_COUNT";
 
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
+/// The balancer's stages, tail-called from `PROG_BALANCER` through
+/// `PROGRAMS`: separate programs so each stays within the verifier's
+/// complexity and stack limits.
+pub const PROG_NEW_FLOW: &str = "ferrolb_new_flow";
+pub const PROG_ICMP: &str = "ferrolb_icmp";
+/// Program array (not pinned: each loaded object fills its own) of the
+/// balancer's stages, indexed by `STAGE_*`.
+pub const PROGRAMS: &str = "PROGRAMS";
+/// `PROGRAMS` index of `PROG_NEW_FLOW`: a packet with no live connection.
+pub const STAGE_NEW_FLOW: u32 = 0;
+/// `PROGRAMS` index of `PROG_ICMP`: an ICMP packet.
+pub const STAGE_ICMP: u32 = 1;
+/// Every stage: (`PROGRAMS` index, program name).
+pub const STAGES: [(u32, &str); 2] = [(STAGE_NEW_FLOW, PROG_NEW_FLOW), (STAGE_ICMP, PROG_ICMP)];
 /// A program that drops everything: the baseline of the benchmarks.
 pub const PROG_DROP: &str = "ferrolb_drop";
 /// The node-side IPIP decapsulation XDP program (`ferrolbd --node-decap`).

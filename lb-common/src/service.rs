@@ -18,6 +18,17 @@ const _: () = assert!(core::mem::size_of::<VipKey>() == 8);
 pub mod mode {
     /// Destination rewritten to the backend, client source kept.
     pub const DNAT: u8 = 0;
+    /// DNAT, and the source rewritten to the load balancer's address on the
+    /// side of the backend (`Backend::snat_ip`), with an allocated port.
+    pub const ONEARM: u8 = 1;
+    /// DNAT, and the source rewritten to the service's SNAT address
+    /// (`Backend::snat_ip`), with an allocated port.
+    pub const FULLNAT: u8 = 2;
+    /// Direct server return: the packet is not rewritten; it goes
+    /// IPIP-encapsulated to the backend (outer destination the backend's
+    /// address, inner destination still the VIP), which answers the client
+    /// directly. Only a forward connection entry is kept.
+    pub const DSR: u8 = 3;
 }
 
 /// How a service picks a backend for a new flow (`Service::select`).
@@ -65,5 +76,11 @@ pub struct Backend {
     pub generation: u32,
     /// Service that owns this backend.
     pub service_id: u32,
+    /// Source address connections to this backend get (network byte
+    /// order), with a port the datapath allocates (`snat.rs`); 0: the
+    /// client's address is kept (`mode::DNAT`). Userspace sets it from the
+    /// service's mode: the SNAT address (`fullnat`) or its own address
+    /// toward this backend (`onearm`).
+    pub snat_ip: u32,
 }
-const _: () = assert!(core::mem::size_of::<Backend>() == 16);
+const _: () = assert!(core::mem::size_of::<Backend>() == 20);

@@ -100,18 +100,38 @@ pub enum GlobalStat {
     /// Dropped: `bpf_xdp_adjust_head` refused to add or remove an outer
     /// header (no headroom), after the packet was already rewritten.
     DropAdjustFailed = 23,
+    /// Dropped: a new source-NATed connection (`onearm`, `fullnat`) found
+    /// every port it tried taken by a live connection to the same backend
+    /// (`limits::SNAT_PORT_TRIES`); the client retries.
+    DropSnatPortsBusy = 24,
+    /// An ICMP error (destination unreachable, time exceeded, parameter
+    /// problem) about a packet sent toward a backend was translated and
+    /// sent to the connection's client.
+    IcmpToClient = 25,
+    /// An ICMP error about a reply sent toward a client was translated and
+    /// sent to the connection's backend.
+    IcmpToBackend = 26,
+    /// Decapsulated and passed to the stack: encapsulated to a tunnel
+    /// endpoint, carrying a packet from a VIP that is no connection of ours
+    /// (a DSR backend's reply its node sent into the tunnel); the stack
+    /// routes it to the client, not rewritten.
+    PassDsrReply = 27,
+    /// Dropped: a balancer stage (`maps::STAGES`) could not be tail-called
+    /// (not loaded into `PROGRAMS`: a loader bug).
+    DropNoStage = 28,
     /// Answered with ICMP fragmentation-needed (sent back out of the
     /// ingress interface, not counted as `redirect`/`tx`): a packet with DF
-    /// set that is larger than the route MTU toward its pod's node once
-    /// encapsulated.
-    IcmpFragNeeded = 24,
-    /// The MSS option of a SYN (toward an encapsulated backend) or SYN-ACK
-    /// (from one) was lowered to what fits the tunnel.
-    MssClamped = 25,
+    /// set that is larger than the route MTU toward its pod's node (or a
+    /// DSR backend) once encapsulated.
+    IcmpFragNeeded = 29,
+    /// The MSS option of a SYN (toward an encapsulated or DSR backend) or
+    /// SYN-ACK (from an encapsulated one) was lowered to what fits the
+    /// tunnel.
+    MssClamped = 30,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 26;
+    pub const COUNT: u32 = 31;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -138,6 +158,11 @@ impl GlobalStat {
         GlobalStat::PassEncapNotOurs,
         GlobalStat::DropEncapMalformed,
         GlobalStat::DropAdjustFailed,
+        GlobalStat::DropSnatPortsBusy,
+        GlobalStat::IcmpToClient,
+        GlobalStat::IcmpToBackend,
+        GlobalStat::PassDsrReply,
+        GlobalStat::DropNoStage,
         GlobalStat::IcmpFragNeeded,
         GlobalStat::MssClamped,
     ];
@@ -168,6 +193,11 @@ impl GlobalStat {
             GlobalStat::PassEncapNotOurs => "pass_encap_not_ours",
             GlobalStat::DropEncapMalformed => "drop_encap_malformed",
             GlobalStat::DropAdjustFailed => "drop_adjust_failed",
+            GlobalStat::DropSnatPortsBusy => "drop_snat_ports_busy",
+            GlobalStat::IcmpToClient => "icmp_to_client",
+            GlobalStat::IcmpToBackend => "icmp_to_backend",
+            GlobalStat::PassDsrReply => "pass_dsr_reply",
+            GlobalStat::DropNoStage => "drop_no_stage",
             GlobalStat::IcmpFragNeeded => "icmp_frag_needed",
             GlobalStat::MssClamped => "mss_clamped",
         }

@@ -127,7 +127,8 @@ impl BackendTunnel {
 
 /// Key of the `TUNNEL_ENDPOINTS` map: where this load balancer receives
 /// encapsulated packets (replies from pods): its tunnel source address, and
-/// for VXLAN the UDP port.
+/// for VXLAN the UDP port and the VNI (a packet with another VNI is not
+/// ours, even to our port).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct TunnelEndpoint {
@@ -138,8 +139,21 @@ pub struct TunnelEndpoint {
     /// `proto::IPIP` or `proto::UDP` (VXLAN).
     pub proto: u8,
     pub _pad: u8,
+    /// VXLAN: the VNI as its header carries it (`vni_wire`); 0 for IPIP.
+    pub vni: u32,
 }
-const _: () = assert!(core::mem::size_of::<TunnelEndpoint>() == 8);
+const _: () = assert!(core::mem::size_of::<TunnelEndpoint>() == 12);
+
+/// Mask of the VNI in the VXLAN header's second word loaded natively (its
+/// last byte is reserved).
+pub const VNI_WIRE_MASK: u32 = u32::from_ne_bytes([0xff, 0xff, 0xff, 0]);
+
+/// The VXLAN header's second word (24-bit VNI in network byte order, then a
+/// zero reserved byte) as loaded natively, for `vni` (host order).
+#[inline(always)]
+pub const fn vni_wire(vni: u32) -> u32 {
+    u32::from_ne_bytes([(vni >> 16) as u8, (vni >> 8) as u8, vni as u8, 0])
+}
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ use lb_common::{
     Backend, Flow, FlowBucket, FlowKey, GlobalStat, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
     limits::TCP_CLOSE_TIMEOUT_S,
+    service::mode,
 };
 
 use crate::{
@@ -13,7 +14,7 @@ use crate::{
     flow_table::{self, find, find_in, insert_in},
     headers::{TCP_FIN, TCP_RST, TCP_SYN},
     maps::CLOCK,
-    select, stats,
+    select, snat, stats,
 };
 
 /// The daemon's clock (`lb_common::maps::CLOCK`): CLOCK_MONOTONIC_COARSE
@@ -23,20 +24,25 @@ pub fn now_ns() -> u64 {
     CLOCK.get(0).map_or(0, |c| c.now_ns)
 }
 
-/// A connection-table entry and its bucket, where its connection's other
-/// entry is too (`lb_common::flow_table`).
+/// A connection-table entry (in its bucket, `lb_common::flow_table`).
 #[derive(Clone, Copy)]
 pub struct Entry {
-    pub bucket: *mut FlowBucket,
     pub flow: *mut Flow,
 }
 
 impl Entry {
-    /// The other entry of this entry's connection, if it is there.
+    /// The other entry of this entry's connection, if it is there: in this
+    /// bucket, or (source-NATed connections) in the bucket of the other
+    /// client end. A DSR connection has none (its `peer_key` could name
+    /// another connection's reply entry).
     #[inline(always)]
     fn peer(self, proto: u8) -> Option<*mut Flow> {
         // SAFETY: map value pointer; see `flow_table` for concurrent writers.
-        find_in(self.bucket, &unsafe { &*self.flow }.peer_key(proto))
+        let f = unsafe { &*self.flow };
+        if f.mode == mode::DSR {
+            return None;
+        }
+        find_in(flow_table::peer_bucket_of(f, proto)?, &f.peer_key(proto))
     }
 }
 
@@ -44,8 +50,7 @@ impl Entry {
 /// only while the other direction is not (one-way busy flows stay up).
 #[inline(always)]
 pub fn lookup(key: &FlowKey, now: u64) -> Option<Entry> {
-    let (bucket, flow) = find(key)?;
-    let e = Entry { bucket, flow };
+    let e = Entry { flow: find(key)? };
     live(e, key.proto, now).then_some(e)
 }
 
@@ -118,6 +123,10 @@ fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
 /// Records a new connection from `key` (client -> VIP) to `backend`, and
 /// returns its forward entry (in the table). `next_hop` (toward the
 /// backend, possibly not resolved) seeds the forward entry's next-hop cache.
+/// A backend with an SNAT address (`onearm`, `fullnat`) gets the
+/// connection from that address and a port `snat::allocate` finds free.
+/// A DSR service's connection gets the forward entry only: its replies do
+/// not come through the load balancer.
 #[inline(always)]
 pub fn create(
     key: &FlowKey,
@@ -134,7 +143,7 @@ pub fn create(
     } else {
         (0, svc.timeout_s)
     };
-    let forward = Flow {
+    let mut forward = Flow {
         nat_src_ip: key.src_ip,
         nat_dst_ip: backend.ip,
         nat_src_port: key.src_port,
@@ -145,9 +154,28 @@ pub fn create(
         timeout_s,
         direction: DIR_FORWARD,
         tcp_flags: flags,
+        mode: svc.mode,
         _pad: 0,
         last_seen_ns: now,
         next_hop,
+    };
+    // The forward entry goes to the bucket of the client end (`flow_table`).
+    let bucket = flow_table::source_bucket(key).ok_or(Error::ConntrackFull)?;
+    if svc.mode == mode::DSR {
+        return insert_in(bucket, key, &forward, now);
+    }
+    // The reply entry goes to the bucket of the end the backend answers:
+    // the same one, or the SNAT address and port.
+    let reply_bucket = if backend.snat_ip == 0 {
+        if !reply_tuple_free(bucket, &forward.peer_key(key.proto), key, now) {
+            return Err(Error::TupleClash);
+        }
+        bucket
+    } else {
+        let (port, b) = snat::allocate(key, backend, now)?;
+        forward.nat_src_ip = backend.snat_ip;
+        forward.nat_src_port = port;
+        b
     };
     let mut reply = Flow {
         nat_src_ip: key.dst_ip,
@@ -162,30 +190,26 @@ pub fn create(
     reply.next_hop.ifindex = 0;
     // Reply entry first: once the forward entry exists the backend may
     // answer, and its answer must find the reply entry.
-    let reply_key = forward.peer_key(key.proto);
-    // Both entries go to the bucket of the client end (`flow_table`).
-    let bucket = flow_table::source_bucket(key).ok_or(Error::ConntrackFull)?;
-    // The reply tuple may be taken: by this same connection (re-created
-    // after close or expiry), by a dead one, or by another live connection
-    // whose replies look the same (two VIPs on one backend, reached from one
-    // client port). Only the last must not be overwritten: its replies would
-    // come back from the wrong VIP. (Entries are not deleted when a backend
-    // goes: one whose backend is gone counts as dead.)
-    // SAFETY (`other`): map value pointer, read only.
-    if let Some(other) = find_in(bucket, &reply_key)
-        && live(
-            Entry {
-                bucket,
-                flow: other,
-            },
-            key.proto,
-            now,
-        )
-        && unsafe { (*other).peer_key(key.proto) } != *key
-        && unsafe { select::backend_live((*other).backend_id, (*other).backend_generation) }
-    {
-        return Err(Error::TupleClash);
-    }
-    insert_in(bucket, &reply_key, &reply, now)?;
+    insert_in(reply_bucket, &forward.peer_key(key.proto), &reply, now)?;
     insert_in(bucket, key, &forward, now)
+}
+
+/// Whether a new connection from `key` may take the reply tuple
+/// `reply_key` (backend -> the client end it answers) in bucket `b`. The
+/// tuple may be taken: by this same connection (re-created after close or
+/// expiry), by a dead one, or by another live connection whose replies look
+/// the same (two VIPs on one backend, reached from one client port; or an
+/// SNAT port in use toward this backend). Only the last must not be
+/// overwritten: its replies would go to the wrong client or from the wrong
+/// VIP. (Entries are not deleted when a backend goes: one whose backend is
+/// gone counts as dead.)
+#[inline(always)]
+pub fn reply_tuple_free(b: *mut FlowBucket, reply_key: &FlowKey, key: &FlowKey, now: u64) -> bool {
+    let Some(other) = find_in(b, reply_key) else {
+        return true;
+    };
+    // SAFETY (`other`): map value pointer, read only.
+    !(live(Entry { flow: other }, key.proto, now)
+        && unsafe { (*other).peer_key(key.proto) } != *key
+        && unsafe { select::backend_live((*other).backend_id, (*other).backend_generation) })
 }

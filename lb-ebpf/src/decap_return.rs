@@ -3,23 +3,27 @@
 //! addressed to one of the load balancer's tunnel endpoints
 //! (`TUNNEL_ENDPOINTS`). The inner packet is checked in place first; only a
 //! packet of one of our connections is decapsulated, and then goes through
-//! the balancer like a plain reply. Everything else encapsulated to us is
+//! the balancer like a plain reply; a DSR backend's reply (from a VIP,
+//! without a connection) is decapsulated and given to the stack as it is.
+//! Everything else encapsulated to us is
 //! left to the stack untouched (a kernel VXLAN device on this host, for one,
 //! may own it); broken outer headers are dropped. See docs/datapath.md,
 //! "Encapsulated replies".
 
 use aya_ebpf::programs::XdpContext;
-use lb_common::{FlowKey, TunnelEndpoint, csum, proto};
+use lb_common::{FlowKey, TunnelEndpoint, csum, proto, tunnel::VNI_WIRE_MASK};
 
 use crate::{
     conntrack::{self, Entry},
     error::Error,
     headers::{
         ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_MF_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, UDP_LEN, UdpHdr,
-        VXLAN_FLAG_I, VXLAN_LEN,
+        VXLAN_FLAG_I, VXLAN_LEN, VXLAN_VNI_OFF,
     },
-    maps::TUNNEL_ENDPOINTS,
+    icmp_error,
+    maps::{TUNNEL_ENDPOINT_COUNT, TUNNEL_ENDPOINTS},
     packet::{StripError, load, ptr_at, strip_to},
+    parse::is_vip,
 };
 
 const OUTER_L4_OFF: usize = ETH_LEN + IPV4_LEN;
@@ -28,6 +32,14 @@ const IPIP_INNER_OFF: usize = OUTER_L4_OFF;
 /// VXLAN: outer UDP, VXLAN header, inner Ethernet, then inner IPv4.
 const VXLAN_INNER_ETH_OFF: usize = OUTER_L4_OFF + UDP_LEN + VXLAN_LEN;
 const VXLAN_INNER_OFF: usize = VXLAN_INNER_ETH_OFF + ETH_LEN;
+
+/// Whether this load balancer has any tunnel endpoint. An inlined array
+/// load (the verifier turns array lookups into address arithmetic), so UDP
+/// traffic of a balancer without tunnels pays it instead of a hash lookup.
+#[inline(always)]
+fn any_endpoint() -> bool {
+    TUNNEL_ENDPOINT_COUNT.get(0).is_some_and(|n| *n != 0)
+}
 
 /// Whether `ep` is a tunnel endpoint of this load balancer.
 #[inline(always)]
@@ -41,7 +53,8 @@ fn is_endpoint(ep: TunnelEndpoint) -> bool {
 /// the packet as it is). `Ok(Some(entry))`: decapsulated, the frame now
 /// holds the inner packet (behind the original outer Ethernet header), whose
 /// connection-table entry is `entry` (map pointers survive the head
-/// adjustment). `Err`: passed untouched (`EncapNotOurs`) or dropped.
+/// adjustment). `Err`: passed untouched (`EncapNotOurs`), passed
+/// decapsulated (`DsrReply`) or dropped.
 #[inline(always)]
 pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
@@ -67,19 +80,31 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
         proto::UDP => true,
         _ => return Ok(None),
     };
-    let port = if vxlan {
+    if !any_endpoint() {
+        return Ok(None);
+    }
+    // VXLAN: the UDP port and the VNI are part of the endpoint (a VXLAN
+    // packet too short for its header is no VXLAN of ours).
+    let (port, vni) = if vxlan {
         let Some(udp) = ptr_at::<UdpHdr>(ctx, OUTER_L4_OFF) else {
             return Ok(None);
         };
-        load(unsafe { &raw const (*udp).dest })
+        let Some(vni) = ptr_at::<u32>(ctx, OUTER_L4_OFF + UDP_LEN + VXLAN_VNI_OFF) else {
+            return Ok(None);
+        };
+        (
+            load(unsafe { &raw const (*udp).dest }),
+            load(vni) & VNI_WIRE_MASK,
+        )
     } else {
-        0
+        (0, 0)
     };
     if !is_endpoint(TunnelEndpoint {
         addr: daddr,
         port,
         proto: protocol,
         _pad: 0,
+        vni,
     }) {
         return Ok(None);
     }
@@ -100,8 +125,15 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     } else {
         inner_key::<IPIP_INNER_OFF>(ctx, outer_len)?
     };
-    // Only a packet of a live connection of ours is decapsulated.
-    let entry = conntrack::lookup(&key, now).ok_or(Error::EncapNotOurs)?;
+    // Only a packet of a live connection of ours is decapsulated, and the
+    // reply of a DSR backend (from a VIP, no connection: its node routes
+    // the client network into the tunnel), which goes to the stack as it
+    // is once decapsulated (the stack routes it to the client).
+    let entry = match conntrack::lookup(&key, now) {
+        Some(e) => Some(e),
+        None if is_vip(key.src_ip) => None,
+        None => return Err(Error::EncapNotOurs),
+    };
     // The outer Ethernet header moves over the outer IPv4 header's tail
     // (IPIP) or the inner Ethernet header (VXLAN).
     let stripped = if vxlan {
@@ -113,7 +145,7 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
         StripError::Short => Error::EncapMalformed,
         StripError::AdjustFailed => Error::AdjustFailed,
     })?;
-    Ok(Some(entry))
+    entry.map(Some).ok_or(Error::DsrReply)
 }
 
 /// The UDP and VXLAN headers and the inner Ethernet header's type.
@@ -137,7 +169,8 @@ fn check_vxlan(ctx: &XdpContext, outer_len: usize) -> Result<(), Error> {
 }
 
 /// The 5-tuple of the inner packet at `OFF` (from the frame start), whose
-/// IPv4 header must fill the outer payload.
+/// IPv4 header must fill the outer payload; for an ICMP error, the key of
+/// the connection entry its quote names (`icmp_error::quote`).
 #[inline(always)]
 fn inner_key<const OFF: usize>(ctx: &XdpContext, outer_len: usize) -> Result<FlowKey, Error> {
     let inner: *mut Ipv4Hdr = ptr_at(ctx, OFF).ok_or(Error::EncapMalformed)?;
@@ -150,13 +183,18 @@ fn inner_key<const OFF: usize>(ctx: &XdpContext, outer_len: usize) -> Result<Flo
     {
         return Err(Error::EncapMalformed);
     }
-    // Only plain TCP/UDP can be a connection of ours.
+    // Only plain TCP/UDP can be a connection of ours, or an ICMP error
+    // about one (a pod's port unreachable, say: keyed by its quote).
     let protocol = load(unsafe { &raw const (*inner).protocol });
-    if vihl != 0x45
-        || load(unsafe { &raw const (*inner).frag_off }) & IP_MF_OFFSET_RAW != 0
-        || (protocol != proto::TCP && protocol != proto::UDP)
-        || inner_len < IPV4_LEN + 4
-    {
+    if vihl != 0x45 || load(unsafe { &raw const (*inner).frag_off }) & IP_MF_OFFSET_RAW != 0 {
+        return Err(Error::EncapNotOurs);
+    }
+    if protocol == proto::ICMP {
+        return icmp_error::quote::<OFF>(ctx)
+            .map(|q| q.key)
+            .map_err(|_| Error::EncapNotOurs);
+    }
+    if (protocol != proto::TCP && protocol != proto::UDP) || inner_len < IPV4_LEN + 4 {
         return Err(Error::EncapNotOurs);
     }
     let ports: *mut [u16; 2] = ptr_at(ctx, OFF + IPV4_LEN).ok_or(Error::EncapMalformed)?;

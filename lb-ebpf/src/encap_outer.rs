@@ -1,34 +1,37 @@
-//! What both encapsulations do first: make room in front of the packet and
-//! write the outer Ethernet and IPv4 headers (tunnel source to node, TTL 64,
+//! What every encapsulation does first: make room in front of the packet and
+//! write the outer Ethernet and IPv4 headers (tunnel source to node, or to
+//! the backend for DSR; TTL 64,
 //! DF, TOS (DSCP and ECN) and identification copied from the inner header,
 //! checksum computed).
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
-use lb_common::{Tunnel, csum, tunnel::OUTER_TTL};
+use lb_common::{csum, tunnel::OUTER_TTL};
 
 use crate::{
     error::Error,
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IP_DF_RAW, Ipv4Hdr},
-    packet::{load, ptr_at, store},
+    packet::{load, load_macs, ptr_at, store, store_macs},
     parse::Packet,
 };
 
 /// Grows the frame by `overhead` bytes in front and writes the outer
 /// Ethernet header (the MACs as received, until `transmit` sets the next
 /// hop's: a frame passed to the stack must still be addressed to this host)
-/// and the outer IPv4 header carrying `protocol`. Returns the outer
+/// and the outer IPv4 header from `saddr` to `daddr` (network byte order)
+/// carrying `protocol`. Returns the outer
 /// Ethernet and IPv4 headers and the outer total length (host order); every
 /// pointer of `pkt` is invalid afterwards.
 #[inline(always)]
 pub fn push_outer(
     ctx: &XdpContext,
     pkt: &Packet,
-    t: &Tunnel,
+    saddr: u32,
+    daddr: u32,
     overhead: u16,
     protocol: u8,
 ) -> Result<(*mut EthHdr, *mut Ipv4Hdr, u16), Error> {
     let inner = inner_fields(pkt);
-    let macs: [u8; 12] = load(pkt.eth.cast());
+    let macs = load_macs(pkt.eth.cast());
     // SAFETY: helper call on this program's context. Every packet pointer is
     // invalid after it (the verifier forgets them): all are derived again.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(overhead)) } != 0 {
@@ -36,10 +39,10 @@ pub fn push_outer(
     }
     let eth: *mut EthHdr = ptr_at(ctx, 0).ok_or(Error::AdjustFailed)?;
     let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(Error::AdjustFailed)?;
-    store(eth.cast::<[u8; 12]>(), macs);
+    store_macs(eth.cast(), macs);
     store(unsafe { &raw mut (*eth).ether_type }, ETH_P_IP_RAW);
     let total = inner.tot_len.wrapping_add(overhead);
-    store(ip, outer_ipv4(&inner, t, total, protocol));
+    store(ip, outer_ipv4(&inner, saddr, daddr, total, protocol));
     Ok((eth, ip, total))
 }
 
@@ -70,7 +73,7 @@ fn inner_fields(pkt: &Packet) -> InnerFields {
 
 /// The outer header: `total` bytes (host order), carrying `protocol`.
 #[inline(always)]
-fn outer_ipv4(inner: &InnerFields, t: &Tunnel, total: u16, protocol: u8) -> Ipv4Hdr {
+fn outer_ipv4(inner: &InnerFields, saddr: u32, daddr: u32, total: u16, protocol: u8) -> Ipv4Hdr {
     let mut h = Ipv4Hdr {
         version_ihl: 0x45,
         tos: inner.tos,
@@ -80,8 +83,8 @@ fn outer_ipv4(inner: &InnerFields, t: &Tunnel, total: u16, protocol: u8) -> Ipv4
         ttl: OUTER_TTL,
         protocol,
         check: 0,
-        saddr: t.src_ip,
-        daddr: t.node_ip,
+        saddr,
+        daddr,
     };
     // SAFETY: a 20-byte repr(C) header without padding is ten u16 words.
     let words = unsafe { core::mem::transmute::<Ipv4Hdr, [u16; 10]>(h) };

@@ -2,21 +2,21 @@
 //! outer Ethernet / IPv4 (tunnel source to node) / UDP (source port from the
 //! flow hash, destination the tunnel's port, checksum 0) / VXLAN (I flag,
 //! VNI) / inner Ethernet (node's VTEP MAC from the load balancer's) / the
-//! DNATed IPv4 packet.
+//! DNATed IPv4 packet (for DSR: the IPIP packet to the backend).
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
     FlowKey, Tunnel,
     hash::flow_hash,
     proto,
-    tunnel::{VXLAN_OVERHEAD, vxlan_src_port},
+    tunnel::{VXLAN_OVERHEAD, vni_wire, vxlan_src_port},
 };
 
 use crate::{
     encap_outer::push_outer,
     error::Error,
     headers::{ETH_LEN, EthHdr, IPV4_LEN, UDP_LEN, UdpHdr, VXLAN_FLAG_I, VXLAN_LEN, VxlanHdr},
-    packet::{ptr_at, store},
+    packet::{copy_mac, ptr_at, store},
     parse::Packet,
 };
 
@@ -27,18 +27,25 @@ const VXLAN_OFF: usize = UDP_OFF + UDP_LEN;
 const INNER_ETH_OFF: usize = VXLAN_OFF + VXLAN_LEN;
 const _: () = assert!(INNER_ETH_OFF == VXLAN_OVERHEAD as usize);
 
-/// Adds the outer headers. Returns the outer packet (`ip` = outer IPv4
-/// header); every pointer of `pkt` is invalid afterwards.
+/// Adds the outer headers. `flow`: the 5-tuple of the packet as received
+/// (client -> VIP), whose hash picks the UDP source port. Returns the outer
+/// packet (`ip` = outer IPv4 header); every pointer of `pkt` is invalid
+/// afterwards.
 #[inline(always)]
-pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet, Error> {
+pub fn encapsulate(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    t: &Tunnel,
+    flow: &FlowKey,
+) -> Result<Packet, Error> {
     // The flow hash of the packet as received (client -> VIP): the same for
     // every packet of the connection, different between connections.
-    let k = &pkt.key;
+    let k = flow;
     let src_port = vxlan_src_port(flow_hash(
         k.src_ip, k.dst_ip, k.src_port, k.dst_port, k.proto,
     ));
 
-    let (eth, ip, total) = push_outer(ctx, pkt, t, VXLAN_OVERHEAD, proto::UDP)?;
+    let (eth, ip, total) = push_outer(ctx, pkt, t.src_ip, t.node_ip, VXLAN_OVERHEAD, proto::UDP)?;
     let udp: *mut UdpHdr = ptr_at(ctx, UDP_OFF).ok_or(Error::AdjustFailed)?;
     let vxlan: *mut VxlanHdr = ptr_at(ctx, VXLAN_OFF).ok_or(Error::AdjustFailed)?;
     let inner_eth: *mut EthHdr = ptr_at(ctx, INNER_ETH_OFF).ok_or(Error::AdjustFailed)?;
@@ -55,16 +62,15 @@ pub fn encapsulate(ctx: &XdpContext, pkt: &Packet, t: &Tunnel) -> Result<Packet,
             check: 0,
         },
     );
-    let vni = t.vni;
     store(
         vxlan,
         VxlanHdr {
             flags: u32::from_ne_bytes([VXLAN_FLAG_I, 0, 0, 0]),
-            vni: u32::from_ne_bytes([(vni >> 16) as u8, (vni >> 8) as u8, vni as u8, 0]),
+            vni: vni_wire(t.vni),
         },
     );
-    store(unsafe { &raw mut (*inner_eth).dst }, t.vtep_mac);
-    store(unsafe { &raw mut (*inner_eth).src }, t.src_mac);
+    copy_mac(unsafe { &raw mut (*inner_eth).dst }, &raw const t.vtep_mac);
+    copy_mac(unsafe { &raw mut (*inner_eth).src }, &raw const t.src_mac);
     Ok(Packet {
         eth,
         ip,

@@ -5,8 +5,14 @@ use lb_common::GlobalStat;
 
 #[derive(Clone, Copy)]
 pub enum Error {
+    /// No live connection: the new-flow stage schedules the packet (not an
+    /// outcome: the entry program tail-calls that stage).
+    NoConnection,
     /// Not for a VIP, not a reply of a connection: the stack's business.
     NotOurs,
+    /// An ICMP message (options-free, unfragmented IPv4): `icmp_error`
+    /// decides whether it is about one of our connections.
+    Icmp,
     /// Truncated or malformed header.
     Malformed,
     /// Fragment addressed to a VIP.
@@ -35,13 +41,23 @@ pub enum Error {
     EncapNotOurs,
     /// Encapsulated to a tunnel endpoint, with broken outer headers.
     EncapMalformed,
+    /// Every SNAT port tried for a new connection was in use toward its
+    /// backend.
+    SnatPortsBusy,
+    /// A DSR backend's reply (from a VIP, no connection) that came back
+    /// encapsulated: decapsulated, the stack routes it to the client.
+    DsrReply,
 }
 
 impl Error {
     #[inline(always)]
     pub fn action(self) -> u32 {
         match self {
-            Error::NotOurs | Error::TtlExceeded | Error::EncapNotOurs => xdp_action::XDP_PASS,
+            Error::NotOurs
+            | Error::Icmp
+            | Error::TtlExceeded
+            | Error::EncapNotOurs
+            | Error::DsrReply => xdp_action::XDP_PASS,
             Error::Malformed
             | Error::Fragment
             | Error::IpOptions
@@ -52,14 +68,17 @@ impl Error {
             | Error::FlowBusy
             | Error::NoTunnelSource
             | Error::AdjustFailed
-            | Error::EncapMalformed => xdp_action::XDP_DROP,
+            | Error::EncapMalformed
+            | Error::SnatPortsBusy
+            | Error::NoConnection => xdp_action::XDP_DROP,
         }
     }
 
     #[inline(always)]
     pub fn stat(self) -> GlobalStat {
         match self {
-            Error::NotOurs => GlobalStat::PassNotOurs,
+            Error::NotOurs | Error::Icmp => GlobalStat::PassNotOurs,
+            Error::NoConnection => GlobalStat::DropNoStage,
             Error::Malformed => GlobalStat::DropMalformed,
             Error::Fragment => GlobalStat::DropFragment,
             Error::IpOptions => GlobalStat::DropIpOptions,
@@ -73,6 +92,8 @@ impl Error {
             Error::AdjustFailed => GlobalStat::DropAdjustFailed,
             Error::EncapNotOurs => GlobalStat::PassEncapNotOurs,
             Error::EncapMalformed => GlobalStat::DropEncapMalformed,
+            Error::SnatPortsBusy => GlobalStat::DropSnatPortsBusy,
+            Error::DsrReply => GlobalStat::PassDsrReply,
         }
     }
 }

@@ -21,7 +21,7 @@ use core::{
 
 use lb_common::{
     Flow, FlowBucket, FlowKey, GlobalStat,
-    flow_table::{FLOW_WAYS, forward_bucket, reply_bucket},
+    flow_table::{FLOW_WAYS, bucket_index, forward_bucket, peer_bucket, reply_bucket},
 };
 
 use crate::{
@@ -51,6 +51,20 @@ pub fn source_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
 #[inline(always)]
 fn destination_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
     bucket(|seed, mask| reply_bucket(key, seed, mask))
+}
+
+/// The bucket of the other entry of `flow`'s connection (usually `flow`'s
+/// own; see `lb_common::flow_table::peer_bucket`).
+#[inline(always)]
+pub fn peer_bucket_of(flow: &Flow, proto: u8) -> Option<*mut FlowBucket> {
+    bucket(|seed, mask| peer_bucket(flow, proto, seed, mask))
+}
+
+/// The bucket of connection end (`ip`, `port`, `proto`): where the reply
+/// entry of a connection source-NATed to it goes.
+#[inline(always)]
+pub fn end_bucket(ip: u32, port: u16, proto: u8) -> Option<*mut FlowBucket> {
+    bucket(|seed, mask| bucket_index(ip, port, proto, seed, mask))
 }
 
 #[inline(always)]
@@ -98,18 +112,16 @@ pub fn find_in(b: *mut FlowBucket, key: &FlowKey) -> Option<*mut Flow> {
     None
 }
 
-/// The entry of `key`, live or not, and its bucket: a forward entry in the
-/// bucket of the source, else a reply entry in the bucket of the
-/// destination.
+/// The entry of `key`, live or not: a forward entry in the bucket of the
+/// source, else a reply entry in the bucket of the destination.
 #[inline(always)]
-pub fn find(key: &FlowKey) -> Option<(*mut FlowBucket, *mut Flow)> {
+pub fn find(key: &FlowKey) -> Option<*mut Flow> {
     if let Some(b) = source_bucket(key)
         && let Some(f) = find_in(b, key)
     {
-        return Some((b, f));
+        return Some(f);
     }
-    let b = destination_bucket(key)?;
-    Some((b, find_in(b, key)?))
+    find_in(destination_bucket(key)?, key)
 }
 
 /// Writes `flow` under `key` into bucket `b`: over `key`'s own slot if it

@@ -13,7 +13,7 @@
 use aya_ebpf::{
     bindings::{
         BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH,
-        bpf_fib_lookup as FibParams, xdp_action,
+        BPF_FIB_LOOKUP_SRC, bpf_fib_lookup as FibParams, xdp_action,
     },
     helpers::generated::bpf_fib_lookup,
     programs::XdpContext,
@@ -34,8 +34,11 @@ const AF_INET: u8 = 2;
 pub enum Miss {
     /// No route, no neighbour yet, forwarding off, ...
     NoNextHop,
-    /// The packet is larger than the route's MTU (carried).
-    TooBig(u16),
+    /// The packet is larger than the route's MTU (carried; a 16-bit value
+    /// held in 32 bits: a `u16` here sits at offset 2 of the
+    /// `Result<NextHop, Miss>`, whose copies on the stack then start there
+    /// and became misaligned 8-byte accesses, which the verifier rejects).
+    TooBig(u32),
 }
 
 /// What the FIB is asked about a packet: its addresses (network byte
@@ -97,7 +100,9 @@ fn resolve(ctx: &XdpContext, q: &Query, epoch: u16) -> Result<NextHop, Miss> {
     let (rc, fib) = lookup(ctx, q, 0);
     if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
         // SAFETY: the kernel reports the route's MTU here for this answer.
-        return Err(Miss::TooBig(unsafe { fib.__bindgen_anon_1.mtu_result }));
+        return Err(Miss::TooBig(u32::from(unsafe {
+            fib.__bindgen_anon_1.mtu_result
+        })));
     }
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return Err(Miss::NoNextHop);
@@ -139,11 +144,12 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
     transmit(ctx, pkt, &nh, true)
 }
 
-/// The next hop of the packet `q` describes (toward `q.dst_ip`): `cache`
-/// when it is valid for that destination in this epoch, else the FIB's
-/// answer (stored into `cache`). `Miss::TooBig` when the packet exceeds the
-/// route MTU (the FIB's verdict, or the cached MTU: it was resolved for
-/// another packet).
+/// The next hop of the packet `q` describes, toward `q.dst_ip` (the
+/// packet's destination, or the node an encapsulated packet goes
+/// through): `cache` when it is valid for that address in this epoch,
+/// else the FIB's answer (stored into `cache`). `Miss::TooBig` when the
+/// packet exceeds the route MTU (the FIB's verdict, or the cached MTU: it
+/// was resolved for another packet).
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
@@ -168,9 +174,38 @@ pub fn next_hop(
         }
     };
     if q.tot_len > nh.mtu {
-        return Err(Miss::TooBig(nh.mtu));
+        return Err(Miss::TooBig(u32::from(nh.mtu)));
     }
     Ok(nh)
+}
+
+/// The kernel's preferred source address toward `dst` (network byte
+/// order), as it would pick it for a packet it sends there
+/// (`BPF_FIB_LOOKUP_SRC`; no neighbour needed): the outer source of DSR
+/// packets to a backend no tunnel route holds. `None` without a route.
+#[inline(always)]
+pub fn source_toward(ctx: &XdpContext, dst: u32) -> Option<u32> {
+    // SAFETY: all-zero is a valid value of this plain C struct.
+    let mut fib: FibParams = unsafe { core::mem::zeroed() };
+    fib.family = AF_INET;
+    fib.__bindgen_anon_4.ipv4_dst = dst;
+    fib.ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: helper call with the program's context and a stack buffer of
+    // the size passed. `tot_len` 0: no MTU verdict.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx.cast(),
+            &mut fib,
+            core::mem::size_of::<FibParams>() as i32,
+            BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return None;
+    }
+    // SAFETY: union field written by the kernel on success.
+    let src = unsafe { fib.__bindgen_anon_3.ipv4_src };
+    (src != 0).then_some(src)
 }
 
 /// Sets the frame's MACs for `nh` and transmits it: `XDP_TX` on the ingress

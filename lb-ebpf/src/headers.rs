@@ -43,6 +43,10 @@ pub struct Ipv4Hdr {
 /// means the packet is a fragment.
 pub const IP_MF_OFFSET_RAW: u16 = u16::from_ne_bytes([0x3f, 0xff]);
 
+/// `frag_off`'s fragment offset bits as loaded natively: any set means a
+/// fragment other than the first.
+pub const IP_OFFSET_RAW: u16 = u16::from_ne_bytes([0x1f, 0xff]);
+
 /// `frag_off`'s DF bit as loaded natively.
 pub const IP_DF_RAW: u16 = u16::from_ne_bytes([0x40, 0x00]);
 
@@ -65,6 +69,18 @@ pub struct VxlanHdr {
 pub const VXLAN_LEN: usize = 8;
 /// The VXLAN I flag (a valid VNI is present), first byte of the header.
 pub const VXLAN_FLAG_I: u8 = 0x08;
+/// Offset of the VNI word (VNI, reserved byte) in the VXLAN header.
+pub const VXLAN_VNI_OFF: usize = 4;
+
+/// ICMP header (RFC 792): type, code, checksum, then 4 bytes that depend on
+/// the type (unused, or the next-hop MTU of fragmentation-needed).
+pub const ICMP_LEN: usize = 8;
+/// Offset of the ICMP checksum in its header.
+pub const ICMP_CHECK_OFF: usize = 2;
+/// ICMP error types that quote the packet they are about.
+pub const ICMP_DEST_UNREACH: u8 = 3;
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+pub const ICMP_PARAMETER_PROBLEM: u8 = 12;
 
 /// TCP flags (byte 13 of the TCP header).
 pub const TCP_FIN: u8 = 0x01;

@@ -1,8 +1,10 @@
 //! ferrolb's XDP datapath: balances IPv4 TCP/UDP connections addressed to
-//! VIPs over backends (DNAT), delivering to pods behind tunnel routes
+//! VIPs over backends (DNAT, or direct server return: `dsr.rs`), delivering
+//! to pods behind tunnel routes
 //! encapsulated (`tunnel.rs`) and taking their encapsulated replies back
-//! (`decap_return.rs`), and reverse-NATs the replies; and the node-side IPIP
-//! decapsulation program (`decap.rs`).
+//! (`decap_return.rs`), and reverse-NATs the replies, relaying ICMP errors
+//! about its connections to their other end (`icmp_error.rs`); and the
+//! node-side IPIP decapsulation program (`decap.rs`).
 //! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
@@ -14,6 +16,7 @@
 mod conntrack;
 mod decap;
 mod decap_return;
+mod dsr;
 mod encap_ipip;
 mod encap_outer;
 mod encap_vxlan;
@@ -22,6 +25,7 @@ mod flow_table;
 mod forward;
 mod frag_needed;
 mod headers;
+mod icmp_error;
 mod maps;
 mod mss_clamp;
 mod nat;
@@ -29,14 +33,24 @@ mod packet;
 mod parse;
 mod schedule;
 mod select;
+mod snat;
 mod stats;
 mod tunnel;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use lb_common::{Flow, NextHop, conntrack::DIR_REPLY};
+use lb_common::{
+    Flow, NextHop,
+    conntrack::DIR_REPLY,
+    maps::{STAGE_ICMP, STAGE_NEW_FLOW},
+    service::mode,
+};
 
-use crate::error::Error;
+use crate::{error::Error, maps::PROGRAMS};
 
+/// The balancer's entry: encapsulated replies, then packets of live
+/// connections. A packet with no live connection goes on to the new-flow
+/// stage, an ICMP packet to the ICMP stage (tail calls: separate programs,
+/// each within the verifier's limits; `maps::PROGRAMS`).
 #[xdp]
 pub fn ferrolb(ctx: XdpContext) -> u32 {
     let now = conntrack::now_ns();
@@ -47,60 +61,129 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
             }
             found
         }
-        Err(e) => {
-            stats::inc(e.stat());
-            return e.action();
-        }
+        Err(e) => return fail(e),
     };
-    match balance(&ctx, now, found) {
+    match established(&ctx, now, found) {
         Ok(action) => action,
-        Err(e) => {
-            stats::inc(e.stat());
-            e.action()
-        }
+        Err(Error::Icmp) => stage(&ctx, STAGE_ICMP),
+        Err(Error::NoConnection) => stage(&ctx, STAGE_NEW_FLOW),
+        Err(e) => fail(e),
     }
 }
 
-/// Balances the packet. `found`: its connection-table entry, when
-/// `decap_return` already looked it up (a decapsulated reply).
+/// Counts `e` and returns its action.
 #[inline(always)]
-fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Result<u32, Error> {
+fn fail(e: Error) -> u32 {
+    stats::inc(e.stat());
+    e.action()
+}
+
+/// Tail-calls stage `index`; returns only if that fails (counted).
+#[inline(always)]
+fn stage(ctx: &XdpContext, index: u32) -> u32 {
+    // SAFETY: the stages are XDP programs of this object; on success this
+    // does not return.
+    unsafe { PROGRAMS.tail_call(ctx, index) };
+    stats::inc(lb_common::GlobalStat::DropNoStage);
+    xdp_action::XDP_DROP
+}
+
+/// Sends a packet of a live connection on. `found`: its connection-table
+/// entry, when `decap_return` already looked it up (a decapsulated reply).
+/// `Err(NoConnection)`: none (the new-flow stage takes it), `Err(Icmp)`: an
+/// ICMP packet (the ICMP stage takes it).
+#[inline(always)]
+fn established(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Result<u32, Error> {
     let pkt = parse::parse(ctx)?;
-    let bytes = packet::frame_len(ctx);
-
-    let established = found
+    let e = found
         .or_else(|| conntrack::lookup(&pkt.key, now))
-        .filter(|&e| conntrack::carries_on(e, pkt.tcp_flags));
+        .filter(|&e| conntrack::carries_on(e, pkt.tcp_flags))
+        .ok_or(Error::NoConnection)?;
+    nat::check_ttl(&pkt)?;
+    conntrack::touch(e, pkt.key.proto, pkt.tcp_flags, now);
+    let ptr = e.flow;
+    // SAFETY: map value pointer, valid for this run of the program.
+    // Read in place: a copy would read the same memory, 64 bytes more.
+    let f = unsafe { &*ptr };
+    let reply = f.direction == DIR_REPLY;
+    stats::count(
+        f.service_id,
+        f.backend_id,
+        reply,
+        packet::frame_len(ctx),
+        false,
+    );
+    send(ctx, &pkt, f, Some(unsafe { &raw mut (*ptr).next_hop }), now)
+}
 
-    let (flow, next_hop): (&Flow, Option<*mut NextHop>) = match established {
-        Some(e) => {
-            nat::check_ttl(&pkt)?;
-            conntrack::touch(e, pkt.key.proto, pkt.tcp_flags, now);
-            let ptr = e.flow;
-            // SAFETY: map value pointer, valid for this run of the program.
-            // Read in place: a copy would read the same memory, 64 bytes more.
-            let f = unsafe { &*ptr };
-            let reply = f.direction == DIR_REPLY;
-            stats::count(f.service_id, f.backend_id, reply, bytes, false);
-            (f, Some(unsafe { &raw mut (*ptr).next_hop }))
-        }
-        None => {
-            let (ptr, backend_next_hop) = schedule::schedule(&pkt, now)?;
-            // SAFETY: the entry just written, in the table (see above).
-            let f = unsafe { &*ptr };
-            stats::count(f.service_id, f.backend_id, false, bytes, true);
-            (f, backend_next_hop)
-        }
-    };
+/// The new-flow stage: schedules a packet that has no live connection (a
+/// new connection, or one whose backend went).
+#[xdp]
+pub fn ferrolb_new_flow(ctx: XdpContext) -> u32 {
+    let now = conntrack::now_ns();
+    match new_flow(&ctx, now) {
+        Ok(action) => action,
+        Err(e) => fail(e),
+    }
+}
 
+#[inline(always)]
+fn new_flow(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
+    // Parsed again: a tail call keeps nothing but the packet.
+    let pkt = parse::parse(ctx)?;
+    let (ptr, backend_next_hop) = schedule::schedule(&pkt, now)?;
+    // SAFETY: the entry just written, in the table (valid for this run).
+    let f = unsafe { &*ptr };
+    stats::count(
+        f.service_id,
+        f.backend_id,
+        false,
+        packet::frame_len(ctx),
+        true,
+    );
+    send(ctx, &pkt, f, backend_next_hop, now)
+}
+
+/// The ICMP stage: errors about our connections go to the connection's
+/// other end, translated; all other ICMP passes.
+#[xdp]
+pub fn ferrolb_icmp(ctx: XdpContext) -> u32 {
+    let now = conntrack::now_ns();
+    match parse::parse(&ctx) {
+        // `parse` checked the outer header `relay` relies on.
+        Err(Error::Icmp) => icmp_error::relay_action(&ctx, now),
+        // Not reached: the entry tail-calls only ICMP here.
+        _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// Rewrites the packet as `flow` says and sends it: DSR encapsulated as it
+/// is, otherwise NATed, then encapsulated to its node or forwarded. Both
+/// encapsulating paths answer ICMP fragmentation-needed for what would not
+/// fit and clamp a SYN's MSS to the tunnel (`tunnel::resolve`,
+/// `tunnel::clamp_syn`); a SYN-ACK coming back from behind a tunnel is
+/// clamped here (`clamp_reply`).
+#[inline(always)]
+fn send(
+    ctx: &XdpContext,
+    pkt: &parse::Packet,
+    flow: &Flow,
+    next_hop: Option<*mut NextHop>,
+    now: u64,
+) -> Result<u32, Error> {
+    if flow.mode == mode::DSR {
+        // Not rewritten: encapsulated to the backend as it is.
+        return dsr::deliver(ctx, pkt, flow, next_hop, now);
+    }
     if let Some(t) = tunnel::route(flow, now)? {
-        return tunnel::deliver(ctx, &pkt, flow, t, next_hop, now);
+        // NATed in there, once the next hop is known to take it.
+        return tunnel::deliver(ctx, pkt, flow, t, next_hop, now);
     }
-    nat::rewrite(ctx, &pkt, flow)?;
-    if flow.direction == DIR_REPLY && mss_clamp::is_syn(&pkt) {
-        clamp_reply(ctx, &pkt, flow, now);
+    nat::rewrite(ctx, pkt, flow)?;
+    if flow.direction == DIR_REPLY && mss_clamp::is_syn(pkt) {
+        clamp_reply(ctx, pkt, flow, now);
     }
-    Ok(forward::forward(ctx, &pkt, next_hop, now))
+    Ok(forward::forward(ctx, pkt, next_hop, now))
 }
 
 /// A SYN-ACK from a backend behind an encapsulating tunnel route: its MSS
@@ -110,12 +193,8 @@ fn balance(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> Resul
 fn clamp_reply(ctx: &XdpContext, pkt: &parse::Packet, flow: &Flow, now: u64) {
     if let Ok(Some(t)) = tunnel::backend_route(flow.backend_id, pkt.key.src_ip, now) {
         // SAFETY: points into a per-CPU map slot (`backend_route`).
-        let t = unsafe { &*t };
-        mss_clamp::clamp(
-            ctx,
-            tunnel::node_mtu(ctx, t),
-            lb_common::tunnel::overhead(t.encap),
-        );
+        let o = tunnel::Outer::to_node(unsafe { &*t });
+        mss_clamp::clamp(ctx, tunnel::route_mtu(ctx, &o), o.overhead);
     }
 }
 

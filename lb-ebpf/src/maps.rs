@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMap, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, DevMap, HashMap, LpmTrie, PerCpuArray, ProgramArray},
 };
 use lb_common::{
     Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, NextHop, Service,
@@ -80,3 +80,13 @@ pub static BACKEND_TUNNEL: PerCpuArray<BackendTunnel> = PerCpuArray::pinned(MAX_
 #[map]
 pub static TUNNEL_ENDPOINTS: HashMap<TunnelEndpoint, u32> =
     HashMap::pinned(MAX_TUNNEL_ENDPOINTS, 0);
+
+/// How many entries `TUNNEL_ENDPOINTS` has (0: skip its lookup).
+#[map]
+pub static TUNNEL_ENDPOINT_COUNT: Array<u32> = Array::pinned(1, 0);
+
+/// The balancer's stages (`lb_common::maps::STAGES`), filled by the loader.
+/// Not pinned: a program array keeps its programs loaded, and each loaded
+/// object has its own stages.
+#[map]
+pub static PROGRAMS: ProgramArray = ProgramArray::with_max_entries(2, 0);

@@ -81,14 +81,12 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, flow: &Flow) -> Result<(), Error>
 pub fn decrement_ttl(pkt: &Packet) {
     // SAFETY: `ip` was bounds-checked by `parse`.
     let ip = pkt.ip;
-    let ttl_proto = unsafe { (&raw mut (*ip).ttl).cast::<[u8; 2]>() };
-    let [ttl, protocol] = load(ttl_proto);
-    let new_ttl_proto = [ttl.wrapping_sub(1), protocol];
-    let check = csum::replace2(
-        load(unsafe { &raw const (*ip).check }),
-        u16::from_ne_bytes([ttl, protocol]),
-        u16::from_ne_bytes(new_ttl_proto),
-    );
+    // One 16-bit access (a `[u8; 2]` would be two byte accesses).
+    let ttl_proto = unsafe { (&raw mut (*ip).ttl).cast::<u16>() };
+    let old = load(ttl_proto);
+    let [ttl, protocol] = old.to_ne_bytes();
+    let new_ttl_proto = u16::from_ne_bytes([ttl.wrapping_sub(1), protocol]);
+    let check = csum::replace2(load(unsafe { &raw const (*ip).check }), old, new_ttl_proto);
     store(ttl_proto, new_ttl_proto);
     store(unsafe { &raw mut (*ip).check }, check);
 }

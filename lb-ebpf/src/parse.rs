@@ -64,6 +64,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, Error> {
     let l4_len = match protocol {
         proto::TCP => TCP_LEN,
         proto::UDP => UDP_LEN,
+        proto::ICMP => return Err(Error::Icmp),
         _ => return Err(Error::NotOurs),
     };
     // The L4 header must be inside both the frame and the IP datagram.

@@ -203,6 +203,7 @@ mod tests {
             mode: Mode::Dnat,
             select: Select::Hash,
             timeout_s: 30,
+            snat_ip: None,
             backends: vec![
                 BackendSpec {
                     ip: "10.0.2.2".parse().unwrap(),

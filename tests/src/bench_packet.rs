@@ -1,5 +1,8 @@
 //! Cost per packet through `BPF_PROG_TEST_RUN`, beside a program that only
-//! drops (the baseline), all measured in one run.
+//! drops (the baseline), all measured in one run: plain DNAT (the DNAT
+//! fixture, no tunnel route or endpoint configured) and delivery to pods
+//! behind IPIP and VXLAN tunnel routes with their encapsulated replies (the
+//! encapsulation fixture).
 //!
 //! With `repeat > 1` the kernel runs the program again on its own previous
 //! output (after the first DNAT the packet is no longer addressed to the
@@ -11,13 +14,22 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use lb_common::maps as names;
+use lb_common::{limits::DEFAULT_TCP_TIMEOUT_S, maps as names, proto, service::select};
 
-use crate::{dnat_fixture::*, packets::Frame};
+use crate::{
+    dnat_fixture::{self as dnat, DnatFixture, client_tcp, client_udp},
+    encap_fixture::{self as encap, EncapFixture},
+    fixture_net::FixtureNet,
+    packets::{Frame, Mac},
+    vxlan::FLANNEL_PORT,
+    xdp::{Harness, TestService},
+};
 
 /// One measured case.
 pub struct Case {
     pub name: &'static str,
+    /// The plain DNAT case this one is compared with (index into the cases).
+    pub vs_dnat: Option<usize>,
     pub samples_ns: Vec<u64>,
 }
 
@@ -39,6 +51,12 @@ impl Case {
 const ROUNDS: usize = 40;
 const CALLS_PER_ROUND: usize = 250;
 
+/// The VIP of the service whose pod is behind the VXLAN route (the
+/// encapsulation fixture's own TCP service, on `TCP_VIP`, goes to the IPIP
+/// pod).
+const VXLAN_VIP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 11), 80);
+const VXLAN_SERVICE_ID: u32 = 3;
+
 /// A client address unique to call `n` (so every call is a new flow).
 fn client_n(n: usize) -> SocketAddrV4 {
     let n = n as u32;
@@ -48,59 +66,236 @@ fn client_n(n: usize) -> SocketAddrV4 {
     )
 }
 
-/// Measures the DNAT datapath cases and the drop baseline.
-pub fn measure() -> Result<Vec<Case>> {
-    let fx = DnatFixture::new()?;
-    let total = ROUNDS * CALLS_PER_ROUND;
-    let new_flows: Vec<Vec<u8>> = (0..total)
-        .map(|n| {
-            client_tcp(TCP_VIP)
-                .syn()
-                .addrs(client_n(n), TCP_VIP)
-                .bytes()
-        })
-        .collect();
-    let established = client_tcp(TCP_VIP);
-    fx.from_client(&established.clone().syn())?;
-    let established = established.bytes();
-    let reply = backend_reply(client_tcp(TCP_VIP), BACKEND1).bytes();
-    let other = Frame::tcp(
-        [2, 0, 0, 0, 1, 2],
-        [2, 0, 0, 0, 1, 1],
-        SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 2), 40000),
-        SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 22),
-    )
-    .bytes();
+/// A SYN to `vip` from a new client for every call.
+fn new_flows(vip: SocketAddrV4) -> Vec<Vec<u8>> {
+    (0..ROUNDS * CALLS_PER_ROUND)
+        .map(|n| client_tcp(vip).syn().addrs(client_n(n), vip).bytes())
+        .collect()
+}
 
-    let mut cases = [
-        ("XDP_DROP program (baseline)", Vec::new()),
-        ("established flow", Vec::new()),
-        ("reply (reverse NAT)", Vec::new()),
-        ("new TCP flow", Vec::new()),
-        ("non-VIP traffic (pass)", Vec::new()),
-    ];
-    let client_if = fx.net.client_ifindex;
-    let backend_if = fx.net.backend_ifindex;
+/// Which fixture a case runs in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Net {
+    Dnat,
+    Encap,
+}
+
+/// A case to measure: the frames (one for every call, or one for all),
+/// where they arrive, and the DNAT case (by name) it is compared with.
+struct Spec {
+    name: &'static str,
+    net: Net,
+    prog: &'static str,
+    frames: Vec<Vec<u8>>,
+    ifindex: u32,
+    vs_dnat: Option<&'static str>,
+}
+
+const DNAT_NEW: &str = "DNAT new TCP flow";
+const DNAT_ESTABLISHED: &str = "DNAT established flow";
+const DNAT_REPLY: &str = "DNAT reply (reverse NAT)";
+const IPIP_ESTABLISHED: &str = "IPIP established flow";
+
+/// The plain DNAT cases and the drop baseline, in the DNAT fixture.
+fn dnat_specs(fx: &DnatFixture) -> Result<Vec<Spec>> {
+    let established = client_tcp(dnat::TCP_VIP);
+    fx.from_client(&established.clone().syn())?;
+    let udp = client_udp(dnat::UDP_VIP);
+    fx.from_client(&udp)?;
+    let reply = dnat::backend_reply(client_tcp(dnat::TCP_VIP), dnat::BACKEND1);
+    type Build = fn(Mac, Mac, SocketAddrV4, SocketAddrV4) -> Frame;
+    let non_vip = |f: Build, port| {
+        f(
+            [2, 0, 0, 0, 1, 2],
+            [2, 0, 0, 0, 1, 1],
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 2), 40000),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), port),
+        )
+        .bytes()
+    };
+    let (client_if, backend_if) = (fx.net.client_ifindex, fx.net.backend_ifindex);
+    let spec = |name, prog, frames, ifindex| Spec {
+        name,
+        net: Net::Dnat,
+        prog,
+        frames,
+        ifindex,
+        vs_dnat: None,
+    };
+    let balancer = names::PROG_BALANCER;
+    Ok(vec![
+        spec(
+            "XDP_DROP program (baseline)",
+            names::PROG_DROP,
+            vec![established.bytes()],
+            client_if,
+        ),
+        spec(DNAT_NEW, balancer, new_flows(dnat::TCP_VIP), client_if),
+        spec(
+            DNAT_ESTABLISHED,
+            balancer,
+            vec![established.bytes()],
+            client_if,
+        ),
+        spec(DNAT_REPLY, balancer, vec![reply.bytes()], backend_if),
+        spec(
+            "DNAT established UDP flow",
+            balancer,
+            vec![udp.bytes()],
+            client_if,
+        ),
+        spec(
+            "non-VIP TCP (pass)",
+            balancer,
+            vec![non_vip(Frame::tcp, 22)],
+            client_if,
+        ),
+        spec(
+            "non-VIP UDP (pass)",
+            balancer,
+            vec![non_vip(Frame::udp, 514)],
+            client_if,
+        ),
+    ])
+}
+
+/// The encapsulated cases: the encapsulation fixture's TCP service goes to
+/// the IPIP pod; a second one on `VXLAN_VIP` to the VXLAN pod.
+fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
+    fx.lb.add_service(&TestService {
+        id: VXLAN_SERVICE_ID,
+        vip: VXLAN_VIP,
+        proto: proto::TCP,
+        select: select::ROUND_ROBIN,
+        timeout_s: DEFAULT_TCP_TIMEOUT_S,
+        backends: vec![SocketAddrV4::new(encap::POD_VXLAN, encap::TCP_PORT)],
+    })?;
+    let (client_if, backend_if) = (fx.net.client_ifindex, fx.net.backend_ifindex);
+    let mut specs = Vec::new();
+    for (ipip, vip, pod, [new, est, rep]) in [
+        (
+            true,
+            dnat::TCP_VIP,
+            encap::POD_IPIP,
+            [
+                "IPIP new TCP flow",
+                IPIP_ESTABLISHED,
+                "IPIP reply (decap + reverse NAT)",
+            ],
+        ),
+        (
+            false,
+            VXLAN_VIP,
+            encap::POD_VXLAN,
+            [
+                "VXLAN new TCP flow",
+                "VXLAN established flow",
+                "VXLAN reply (decap + reverse NAT)",
+            ],
+        ),
+    ] {
+        let established = client_tcp(vip);
+        fx.from_client(&established.clone().syn())?;
+        let reply = encap::pod_reply(&established, SocketAddrV4::new(pod, encap::TCP_PORT));
+        let reply = if ipip {
+            encap::ipip_reply(&reply)
+        } else {
+            encap::vxlan_reply(&reply, FLANNEL_PORT)
+        };
+        let spec = |name, frames, ifindex, vs| Spec {
+            name,
+            net: Net::Encap,
+            prog: names::PROG_BALANCER,
+            frames,
+            ifindex,
+            vs_dnat: Some(vs),
+        };
+        specs.push(spec(new, new_flows(vip), client_if, DNAT_NEW));
+        specs.push(spec(
+            est,
+            vec![established.bytes()],
+            client_if,
+            DNAT_ESTABLISHED,
+        ));
+        specs.push(spec(rep, vec![reply], backend_if, DNAT_REPLY));
+    }
+    Ok(specs)
+}
+
+/// Measures every case, interleaved in rounds.
+pub fn measure() -> Result<Vec<Case>> {
+    let dnat_fx = DnatFixture::new()?;
+    let mut encap_fx = EncapFixture::new(encap::POD_IPIP)?;
+    // Each fixture's runs resolve its interfaces in its own namespace.
+    dnat_fx.net.reenter()?;
+    let mut specs = dnat_specs(&dnat_fx)?;
+    encap_fx.net.reenter()?;
+    specs.extend(encap_specs(&mut encap_fx)?);
+    let fixture = |net| -> (&FixtureNet, &Harness) {
+        match net {
+            Net::Dnat => (&dnat_fx.net, &dnat_fx.lb),
+            Net::Encap => (&encap_fx.net, &encap_fx.lb),
+        }
+    };
+
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); specs.len()];
+    let mut current = Net::Encap;
     for round in 0..ROUNDS {
-        for (i, (_, samples)) in cases.iter_mut().enumerate() {
+        for (spec, samples) in specs.iter().zip(&mut samples) {
+            let (net, lb) = fixture(spec.net);
+            if spec.net != current {
+                net.reenter()?;
+                current = spec.net;
+            }
             for call in 0..CALLS_PER_ROUND {
-                let run = match i {
-                    0 => fx.lb.run_prog(names::PROG_DROP, &established, client_if)?,
-                    1 => fx.lb.run(&established, client_if)?,
-                    2 => fx.lb.run(&reply, backend_if)?,
-                    3 => fx
-                        .lb
-                        .run(&new_flows[round * CALLS_PER_ROUND + call], client_if)?,
-                    _ => fx.lb.run(&other, client_if)?,
+                let frame = if spec.frames.len() == 1 {
+                    &spec.frames[0]
+                } else {
+                    &spec.frames[round * CALLS_PER_ROUND + call]
                 };
+                let run = lb.run_prog(spec.prog, frame, spec.ifindex)?;
                 samples.push(run.duration.as_nanos() as u64);
             }
         }
     }
-    Ok(cases
-        .into_iter()
-        .map(|(name, samples_ns)| Case { name, samples_ns })
+    Ok(specs
+        .iter()
+        .zip(samples)
+        .map(|(spec, samples_ns)| Case {
+            name: spec.name,
+            vs_dnat: spec
+                .vs_dnat
+                .and_then(|n| specs.iter().position(|s| s.name == n)),
+            samples_ns,
+        })
         .collect())
+}
+
+/// The ratio targets of the encapsulated cases (medians): each at most 1.3x
+/// its DNAT case, the established IPIP flow at most 2.2x the XDP_DROP
+/// program. (case description, measured ratio, target).
+fn target_checks(cases: &[Case]) -> Vec<(String, f64, f64)> {
+    let base = cases[0].median_ns().max(1.0);
+    let mut out = Vec::new();
+    for c in cases {
+        if let Some(i) = c.vs_dnat {
+            let r = c.median_ns() / cases[i].median_ns().max(1.0);
+            out.push((format!("{} / {}", c.name, cases[i].name), r, 1.3));
+        }
+    }
+    if let Some(c) = cases.iter().find(|c| c.name == IPIP_ESTABLISHED) {
+        out.push((
+            format!("{} / XDP_DROP program", c.name),
+            c.median_ns() / base,
+            2.2,
+        ));
+    }
+    out
+}
+
+/// `a / b` as `1.23x`.
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}x", a / b.max(1.0))
 }
 
 /// Measures and prints the table.
@@ -115,22 +310,37 @@ pub fn run() -> Result<()> {
         "mean ns/packet",
         "median vs XDP_DROP",
         "mean vs XDP_DROP",
+        "median vs DNAT",
     ]);
     for c in &cases {
+        let vs_dnat = c.vs_dnat.map_or_else(
+            || "-".to_string(),
+            |i| ratio(c.median_ns(), cases[i].median_ns()),
+        );
         table.add_row(vec![
             c.name.to_string(),
             format!("{:.0}", c.median_ns()),
             format!("{:.1}", c.mean_ns()),
-            format!("{:.2}x", c.median_ns() / base.median_ns().max(1.0)),
-            format!("{:.2}x", c.mean_ns() / base.mean_ns().max(1.0)),
+            ratio(c.median_ns(), base.median_ns()),
+            ratio(c.mean_ns(), base.mean_ns()),
+            vs_dnat,
         ]);
     }
     println!(
         "\nPer packet through BPF_PROG_TEST_RUN ({} separate repeat=1 calls per case, \
-         interleaved in {ROUNDS} rounds; kernel-measured run time):",
+         interleaved in {ROUNDS} rounds; kernel-measured run time; \"vs DNAT\": the \
+         plain DNAT case of the same kind):",
         ROUNDS * CALLS_PER_ROUND
     );
     println!("{table}");
-    println!("targets: established <= 2.2x and new flow <= 5x the XDP_DROP program");
+    println!(
+        "targets: established <= 2.2x and new flow <= 5x the XDP_DROP program; \
+         encapsulated cases <= 1.3x their DNAT case; IPIP established <= 2.2x the \
+         XDP_DROP program"
+    );
+    for (name, r, target) in target_checks(&cases) {
+        let verdict = if r <= target { "met" } else { "missed" };
+        println!("  {name}: {r:.2}x (target {target:.1}x) {verdict}");
+    }
     Ok(())
 }

@@ -1,12 +1,11 @@
 //! What the encapsulation fixtures expect, built independently with
-//! etherparse: the DNATed inner packet, its IPIP or VXLAN outer frame, and
-//! the pods' encapsulated replies (shared by tests/tests/xdp_encap.rs and
-//! xdp_mtu.rs).
+//! etherparse: the DNATed inner packet and its IPIP or VXLAN outer frame
+//! (shared by tests/tests/xdp_encap.rs and xdp_mtu.rs; the pods'
+//! encapsulated replies are built in `encap_fixture`).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{Ethernet2Header, Ipv4Header};
-use lb_common::hash::flow_hash;
 
 use crate::{
     dnat_fixture::CLIENT,
@@ -33,15 +32,6 @@ pub fn dnated(input: &Frame, backend: SocketAddrV4) -> Frame {
     input.clone().addrs(CLIENT, backend).ttl(ttl)
 }
 
-/// The outer header fields copied from the inner packet: identification,
-/// DF, DSCP/ECN.
-pub fn copy_inner_fields(outer: &mut Ipv4Header, inner: &Frame) {
-    outer.identification = inner.ip.identification;
-    outer.dont_fragment = inner.ip.dont_fragment;
-    outer.dscp = inner.ip.dscp;
-    outer.ecn = inner.ip.ecn;
-}
-
 /// IPIP frame from the load balancer to `node` (`macs`: source,
 /// destination) carrying `inner`.
 pub fn expect_ipip(macs: (Mac, Mac), node: Ipv4Addr, inner: &Frame) -> Vec<u8> {
@@ -49,23 +39,6 @@ pub fn expect_ipip(macs: (Mac, Mac), node: Ipv4Addr, inner: &Frame) -> Vec<u8> {
     let mut outer = ipip::outer_header(TUNNEL_SOURCE, node, inner_ip.len());
     copy_inner_fields(&mut outer, inner);
     ipip::frame(macs.0, macs.1, &outer, &inner_ip)
-}
-
-/// The UDP source port the load balancer must use for packets of the
-/// connection that arrived as `input`.
-pub fn expected_src_port(input: &Frame, proto: u8) -> u16 {
-    let (sport, dport) = match &input.l4 {
-        crate::packets::L4::Tcp(t) => (t.source_port, t.destination_port),
-        crate::packets::L4::Udp(u) => (u.source_port, u.destination_port),
-    };
-    let h = flow_hash(
-        u32::from_ne_bytes(input.ip.source),
-        u32::from_ne_bytes(input.ip.destination),
-        sport.to_be(),
-        dport.to_be(),
-        proto,
-    );
-    vxlan::linux_src_port(h)
 }
 
 /// VXLAN frame from the load balancer to the VXLAN node carrying `inner`
@@ -105,31 +78,3 @@ pub fn assert_encapsulated(run: &Run, action: u32, expected: &[u8], inner_off: u
 
 pub const IPIP_INNER: usize = 34;
 pub const VXLAN_INNER: usize = 64;
-
-/// The pod's reply to the connection `input` started, as the pod sends it.
-pub fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
-    input.clone().addrs(backend, CLIENT)
-}
-
-pub fn ipip_reply(reply: &Frame) -> Vec<u8> {
-    ipip::encapsulate(
-        NODE_IPIP_MAC,
-        BACKEND_IF_MAC,
-        NODE_IPIP,
-        TUNNEL_SOURCE,
-        &ipip::inner_packet(reply),
-    )
-}
-
-pub fn vxlan_reply(reply: &Frame, dst_port: u16) -> Vec<u8> {
-    vxlan::encapsulate(
-        NODE_VXLAN_MAC,
-        BACKEND_IF_MAC,
-        NODE_VXLAN,
-        TUNNEL_SOURCE,
-        50123,
-        dst_port,
-        VNI,
-        &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
-    )
-}

@@ -1,7 +1,8 @@
 //! The setup of the encapsulation packet fixtures: the fixture namespace
 //! (`fixture_net`) plus nodes on its backend link, tunnel routes for pod
 //! networks behind them, the load balancer's tunnel endpoints, and a TCP and
-//! a UDP service on the VIP whose backend is one pod.
+//! a UDP service on the VIP whose backend is one pod (DNAT, or DSR with
+//! [`EncapFixture::dsr`]).
 //!
 //! ```text
 //!   load balancer's tunnel source 10.0.2.1 (fx-backend, 02:..:02:01)
@@ -17,19 +18,22 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use anyhow::Result;
+use etherparse::Ipv4Header;
 use lb_common::{
     Tunnel, TunnelEndpoint,
+    hash::flow_hash,
     limits::{DEFAULT_TCP_TIMEOUT_S, DEFAULT_UDP_TIMEOUT_S},
     proto,
-    service::select,
-    tunnel::encap,
+    service::{mode, select},
+    tunnel::{encap, vni_wire},
 };
 
 use crate::{
-    dnat_fixture::{TCP_VIP, UDP_VIP},
+    dnat_fixture::{CLIENT, TCP_VIP, UDP_VIP},
     fixture_net::{BACKEND_IF, BACKEND_IF_MAC, FixtureNet, ip, mac_str},
+    ipip,
     packets::{Frame, Mac},
-    vxlan::FLANNEL_PORT,
+    vxlan::{self, FLANNEL_PORT},
     xdp::{Harness, Run, TestService, ip_be},
 };
 
@@ -84,6 +88,19 @@ impl EncapFixture {
     /// The setup above, with the TCP (port 80 → `pod`:8080) and UDP (53 →
     /// `pod`:5353) services balancing to the one pod `pod`.
     pub fn new(pod: Ipv4Addr) -> Result<EncapFixture> {
+        EncapFixture::with_ports(pod, TCP_PORT, UDP_PORT)
+    }
+
+    /// The setup above with both services in direct-server-return mode
+    /// (`mode::DSR`), their backend `pod` on the VIPs' own ports (80, 53).
+    pub fn dsr(pod: Ipv4Addr) -> Result<EncapFixture> {
+        let mut fx = EncapFixture::with_ports(pod, TCP_VIP.port(), UDP_VIP.port())?;
+        fx.lb.set_service_mode(TCP_VIP, proto::TCP, mode::DSR)?;
+        fx.lb.set_service_mode(UDP_VIP, proto::UDP, mode::DSR)?;
+        Ok(fx)
+    }
+
+    fn with_ports(pod: Ipv4Addr, tcp_port: u16, udp_port: u16) -> Result<EncapFixture> {
         let net = FixtureNet::enter()?;
         let n = net.name.as_str();
         for (addr, mac) in [
@@ -152,12 +169,13 @@ impl EncapFixture {
         ] {
             lb.add_tunnel(Ipv4Addr::from(net_addr), 24, tunnel(node, kind, src))?;
         }
-        for (port, p) in [(0, proto::IPIP), (FLANNEL_PORT, proto::UDP)] {
+        for (port, p, vni) in [(0, proto::IPIP, 0), (FLANNEL_PORT, proto::UDP, VNI)] {
             lb.add_tunnel_endpoint(TunnelEndpoint {
                 addr: ip_be(TUNNEL_SOURCE),
                 port: port.to_be(),
                 proto: p,
                 _pad: 0,
+                vni: vni_wire(vni),
             })?;
         }
         lb.add_service(&TestService {
@@ -166,7 +184,7 @@ impl EncapFixture {
             proto: proto::TCP,
             select: select::ROUND_ROBIN,
             timeout_s: DEFAULT_TCP_TIMEOUT_S,
-            backends: vec![SocketAddrV4::new(pod, TCP_PORT)],
+            backends: vec![SocketAddrV4::new(pod, tcp_port)],
         })?;
         lb.add_service(&TestService {
             id: 2,
@@ -174,7 +192,7 @@ impl EncapFixture {
             proto: proto::UDP,
             select: select::ROUND_ROBIN,
             timeout_s: DEFAULT_UDP_TIMEOUT_S,
-            backends: vec![SocketAddrV4::new(pod, UDP_PORT)],
+            backends: vec![SocketAddrV4::new(pod, udp_port)],
         })?;
         Ok(EncapFixture { net, lb })
     }
@@ -188,4 +206,66 @@ impl EncapFixture {
     pub fn from_nodes(&self, bytes: &[u8]) -> Result<Run> {
         self.lb.run(bytes, self.net.backend_ifindex)
     }
+}
+
+/// The outer header fields copied from the inner packet: identification,
+/// DF, DSCP/ECN.
+pub fn copy_inner_fields(outer: &mut Ipv4Header, inner: &Frame) {
+    outer.identification = inner.ip.identification;
+    outer.dont_fragment = inner.ip.dont_fragment;
+    outer.dscp = inner.ip.dscp;
+    outer.ecn = inner.ip.ecn;
+}
+
+/// The UDP source port the load balancer must use for packets of the
+/// connection that arrived as `input`.
+pub fn expected_src_port(input: &Frame, proto: u8) -> u16 {
+    let (sport, dport) = match &input.l4 {
+        crate::packets::L4::Tcp(t) => (t.source_port, t.destination_port),
+        crate::packets::L4::Udp(u) => (u.source_port, u.destination_port),
+    };
+    let h = flow_hash(
+        u32::from_ne_bytes(input.ip.source),
+        u32::from_ne_bytes(input.ip.destination),
+        sport.to_be(),
+        dport.to_be(),
+        proto,
+    );
+    crate::vxlan::linux_src_port(h)
+}
+
+/// The pod's reply to the connection `input` started, as the pod sends it.
+pub fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
+    input.clone().addrs(backend, CLIENT)
+}
+
+/// `reply` as the IPIP node sends it to the load balancer's tunnel source.
+pub fn ipip_reply(reply: &Frame) -> Vec<u8> {
+    ipip::encapsulate(
+        NODE_IPIP_MAC,
+        BACKEND_IF_MAC,
+        NODE_IPIP,
+        TUNNEL_SOURCE,
+        &ipip::inner_packet(reply),
+    )
+}
+
+/// `reply` as the VXLAN node sends it (VNI `VNI`) to the load balancer's
+/// tunnel source, UDP port `dst_port`.
+pub fn vxlan_reply(reply: &Frame, dst_port: u16) -> Vec<u8> {
+    vxlan_reply_vni(reply, dst_port, VNI)
+}
+
+/// The same with VXLAN network identifier `vni`.
+pub fn vxlan_reply_vni(reply: &Frame, dst_port: u16, vni: u32) -> Vec<u8> {
+    vxlan::encapsulate(
+        NODE_VXLAN_MAC,
+        BACKEND_IF_MAC,
+        NODE_VXLAN,
+        TUNNEL_SOURCE,
+        50123,
+        dst_port,
+        vni,
+        &reply.clone().macs(NODE_VTEP_MAC, LB_VTEP_MAC).bytes(),
+    )
 }

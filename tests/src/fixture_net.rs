@@ -105,17 +105,27 @@ impl FixtureNet {
                 "permanent",
             ])?;
         }
-        let file = std::fs::File::open(format!("/run/netns/{name}"))?;
-        // SAFETY: setns on a valid namespace fd; affects this thread only.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns: {}", std::io::Error::last_os_error());
-        }
+        net.reenter()?;
         // /proc/sys/net follows the opening thread's namespace.
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").context("enabling forwarding")?;
         let mut net = net;
         net.client_ifindex = ifindex(CLIENT_IF)?;
         net.backend_ifindex = ifindex(BACKEND_IF)?;
         Ok(net)
+    }
+}
+
+impl FixtureNet {
+    /// Moves the calling thread (back) into this namespace: test runs
+    /// resolve their ingress interface in the caller's namespace, so a
+    /// program using two fixtures switches between them.
+    pub fn reenter(&self) -> Result<()> {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        // SAFETY: setns on a valid namespace fd; affects this thread only.
+        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            bail!("setns: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@
 //!   [`overlay_topology`] (nodes with pod subnets over flannel-style VXLAN
 //!   ([`flannel`]), IPIP decapsulated by ferrolbd, or plain routes),
 //!   [`overlay_lb`] (ferrolbd as its encapsulating load balancer),
+//!   [`dsr_backends`] (its pods as direct-server-return backends),
 //!   [`ipip_socket`] (sending IPIP to a node) and [`nft_counters`] (which way
 //!   packets went); [`bench_overlay`] (the benchmark on it).
 
@@ -21,7 +22,10 @@ pub mod bench_packet;
 pub mod bins;
 pub mod client;
 pub mod daemon;
+pub mod demo;
+pub mod demo_overlay;
 pub mod dnat_fixture;
+pub mod dsr_backends;
 pub mod encap_expect;
 pub mod encap_fixture;
 pub mod fixture_net;

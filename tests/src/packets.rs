@@ -3,11 +3,11 @@
 //! expected output frame is an independent statement of what the datapath
 //! must produce.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{
-    EtherType, Ethernet2Header, IpNumber, Ipv4Header, PacketHeaders, TcpHeader, TransportHeader,
-    UdpHeader,
+    EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, PacketHeaders,
+    TcpHeader, TransportHeader, UdpHeader,
 };
 
 pub type Mac = [u8; 6];
@@ -184,8 +184,12 @@ pub fn arp_request(src_mac: Mac, sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
 /// are right (a zero UDP checksum is accepted as "none").
 pub fn assert_checksums_valid(frame: &[u8]) {
     let headers = PacketHeaders::from_ethernet_slice(frame).expect("output frame parses");
+    assert_ip_and_l4_checksums(&headers);
+}
+
+fn assert_ip_and_l4_checksums(headers: &PacketHeaders) {
     let Some(etherparse::NetHeaders::Ipv4(ip, _)) = &headers.net else {
-        panic!("output frame is not IPv4: {headers:?}");
+        panic!("frame is not IPv4: {headers:?}");
     };
     assert_eq!(
         ip.header_checksum,
@@ -208,6 +212,75 @@ pub fn assert_checksums_valid(frame: &[u8]) {
                 );
             }
         }
+        Some(TransportHeader::Icmpv4(i)) => assert_eq!(
+            i.checksum,
+            Icmpv4Header::with_checksum(i.icmp_type.clone(), payload).checksum,
+            "ICMP checksum"
+        ),
         other => panic!("unexpected transport header {other:?}"),
+    }
+}
+
+/// An Ethernet / IPv4 / ICMP frame from `src` to `dst` (identification
+/// 0x4321, TTL `ttl`) carrying `icmp_type` and `payload` (for an error: the
+/// quoted packet), with lengths and checksums computed by etherparse.
+pub fn icmp_frame(
+    macs: (Mac, Mac),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ttl: u8,
+    icmp_type: Icmpv4Type,
+    payload: &[u8],
+) -> Vec<u8> {
+    let icmp = Icmpv4Header::with_checksum(icmp_type, payload);
+    let mut ip = Ipv4Header::new(
+        (icmp.header_len() + payload.len()) as u16,
+        ttl,
+        IpNumber::ICMP,
+        src.octets(),
+        dst.octets(),
+    )
+    .expect("payload fits");
+    ip.identification = 0x4321;
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut out = Vec::new();
+    Ethernet2Header {
+        source: macs.0,
+        destination: macs.1,
+        ether_type: EtherType::IPV4,
+    }
+    .write(&mut out)
+    .expect("write to Vec");
+    ip.write(&mut out).expect("write to Vec");
+    icmp.write(&mut out).expect("write to Vec");
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The IPv4 packet of `frame` (its Ethernet header removed), cut to `len`
+/// bytes: what an ICMP error quotes.
+pub fn quote(frame: &Frame, len: usize) -> Vec<u8> {
+    let bytes = frame.bytes();
+    let ip = &bytes[Ethernet2Header::LEN..];
+    ip[..len.min(ip.len())].to_vec()
+}
+
+/// Parses the ICMP error `frame` and asserts its checksums: outer IPv4 and
+/// ICMP (over the whole quote), the quoted IPv4 header's, and the quoted
+/// TCP/UDP checksum when the whole quoted packet is there.
+pub fn assert_icmp_checksums_valid(frame: &[u8]) {
+    let headers = PacketHeaders::from_ethernet_slice(frame).expect("output frame parses");
+    assert_ip_and_l4_checksums(&headers);
+    let quote = headers.payload.slice();
+    let (inner, _) = Ipv4Header::from_slice(quote).expect("quote has an IPv4 header");
+    assert_eq!(
+        inner.header_checksum,
+        inner.calc_header_checksum(),
+        "quoted IPv4 header checksum"
+    );
+    if quote.len() >= usize::from(inner.total_len) {
+        let inner = PacketHeaders::from_ip_slice(&quote[..usize::from(inner.total_len)])
+            .expect("quoted packet parses");
+        assert_ip_and_l4_checksums(&inner);
     }
 }

@@ -76,7 +76,8 @@ impl Harness {
             .default_map_pin_directory(&pin_dir)
             .load(lb_userspace::EBPF_OBJECT)
             .context("loading the eBPF object")?;
-        for name in [names::PROG_BALANCER, names::PROG_DROP, names::PROG_DECAP] {
+        lb_userspace::datapath::load_balancer(&mut ebpf).context("loading the balancer")?;
+        for name in [names::PROG_DROP, names::PROG_DECAP] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program {name} missing"))?
@@ -130,6 +131,7 @@ impl Harness {
                     flags: BACKEND_ACTIVE,
                     generation: 1,
                     service_id: svc.id,
+                    snat_ip: 0,
                 },
                 0,
             )?;
@@ -177,6 +179,18 @@ impl Harness {
         Ok(())
     }
 
+    /// Sets the `mode` (`service::mode::*`) of the service at (`vip`,
+    /// `proto`).
+    pub fn set_service_mode(&mut self, vip: SocketAddrV4, proto: u8, mode: u8) -> Result<()> {
+        let key = vip_key(vip, proto);
+        let mut services: HashMap<&mut MapData, VipKey, Service> =
+            HashMap::try_from(self.map(names::SERVICES)?)?;
+        let mut svc = services.get(&key, 0)?;
+        svc.mode = mode;
+        services.insert(key, svc, 0)?;
+        Ok(())
+    }
+
     /// Changes backend `id`'s entry with `change`.
     pub fn update_backend(&mut self, id: u32, change: impl FnOnce(&mut Backend)) -> Result<()> {
         let mut backends: Array<&mut MapData, Backend> =
@@ -185,6 +199,12 @@ impl Harness {
         change(&mut b);
         backends.set(id, b, 0)?;
         Ok(())
+    }
+
+    /// Gives backend `id` a source address (`Backend::snat_ip`), as userspace
+    /// does for the backends of `onearm` and `fullnat` services.
+    pub fn set_backend_snat(&mut self, id: u32, snat: std::net::Ipv4Addr) -> Result<()> {
+        self.update_backend(id, |b| b.snat_ip = ip_be(snat))
     }
 
     /// Marks a backend as taking traffic or not.
@@ -223,11 +243,22 @@ impl Harness {
         Ok(())
     }
 
-    /// Makes `ep` a tunnel endpoint of the load balancer (`TUNNEL_ENDPOINTS`).
+    /// Makes `ep` a tunnel endpoint of the load balancer (`TUNNEL_ENDPOINTS`,
+    /// and their number in `TUNNEL_ENDPOINT_COUNT`, as userspace does).
     pub fn add_tunnel_endpoint(&mut self, ep: TunnelEndpoint) -> Result<()> {
         let mut map: HashMap<&mut MapData, TunnelEndpoint, u32> =
             HashMap::try_from(self.map(names::TUNNEL_ENDPOINTS)?)?;
         map.insert(ep, 1, 0)?;
+        let n = map.keys().count() as u32;
+        self.set_tunnel_endpoint_count(n)
+    }
+
+    /// Writes `TUNNEL_ENDPOINT_COUNT` (tests also set it out of step with
+    /// `TUNNEL_ENDPOINTS`).
+    pub fn set_tunnel_endpoint_count(&mut self, n: u32) -> Result<()> {
+        let mut count: Array<&mut MapData, u32> =
+            Array::try_from(self.map(names::TUNNEL_ENDPOINT_COUNT)?)?;
+        count.set(0, n, 0)?;
         Ok(())
     }
 

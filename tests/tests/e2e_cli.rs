@@ -202,6 +202,22 @@ fn bad_arguments_give_clear_errors() {
         ],
         "lc",
     );
+    // DSR does not rewrite the port: a backend on another port is refused.
+    fails(
+        &lab,
+        &[
+            "service",
+            "add",
+            "10.96.0.10:80/tcp",
+            "--mode",
+            "dsr",
+            "--backend",
+            "10.0.10.2:80",
+            "--backend",
+            "10.0.10.3:8080",
+        ],
+        "backends[1].port: 8080 is not the service port 80",
+    );
     fails(&lab, &["service", "get", "not-a-service"], "VIP:PORT/PROTO");
     fails(
         &lab,

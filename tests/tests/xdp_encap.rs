@@ -222,6 +222,50 @@ fn encapsulated_packets_that_are_not_ours_pass_untouched() {
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
 }
 
+#[test]
+fn vxlan_reply_with_another_vni_is_not_ours() {
+    let fx = EncapFixture::new(POD_VXLAN).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let reply = pod_reply(&syn, tcp_backend(POD_VXLAN));
+    // The reply of a live connection, to our VXLAN port, but in another
+    // VXLAN network (the reserved byte after the VNI is ignored).
+    for vni in [VNI + 1, 0x65_4321, 0] {
+        let frame = vxlan_reply_vni(&reply, vxlan::FLANNEL_PORT, vni);
+        let run = fx.from_nodes(&frame).unwrap();
+        assert_eq!(run.action, XDP_PASS, "VNI {vni:#x}");
+        assert_eq!(run.output, frame, "untouched");
+    }
+    assert_eq!(fx.lb.global(GlobalStat::PassNotOurs).unwrap(), 3);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    let mut frame = vxlan_reply(&reply, vxlan::FLANNEL_PORT);
+    frame[14 + 20 + 8 + 7] = 0xaa;
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, expect_reverse_natted(&reply, TCP_VIP).bytes());
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+}
+
+#[test]
+fn endpoint_lookup_is_skipped_while_the_endpoint_count_is_zero() {
+    let mut fx = EncapFixture::new(POD_IPIP).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let frame = ipip_reply(&pod_reply(&syn, tcp_backend(POD_IPIP)));
+    // The endpoints are in TUNNEL_ENDPOINTS, but the count says there are
+    // none: the balancer does not look (the packet is not IPv4 TCP/UDP to
+    // it: passed untouched).
+    fx.lb.set_tunnel_endpoint_count(0).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(run.output, frame, "untouched");
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    fx.lb.set_tunnel_endpoint_count(2).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+}
+
 /// Sets the outer IPv4 checksum of `frame` right for its (changed) header.
 fn fix_outer_checksum(frame: &mut [u8]) {
     let (mut h, _) = Ipv4Header::from_slice(&frame[14..]).unwrap();
@@ -334,4 +378,87 @@ fn route_without_tunnel_source_drops_new_connections() {
     let run = fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
     assert_eq!(run.action, XDP_DROP);
     assert_eq!(fx.lb.global(GlobalStat::DropNoTunnelSource).unwrap(), 1);
+}
+
+/// The load balancer's overlay address, the fullnat source in these
+/// fixtures.
+const OVERLAY_SNAT: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 5);
+
+/// The fixture for `pod` with both services' backends source-NATed to
+/// `snat` (ids 1 and 2: the TCP and the UDP service).
+fn snat_fixture(pod: Ipv4Addr, snat: Ipv4Addr) -> EncapFixture {
+    let mut fx = EncapFixture::new(pod).unwrap();
+    for id in [1, 2] {
+        fx.lb.set_backend_snat(id, snat).unwrap();
+    }
+    fx
+}
+
+/// The source port of the inner TCP/UDP header at `inner_off`.
+fn inner_src_port(output: &[u8], inner_off: usize) -> u16 {
+    u16::from_be_bytes([output[inner_off + 20], output[inner_off + 21]])
+}
+
+#[test]
+fn fullnat_connections_to_pods_go_encapsulated_from_the_overlay_address_and_come_back() {
+    for (pod, inner_off) in [(POD_IPIP, IPIP_INNER), (POD_VXLAN, VXLAN_INNER)] {
+        let fx = snat_fixture(pod, OVERLAY_SNAT);
+        let backend = tcp_backend(pod);
+        let syn = client_tcp(TCP_VIP).syn();
+        let run = fx.from_client(&syn).unwrap();
+        let port = inner_src_port(&run.output, inner_off);
+        let inner = dnated(&syn, backend).addrs(SocketAddrV4::new(OVERLAY_SNAT, port), backend);
+        let expected = if pod == POD_IPIP {
+            expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner)
+        } else {
+            expect_vxlan(&syn, proto::TCP, &inner)
+        };
+        assert_encapsulated(&run, XDP_REDIRECT, &expected, inner_off);
+
+        // The pod answers the overlay address; its node sends that into the
+        // tunnel to the load balancer, which decapsulates and reverse-NATs.
+        let reply = pod_reply(&syn, backend).addrs(backend, SocketAddrV4::new(OVERLAY_SNAT, port));
+        let back = if pod == POD_IPIP {
+            ipip_reply(&reply)
+        } else {
+            vxlan_reply(&reply, vxlan::FLANNEL_PORT)
+        };
+        let run = fx.from_nodes(&back).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(run.output, expect_reverse_natted(&reply, TCP_VIP).bytes());
+        assert_checksums_valid(&run.output);
+        assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+    }
+}
+
+#[test]
+fn onearm_connections_to_pods_come_from_the_tunnel_source_and_replies_return_plainly() {
+    for (pod, inner_off, node_mac) in [
+        (POD_IPIP, IPIP_INNER, NODE_IPIP_MAC),
+        (POD_VXLAN, VXLAN_INNER, NODE_VXLAN_MAC),
+    ] {
+        let fx = snat_fixture(pod, TUNNEL_SOURCE);
+        let backend = udp_backend(pod);
+        let dgram = client_udp(UDP_VIP);
+        let run = fx.from_client(&dgram).unwrap();
+        let port = inner_src_port(&run.output, inner_off);
+        let inner = dnated(&dgram, backend).addrs(SocketAddrV4::new(TUNNEL_SOURCE, port), backend);
+        let expected = if pod == POD_IPIP {
+            expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner)
+        } else {
+            expect_vxlan(&dgram, proto::UDP, &inner)
+        };
+        assert_encapsulated(&run, XDP_REDIRECT, &expected, inner_off);
+
+        // The pod answers the load balancer's node-network address: its node
+        // routes that plainly, no tunnel.
+        let reply = pod_reply(&dgram, backend)
+            .addrs(backend, SocketAddrV4::new(TUNNEL_SOURCE, port))
+            .macs(node_mac, BACKEND_IF_MAC);
+        let run = fx.from_nodes(&reply.bytes()).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(run.output, expect_reverse_natted(&reply, UDP_VIP).bytes());
+        assert_checksums_valid(&run.output);
+        assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    }
 }

@@ -2,8 +2,10 @@
 //! encapsulation overhead. SYNs to encapsulated pods and their SYN-ACKs get
 //! their MSS clamped; an oversized packet with DF is answered with ICMP
 //! fragmentation-needed built in XDP, sent back out of the client's
-//! interface (a redirect through the device map; see tests/src/encap_fixture.rs for the
-//! setup: the nodes' link has MTU 1500, node-small's route 70).
+//! interface (a redirect through the device map). The same for direct
+//! server return, whose SYN-ACKs the balancer never sees. See
+//! tests/src/encap_fixture.rs for the setup: the nodes' link has MTU 1500,
+//! node-small's route 70.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -297,4 +299,59 @@ fn small_route_mtu_gets_the_mtu_left_after_the_overhead() {
     assert_eq!(fx.from_client(&no_df).unwrap().action, XDP_PASS);
     assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 1);
     assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 1);
+}
+
+/// Offsets of the client's packet in a DSR output: after one IPIP header;
+/// behind a VXLAN route, after VXLAN, the inner Ethernet and IPIP headers.
+const DSR_INNER: usize = 14 + 20;
+const DSR_VXLAN_INNER: usize = 14 + 20 + 8 + 8 + 14 + 20;
+
+#[test]
+fn dsr_syn_gets_its_mss_clamped_by_the_dsr_overhead() {
+    // One IPIP header (20 bytes; behind an IPIP route too, and without a
+    // route), VXLAN around it behind a VXLAN route (70).
+    for (pod, mss, inner_off) in [
+        (POD_IPIP, LINK_MTU - 20 - 40, DSR_INNER),
+        (POD_PLAIN, LINK_MTU - 20 - 40, DSR_INNER),
+        (POD_VXLAN, LINK_MTU - 70 - 40, DSR_VXLAN_INNER),
+    ] {
+        let fx = EncapFixture::dsr(pod).unwrap();
+        let syn = syn_with_mss(1460);
+        let run = fx.from_client(&syn).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        // The client's SYN, not rewritten but for its TTL and its MSS.
+        let clamped = syn_with_mss(mss);
+        let expected = clamped.clone().ttl(clamped.ip.time_to_live - 1);
+        assert_eq!(
+            run.output[inner_off..],
+            expected.bytes()[Ethernet2Header::LEN..],
+            "{pod}"
+        );
+        let mut inner = run.output[..Ethernet2Header::LEN].to_vec();
+        inner.extend_from_slice(&run.output[inner_off..]);
+        assert_checksums_valid(&inner);
+        assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1, "{pod}");
+    }
+}
+
+#[test]
+fn dsr_oversized_df_packet_is_answered_quoting_the_clients_packet() {
+    // (pod, largest packet that fits: the MTU the client is told)
+    for (pod, fits) in [(POD_IPIP, 1480), (POD_VXLAN, 1430)] {
+        let fx = EncapFixture::dsr(pod).unwrap();
+        let first = big(client_tcp(TCP_VIP), fits + 1);
+        let run = fx.from_client(&first).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(run.output, expect_frag_needed(&first, fits as u16), "{pod}");
+        let ok = big(client_tcp(TCP_VIP), fits);
+        let run = fx.from_client(&ok).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 1);
+        assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 0);
+    }
+    let fx = EncapFixture::dsr(POD_SMALL).unwrap();
+    let data = client_tcp(TCP_VIP);
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, expect_frag_needed(&data, SMALL_MTU - 20));
 }

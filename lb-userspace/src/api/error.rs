@@ -60,7 +60,9 @@ impl From<ControllerError> for ApiError {
                 StatusCode::CONFLICT
             }
             ControllerError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ControllerError::TunnelSource(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ControllerError::TunnelSource(_) | ControllerError::SnatSource(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ControllerError::Datapath(_)
             | ControllerError::State(_)
             | ControllerError::Restore(_) => StatusCode::INTERNAL_SERVER_ERROR,

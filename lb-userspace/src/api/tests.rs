@@ -221,8 +221,15 @@ async fn invalid_input_is_400_naming_the_field_and_changes_nothing() {
             "PUT",
             WEB_PATH,
             json_ct,
+            with(&|v| v["mode"] = json!("tun")),
+            "mode: unknown mode \"tun\"",
+        ),
+        (
+            "PUT",
+            WEB_PATH,
+            json_ct,
             with(&|v| v["mode"] = json!("dsr")),
-            "mode: unknown mode \"dsr\"",
+            "backends[0].port: 8080 is not the service port 80: mode dsr does not rewrite the port",
         ),
         (
             "PUT",

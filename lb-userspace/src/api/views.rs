@@ -75,6 +75,7 @@ impl From<&ServiceStatus> for ServiceView {
                 mode: spec.mode,
                 select: spec.select,
                 timeout_s: spec.timeout_s,
+                snat_ip: spec.snat_ip,
                 backends,
             },
             stats: s.counters.service.into(),

@@ -75,9 +75,14 @@ pub enum ServiceCommand {
         /// Backend IP:PORT[,WEIGHT] (repeatable).
         #[arg(long = "backend", value_name = "IP:PORT[,WEIGHT]", value_parser = parse_backend)]
         backends: Vec<BackendArg>,
-        /// Packet rewriting mode.
+        /// Packet rewriting mode: dnat, onearm, fullnat, or dsr (direct server
+        /// return; backends on the service port).
         #[arg(long)]
         mode: Option<Mode>,
+        /// fullnat: source address of connections to the backends (default
+        /// the daemon's --overlay-ip).
+        #[arg(long, value_name = "IP")]
+        snat_ip: Option<std::net::Ipv4Addr>,
         /// Backend selection: rr or hash.
         #[arg(long)]
         select: Option<Select>,
@@ -221,6 +226,7 @@ mod tests {
                 timeout,
                 name,
                 mode,
+                snat_ip,
             }) => {
                 assert_eq!(service.port, 80);
                 assert_eq!(backends.len(), 2);
@@ -229,6 +235,7 @@ mod tests {
                 assert_eq!(timeout, Some(30));
                 assert_eq!(name.as_deref(), Some("default/web"));
                 assert_eq!(mode, None);
+                assert_eq!(snat_ip, None);
             }
             other => panic!("{other:?}"),
         }
@@ -238,8 +245,8 @@ mod tests {
     fn argument_errors_name_what_is_wrong() {
         for (args, names) in [
             (
-                vec!["service", "add", "10.96.0.10:80/tcp", "--mode", "dsr"],
-                "unknown mode \"dsr\"",
+                vec!["service", "add", "10.96.0.10:80/tcp", "--mode", "tun"],
+                "unknown mode \"tun\"",
             ),
             (
                 vec!["service", "add", "10.96.0.10:80/tcp", "--select", "lc"],

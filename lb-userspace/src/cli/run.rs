@@ -77,6 +77,7 @@ pub fn run(args: &CliArgs, out: &mut dyn Write) -> Result<(), CliError> {
             service,
             backends,
             mode,
+            snat_ip,
             select,
             timeout,
             name,
@@ -89,6 +90,7 @@ pub fn run(args: &CliArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 mode: mode.map(|m| m.to_string()),
                 select: select.map(|s| s.to_string()),
                 timeout_s: timeout.map(i64::from),
+                snat_ip: snat_ip.map(|ip| ip.to_string()),
                 backends: Some(
                     backends
                         .iter()

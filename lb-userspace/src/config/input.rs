@@ -26,6 +26,8 @@ pub struct ServiceInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snat_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backends: Option<Vec<BackendInput>>,
 }
 
@@ -51,6 +53,7 @@ impl From<&ServiceSpec> for ServiceInput {
             mode: Some(s.mode.to_string()),
             select: Some(s.select.to_string()),
             timeout_s: Some(s.timeout_s.into()),
+            snat_ip: s.snat_ip.map(|ip| ip.to_string()),
             backends: Some(
                 s.backends
                     .iter()

@@ -34,11 +34,20 @@ impl Protocol {
 }
 
 named_enum!(
-    /// How packets are rewritten. Later modes (onearm, fullnat, dsr) are new
-    /// variants here and in `Mode::datapath_value`.
+    /// How packets are rewritten.
     Mode, "mode" {
         /// Destination rewritten to the backend, client source kept.
         Dnat = "dnat",
+        /// DNAT, and the source rewritten to the load balancer's address
+        /// toward the backend, with an allocated port.
+        Onearm = "onearm",
+        /// DNAT, and the source rewritten to the service's `snat_ip` (default
+        /// the load balancer's overlay address), with an allocated port.
+        Fullnat = "fullnat",
+        /// Direct server return: not rewritten, IPIP-encapsulated to the
+        /// backend, which holds the VIP and answers the client directly.
+        /// Backends must use the service's port.
+        Dsr = "dsr",
     }
 );
 
@@ -47,6 +56,9 @@ impl Mode {
     pub const fn datapath_value(self) -> u8 {
         match self {
             Mode::Dnat => service::mode::DNAT,
+            Mode::Onearm => service::mode::ONEARM,
+            Mode::Fullnat => service::mode::FULLNAT,
+            Mode::Dsr => service::mode::DSR,
         }
     }
 }
@@ -138,6 +150,10 @@ pub struct ServiceSpec<B = BackendSpec> {
     pub mode: Mode,
     pub select: Select,
     pub timeout_s: u32,
+    /// `fullnat` only: the source address of connections to the backends
+    /// (default: the load balancer's `--overlay-ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snat_ip: Option<Ipv4Addr>,
     pub backends: Vec<B>,
 }
 

@@ -40,6 +40,29 @@ fn full_definition() {
 }
 
 #[test]
+fn source_nat_modes() {
+    let full = parse(
+        r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "fullnat",
+        "snat_ip": "10.244.0.5"}"#,
+    )
+    .unwrap();
+    assert_eq!(full.mode, Mode::Fullnat);
+    assert_eq!(full.snat_ip, Some("10.244.0.5".parse().unwrap()));
+    let no_ip = parse(r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "fullnat"}"#)
+        .unwrap();
+    assert_eq!(no_ip.snat_ip, None, "the daemon's --overlay-ip then");
+    let one =
+        parse(r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "onearm"}"#).unwrap();
+    assert_eq!(one.mode, Mode::Onearm);
+    assert_eq!(one.snat_ip, None);
+    // The stored form keeps snat_ip, and omits it when absent (state files
+    // of earlier versions read the same).
+    let json = serde_json::to_value(&full).unwrap();
+    assert_eq!(json["snat_ip"], "10.244.0.5");
+    assert!(serde_json::to_value(&one).unwrap().get("snat_ip").is_none());
+}
+
+#[test]
 fn defaults() {
     let tcp = parse(r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp"}"#).unwrap();
     assert_eq!(tcp.name, "");
@@ -113,8 +136,34 @@ fn each_error_names_its_field() {
             "protocol: unknown protocol \"sctp\" (expected tcp or udp)",
         ),
         (
-            base(r#""mode": "dsr""#),
-            "mode: unknown mode \"dsr\" (expected dnat)",
+            base(r#""mode": "dnat", "snat_ip": "10.244.0.5""#),
+            "snat_ip: only for mode fullnat (this service is dnat)",
+        ),
+        (
+            base(r#""snat_ip": "10.244.0.5""#),
+            "snat_ip: only for mode fullnat (this service is dnat)",
+        ),
+        (
+            base(r#""mode": "onearm", "snat_ip": "10.244.0.5""#),
+            "snat_ip: only for mode fullnat (this service is onearm)",
+        ),
+        (
+            base(r#""mode": "fullnat", "snat_ip": "10.244.0""#),
+            "snat_ip: \"10.244.0\" is not an IPv4 address",
+        ),
+        (
+            base(r#""mode": "fullnat", "snat_ip": "224.0.0.1""#),
+            "snat_ip: 224.0.0.1 is not a unicast address",
+        ),
+        (
+            base(r#""mode": "tun""#),
+            "mode: unknown mode \"tun\" (expected dnat, onearm, fullnat or dsr)",
+        ),
+        (
+            base(
+                r#""mode": "dsr", "backends": [{"ip": "10.0.2.2", "port": 80}, {"ip": "10.0.2.3", "port": 8080}]"#,
+            ),
+            "backends[1].port: 8080 is not the service port 80: mode dsr does not rewrite the port",
         ),
         (
             base(r#""select": "lc""#),
@@ -307,4 +356,32 @@ fn kubernetes_names_are_accepted() {
         assert_eq!(super::check_name(name), Ok(()), "{name:?}");
     }
     assert!(super::check_name(&"n".repeat(super::MAX_NAME_LEN)).is_ok());
+}
+
+#[test]
+fn dsr_service_on_the_service_port() {
+    let s = parse(
+        r#"{"vip": "10.96.0.10", "port": 80, "protocol": "udp", "mode": "dsr",
+            "backends": [{"ip": "10.244.1.2", "port": 80}, {"ip": "10.244.2.2", "port": 80}]}"#,
+    )
+    .unwrap();
+    assert_eq!(s.mode, Mode::Dsr);
+    assert_eq!(s.mode.datapath_value(), lb_common::service::mode::DSR);
+    assert_eq!(s.backends.len(), 2);
+    // Every backend on another port is named, not just the first.
+    let err = parse(
+        r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "mode": "dsr",
+            "backends": [{"ip": "10.244.1.2", "port": 81}, {"ip": "10.244.2.2", "port": 80},
+                         {"ip": "10.244.3.2", "port": 8080}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("backends[0].port: 81 is not the service port 80"),
+        "{err}"
+    );
+    assert!(
+        err.contains("backends[2].port: 8080 is not the service port 80"),
+        "{err}"
+    );
+    assert!(!err.contains("backends[1]"), "{err}");
 }

@@ -5,7 +5,11 @@
 
 use std::{fmt, net::Ipv4Addr, str::FromStr};
 
-use lb_common::{Tunnel, tunnel};
+use lb_common::{
+    Tunnel,
+    limits::{SNAT_PORT_MAX, SNAT_PORT_MIN},
+    tunnel,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -319,6 +323,20 @@ pub fn validate_tunnel(
             };
             dst_port = match input.dst_port.map(check_port) {
                 None => Some(DEFAULT_VXLAN_PORT),
+                // Replies of source-NATed connections arrive on those ports
+                // of the tunnel source (onearm): one of them must never be
+                // taken for VXLAN.
+                Some(Ok(p)) if (SNAT_PORT_MIN..=SNAT_PORT_MAX).contains(&p) => {
+                    err(
+                        "dst_port",
+                        format!(
+                            "{p} is inside {SNAT_PORT_MIN}..={SNAT_PORT_MAX}, the ports onearm and \
+                             fullnat connections use; use a port outside it (flannel's {DEFAULT_VXLAN_PORT}, \
+                             IANA's 4789)"
+                        ),
+                    );
+                    None
+                }
                 Some(Ok(p)) => Some(p),
                 Some(Err(e)) => {
                     err("dst_port", e);

@@ -126,6 +126,12 @@ fn each_error_names_its_field() {
             "must be 1..=65535",
         ),
         (
+            with("dst_port", json!(20000)),
+            Some("n"),
+            "dst_port",
+            "20000 is inside 10000..=32767, the ports onearm and fullnat connections use",
+        ),
+        (
             without("vtep_mac"),
             Some("n"),
             "vtep_mac",

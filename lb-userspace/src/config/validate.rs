@@ -69,7 +69,28 @@ pub fn validate(
         }
     };
 
+    let snat_ip = match (&input.snat_ip, mode) {
+        (None, _) => None,
+        (Some(_), Some(m)) if m != Mode::Fullnat => {
+            errors.push(FieldError::new(
+                "snat_ip",
+                format!("only for mode fullnat (this service is {m})"),
+            ));
+            None
+        }
+        (Some(text), _) => match parse_ip(text) {
+            Ok(ip) => Some(ip),
+            Err(e) => {
+                errors.push(FieldError::new("snat_ip", e));
+                None
+            }
+        },
+    };
+
     let backends = check_backends(&mut errors, input.backends.as_deref().unwrap_or(&[]));
+    if let (Some(Mode::Dsr), Some(port)) = (mode, port) {
+        check_dsr_ports(&mut errors, input.backends.as_deref().unwrap_or(&[]), port);
+    }
 
     match (vip, port, protocol, mode, select, timeout_s) {
         (Some(vip), Some(port), Some(protocol), Some(mode), Some(select), Some(timeout_s))
@@ -83,6 +104,7 @@ pub fn validate(
                 mode,
                 select,
                 timeout_s,
+                snat_ip,
                 backends,
             })
         }
@@ -189,6 +211,22 @@ fn check_backends(errors: &mut Vec<FieldError>, inputs: &[BackendInput]) -> Vec<
         }
     }
     out
+}
+
+/// DSR does not rewrite the packet: a backend receives it on the service's
+/// port, so a backend on another port is refused (naming it) rather than
+/// silently ignored.
+fn check_dsr_ports(errors: &mut Vec<FieldError>, inputs: &[BackendInput], port: u16) {
+    for (i, b) in inputs.iter().enumerate() {
+        // Missing or out-of-range ports are reported by `check_backends`.
+        match b.port.map(check_port) {
+            Some(Ok(p)) if p != port => errors.push(FieldError::new(
+                format!("backends[{i}].port"),
+                format!("{p} is not the service port {port}: mode dsr does not rewrite the port"),
+            )),
+            _ => {}
+        }
+    }
 }
 
 /// A service name: at most `MAX_NAME_LEN` bytes of `A-Z a-z 0-9 . _ / -`,

@@ -33,6 +33,9 @@ pub enum ControllerError {
     /// The load balancer's end of a tunnel could not be resolved.
     #[error("{0}")]
     TunnelSource(DatapathError),
+    /// A source-NATing service's source address could not be chosen.
+    #[error("{0}")]
+    SnatSource(DatapathError),
     #[error("datapath: {0}")]
     Datapath(DatapathError),
     #[error("saving the configuration: {0}")]
@@ -46,6 +49,7 @@ impl From<DatapathError> for ControllerError {
         match e {
             DatapathError::Full(m) => ControllerError::Full(m),
             e @ DatapathError::TunnelSource { .. } => ControllerError::TunnelSource(e),
+            e @ DatapathError::SnatSource { .. } => ControllerError::SnatSource(e),
             e => ControllerError::Datapath(e),
         }
     }
@@ -102,8 +106,10 @@ impl Controller {
             None => Default::default(),
         };
         let services = saved.services;
-        datapath.restore(&services)?;
+        // Tunnel routes first: an onearm service's source address depends
+        // on them.
         datapath.restore_tunnels(&saved.tunnels)?;
+        datapath.restore(&services)?;
         if !services.is_empty() {
             tracing::info!(count = services.len(), "restored services");
         }

@@ -3,8 +3,8 @@
 
 use lb_common::limits::MAX_TUNNELS;
 
-use super::{Controller, ControllerError, PutOutcome};
-use crate::config::TunnelSpec;
+use super::{Controller, ControllerError, Inner, PutOutcome};
+use crate::config::{Mode, TunnelSpec};
 
 impl Controller {
     /// Every tunnel route, ordered by name.
@@ -60,6 +60,7 @@ impl Controller {
             };
             return Err(e);
         }
+        inner.refresh_onearm();
         Ok(if old.is_some() {
             PutOutcome::Replaced
         } else {
@@ -86,6 +87,21 @@ impl Controller {
             inner.tunnels.insert(old.name.clone(), old);
             return Err(e);
         }
+        inner.refresh_onearm();
         Ok(old)
+    }
+}
+
+impl Inner {
+    /// Re-programs `onearm` services after a tunnel route changed: their
+    /// source address toward a backend is the tunnel source of the route the
+    /// backend is behind (`datapath::snat_source`). Failures are logged (the
+    /// tunnel change itself stands; the service keeps its earlier source).
+    fn refresh_onearm(&mut self) {
+        for spec in self.config.values().filter(|s| s.mode == Mode::Onearm) {
+            if let Err(e) = self.datapath.apply(spec) {
+                tracing::error!(service = %spec.key(), error = %e, "updating the onearm source address failed");
+            }
+        }
     }
 }

@@ -16,8 +16,8 @@ pub fn accept_local_off(sysctl_root: &Path, ifaces: &[String]) -> Vec<String> {
     sysctl::iface_switches_off(sysctl_root, ifaces, "accept_local")
 }
 
-/// Warns (once per switch) when tunnel routes encapsulate and
-/// `accept_local` is off on attached interfaces.
+/// Warns (once per switch) when tunnel routes (or DSR services)
+/// encapsulate and `accept_local` is off on attached interfaces.
 pub fn warn_if_accept_local_off(ifaces: &[String], tunnels_encapsulate: bool) {
     if !tunnels_encapsulate {
         return;

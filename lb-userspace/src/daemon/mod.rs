@@ -74,10 +74,15 @@ impl Daemon {
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))??;
         forwarding::warn_if_forwarding_off(&args.ifaces);
+        // DSR services encapsulate whatever their backends' routes are.
         let encapsulates = controller
             .list_tunnels()
             .iter()
-            .any(|t| t.encap != crate::config::Encap::None);
+            .any(|t| t.encap != crate::config::Encap::None)
+            || controller
+                .list()
+                .iter()
+                .any(|s| s.mode == crate::config::Mode::Dsr);
         accept_local::warn_if_accept_local_off(&args.ifaces, encapsulates);
         let listener =
             TcpListener::bind(args.api_addr)

@@ -20,6 +20,7 @@ use lb_common::{
     conntrack::DIR_FORWARD,
     flow_table::{FLOW_WAYS, forward_bucket, reply_bucket},
     maps::CONNTRACK,
+    service::mode::DSR,
 };
 
 use super::{DatapathError, clock::monotonic_coarse_ns};
@@ -80,9 +81,16 @@ impl Conntrack {
     pub fn scan_at(&self, now_ns: u64) -> Result<ScanReport, DatapathError> {
         let entries = self.entries()?;
         let by_key: StdHashMap<FlowKey, &Flow> = entries.iter().map(|(k, f)| (*k, f)).collect();
+        // A DSR entry has no partner (its peer key may name another
+        // connection's reply entry), as in the datapath.
+        let partner = |k: &FlowKey, f: &Flow| {
+            (f.mode != DSR)
+                .then(|| by_key.get(&f.peer_key(k.proto)).copied())
+                .flatten()
+        };
         let live = entries
             .iter()
-            .filter(|(k, f)| pair_live(f, by_key.get(&f.peer_key(k.proto)).copied(), now_ns))
+            .filter(|(k, f)| pair_live(f, partner(k, f), now_ns))
             .count();
         self.live.store(live as u64, Ordering::Relaxed);
         Ok(ScanReport {

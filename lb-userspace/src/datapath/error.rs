@@ -49,6 +49,9 @@ pub enum DatapathError {
     },
     #[error("tunnel {tunnel}: {reason}")]
     TunnelSource { tunnel: String, reason: String },
+    /// The source address of a source-NATing service could not be chosen.
+    #[error("service {service}: {reason}")]
+    SnatSource { service: String, reason: String },
     #[error("{0}")]
     Full(String),
     #[error("{0}")]

@@ -14,7 +14,7 @@ use super::{
     decap::Decap,
     ids::IdAllocator,
     maps::{Maps, take},
-    stale_pins,
+    stages, stale_pins,
     tunnel_source::TunnelEndConfig,
     tunnels::Tunnels,
 };
@@ -88,6 +88,7 @@ impl Datapath {
         let tunnels = Tunnels::new(
             take(&mut ebpf, names::TUNNELS)?,
             take(&mut ebpf, names::TUNNEL_ENDPOINTS)?,
+            take(&mut ebpf, names::TUNNEL_ENDPOINT_COUNT)?,
             opts.tunnel_end,
         )?;
         let conntrack = Arc::new(Conntrack::new(
@@ -104,8 +105,8 @@ impl Datapath {
         ));
         clock.tick()?;
 
+        stages::load_balancer(&mut ebpf)?;
         let prog = attach::balancer(&mut ebpf)?;
-        prog.load().map_err(DatapathError::program)?;
         let attached = Attachments::attach_all(prog, &opts.ifaces, opts.xdp_mode)?;
         maps.set_tx_ports(attached.ifaces.iter().map(|a| a.ifindex))?;
         let decap = Decap::load(&mut ebpf, &opts.decap_ifaces, opts.xdp_mode)?;

@@ -16,6 +16,8 @@ mod maps;
 mod program;
 mod restore;
 mod ring;
+mod snat_source;
+mod stages;
 mod stale_pins;
 mod stats;
 mod tunnel_source;
@@ -30,6 +32,7 @@ pub use error::DatapathError;
 pub use load::DatapathOptions;
 pub use program::{BackendHandle, InstalledService};
 pub use ring::build_ring;
+pub use stages::load_balancer;
 pub use stats::{BackendCounters, ServiceCounters};
 pub use tunnel_source::TunnelEndConfig;
 
@@ -53,7 +56,7 @@ pub struct Datapath {
     installed: BTreeMap<ServiceKey, InstalledService>,
     service_ids: ids::IdAllocator,
     backend_ids: ids::IdAllocator,
-    /// `--overlay-ip` (kept for full NAT).
+    /// `--overlay-ip`: full NAT's default source (`snat_source.rs`).
     overlay_ip: Option<std::net::Ipv4Addr>,
 }
 
@@ -83,12 +86,6 @@ impl Datapath {
     /// Every `DECAP_STATS` counter.
     pub fn decap_counters(&self) -> Result<Vec<(lb_common::DecapStat, u64)>, DatapathError> {
         self.decap.counters()
-    }
-
-    /// The load balancer's own pod-network address (`--overlay-ip`), kept
-    /// for full NAT's SNAT source; DNAT does not use it.
-    pub fn overlay_ip(&self) -> Option<std::net::Ipv4Addr> {
-        self.overlay_ip
     }
 
     /// What the datapath holds for `key`: its service id and backend ids.
@@ -151,6 +148,8 @@ impl Datapath {
     }
 }
 
+#[cfg(test)]
+mod snat_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -84,6 +84,13 @@ impl Datapath {
             }
         };
         let mut old_backends = prior.map(|p| p.backends).unwrap_or_default();
+        // Source addresses first: a service whose source cannot be chosen
+        // changes nothing.
+        let snat: Vec<u32> = spec
+            .backends
+            .iter()
+            .map(|b| self.snat_source(spec, b.ip))
+            .collect::<Result<_, _>>()?;
 
         // 1. Backends.
         let mut installed = InstalledService {
@@ -91,10 +98,19 @@ impl Datapath {
             backends: BTreeMap::new(),
         };
         let mut ids = Vec::with_capacity(spec.backends.len());
-        for b in &spec.backends {
+        for (b, &snat_ip) in spec.backends.iter().zip(&snat) {
             let addr = (b.ip, b.port);
             let handle = match old_backends.remove(&addr) {
-                Some(h) => h,
+                Some(h) => {
+                    // Kept (its connections go on); new connections take a
+                    // changed source address.
+                    let mut value = self.maps.backend(h.id)?;
+                    if value.snat_ip != snat_ip {
+                        value.snat_ip = snat_ip;
+                        self.maps.set_backend(j, h.id, value)?;
+                    }
+                    h
+                }
                 None => {
                     let id = self.backend_ids.allocate().ok_or_else(|| {
                         DatapathError::Full(format!(
@@ -114,6 +130,7 @@ impl Datapath {
                             flags: lb_common::service::BACKEND_ACTIVE,
                             generation,
                             service_id,
+                            snat_ip,
                         },
                     )?;
                     BackendHandle { id, generation }

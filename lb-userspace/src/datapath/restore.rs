@@ -16,11 +16,21 @@ impl Datapath {
     /// Makes the maps hold exactly `services`, reusing the ids found in the
     /// pinned maps: a service already there keeps its id, a backend already
     /// there keeps its id and generation. Whatever the maps hold beyond
-    /// `services` is removed (its connections end at their next packet).
+    /// `services` is removed (its connections end at their next packet). A
+    /// service whose SNAT source cannot be chosen now is left as the maps
+    /// hold it (logged).
     pub fn restore(&mut self, services: &[ServiceSpec]) -> Result<(), DatapathError> {
         self.adopt()?;
         for spec in services {
-            self.apply(spec)?;
+            match self.apply(spec) {
+                // The route an onearm service's source comes from may be
+                // missing at start: the daemon starts anyway, the service is
+                // programmed when a tunnel route changes or it is put again.
+                Err(e @ DatapathError::SnatSource { .. }) => {
+                    tracing::error!(service = %spec.key(), error = %e, "service not restored");
+                }
+                r => r?,
+            }
         }
         let wanted: BTreeSet<ServiceKey> = services.iter().map(ServiceSpec::key).collect();
         let stale: Vec<ServiceKey> = self

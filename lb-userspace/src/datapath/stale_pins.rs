@@ -33,7 +33,7 @@ const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> 
 }
 
 /// Every pinned map but `CONNTRACK` and `CLOCK` (checked in `prepare`).
-fn others() -> [Expected; 14] {
+fn others() -> [Expected; 15] {
     use MapType::{Array as A, Hash as H, LpmTrie as L, PerCpuArray as P};
     [
         expected::<VipKey, Service>(names::SERVICES, H, limits::MAX_SERVICES),
@@ -51,6 +51,7 @@ fn others() -> [Expected; 14] {
         expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS),
         expected::<u32, BackendTunnel>(names::BACKEND_TUNNEL, P, limits::MAX_BACKENDS),
         expected::<TunnelEndpoint, u32>(names::TUNNEL_ENDPOINTS, H, limits::MAX_TUNNEL_ENDPOINTS),
+        expected::<u32, u32>(names::TUNNEL_ENDPOINT_COUNT, A, 1),
     ]
 }
 

@@ -53,6 +53,7 @@ fn connection(
         timeout_s: 100,
         direction,
         tcp_flags: 0,
+        mode: 0,
         _pad: 0,
         last_seen_ns,
         next_hop: Default::default(),
@@ -95,6 +96,23 @@ fn peer_keys_pair_up() {
     );
     assert_eq!(fwd.1.peer_key(fwd.0.proto), rep.0);
     assert_eq!(rep.1.peer_key(rep.0.proto), fwd.0);
+}
+
+#[test]
+fn a_dsr_service_is_programmed_with_the_dsr_mode() {
+    let dirs = Dirs::new();
+    let mut dp = dirs.load();
+    let dsr = spec(
+        r#"{"vip": "10.96.0.12", "port": 80, "protocol": "tcp", "mode": "dsr",
+            "backends": [{"ip": "10.244.1.2", "port": 80}]}"#,
+    );
+    dp.apply(&dsr).unwrap();
+    let svc = dp
+        .service_entry(&dsr.key())
+        .unwrap()
+        .expect("SERVICES entry");
+    assert_eq!(svc.mode, lb_common::service::mode::DSR);
+    assert_eq!(svc.slot_count, 1);
 }
 
 #[test]
@@ -350,11 +368,15 @@ fn scan_counts_live_pairs() {
     let mut one_way = connection(("10.0.1.2", 1002), vip, be, h, now - 500 * s);
     one_way[1].1.last_seen_ns = now - s; // replies still flowing
     let orphan = [connection(("10.0.1.2", 1003), vip, be, h, now - 200 * s)[0]];
-    for c in [&idle[..], &fresh[..], &one_way[..], &orphan[..]] {
+    // An idle DSR entry (forward only) is not kept alive by the busy reply
+    // entry its peer key happens to name (one_way's).
+    let mut dsr = [connection(("10.0.1.2", 1002), ("10.96.0.11", 80), be, h, now - 200 * s)[0]];
+    dsr[0].1.mode = lb_common::service::mode::DSR;
+    for c in [&idle[..], &fresh[..], &one_way[..], &orphan[..], &dsr[..]] {
         insert(&dp, c);
     }
     let report = dp.conntrack().scan_at(now).unwrap();
-    assert_eq!(report.used, 7);
+    assert_eq!(report.used, 8);
     assert_eq!(report.live, 4, "fresh and one-way-busy pairs");
     assert_eq!(dp.conntrack().last_entry_count(), 4);
     // Nothing is deleted: the datapath reuses expired slots.

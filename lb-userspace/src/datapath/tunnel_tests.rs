@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use lb_common::{TunnelEndpoint, proto};
+use lb_common::{TunnelEndpoint, proto, tunnel::vni_wire};
 
 use super::*;
 use crate::{
@@ -34,13 +34,21 @@ fn be(ip: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(ip.octets())
 }
 
+/// The endpoint of a route with the default VNI (1) if VXLAN.
 fn endpoint(addr: Ipv4Addr, port: u16, proto: u8) -> TunnelEndpoint {
     TunnelEndpoint {
         addr: be(addr),
         port: port.to_be(),
         proto,
         _pad: 0,
+        vni: if proto == proto::UDP { vni_wire(1) } else { 0 },
     }
+}
+
+/// `TUNNEL_ENDPOINTS` and `TUNNEL_ENDPOINT_COUNT` hold `want`.
+fn assert_endpoints(dp: &Datapath, want: &[(TunnelEndpoint, u32)]) {
+    assert_eq!(dp.tunnel_endpoints().unwrap(), want);
+    assert_eq!(dp.tunnel_endpoint_count().unwrap() as usize, want.len());
 }
 
 #[test]
@@ -77,7 +85,7 @@ fn fixed_end_is_written_and_endpoints_follow_the_routes() {
     let ipip_ep = endpoint(TEST_TUNNEL_SOURCE, 0, proto::IPIP);
     let mut want = vec![(vxlan_ep, 2), (ipip_ep, 1)];
     want.sort();
-    assert_eq!(dp.tunnel_endpoints().unwrap(), want);
+    assert_endpoints(&dp, &want);
 
     // vx2 moves to another port: two VXLAN endpoints.
     let vx2_4789 = tunnel("vx2", "10.244.2.0/24", "172.16.1.12", "vxlan", Some(4789));
@@ -88,18 +96,32 @@ fn fixed_end_is_written_and_endpoints_follow_the_routes() {
         (ipip_ep, 1),
     ];
     want.sort();
-    assert_eq!(dp.tunnel_endpoints().unwrap(), want);
+    assert_endpoints(&dp, &want);
+
+    // Another VNI on the same port: another endpoint (replies are matched
+    // by VNI too).
+    let mut vx3 = tunnel("vx3", "10.244.5.0/24", "172.16.1.15", "vxlan", None);
+    vx3.vni = Some(7);
+    dp.put_tunnel(None, &vx3).unwrap();
+    let mut vni7 = endpoint(TEST_TUNNEL_SOURCE, 8472, proto::UDP);
+    vni7.vni = vni_wire(7);
+    let mut with_vni7 = want.clone();
+    with_vni7.push((vni7, 1));
+    with_vni7.sort();
+    assert_endpoints(&dp, &with_vni7);
+    dp.remove_tunnel(&vx3).unwrap();
+    assert_endpoints(&dp, &want);
 
     for t in [&vx1, &vx2_4789, &plain] {
         dp.remove_tunnel(t).unwrap();
     }
-    assert_eq!(dp.tunnel_endpoints().unwrap(), vec![(ipip_ep, 1)]);
+    assert_endpoints(&dp, &[(ipip_ep, 1)]);
     // A restart with no routes configured empties both maps.
     drop(dp);
     let mut dp = dirs.load();
     dp.restore_tunnels(&[]).unwrap();
     assert!(dp.tunnel_entries().unwrap().is_empty());
-    assert!(dp.tunnel_endpoints().unwrap().is_empty());
+    assert_endpoints(&dp, &[]);
 }
 
 #[test]
@@ -144,17 +166,5 @@ fn discovered_source_is_the_route_source_and_a_missing_mac_changes_nothing() {
             .with_datapath(|dp| dp.tunnel_endpoints())
             .unwrap(),
         vec![(endpoint(Ipv4Addr::LOCALHOST, 0, proto::IPIP), 1)]
-    );
-}
-
-#[test]
-fn overlay_ip_is_kept() {
-    let dirs = Dirs::new();
-    let mut opts = dirs.options();
-    assert_eq!(Datapath::load(&opts).unwrap().overlay_ip(), None);
-    opts.overlay_ip = Some(Ipv4Addr::new(10, 244, 0, 5));
-    assert_eq!(
-        Datapath::load(&opts).unwrap().overlay_ip(),
-        Some(Ipv4Addr::new(10, 244, 0, 5))
     );
 }

@@ -1,7 +1,8 @@
 //! Tunnel routes in the `TUNNELS` LPM trie: pod network prefix → the node
 //! behind it, with the load balancer's end of the tunnel resolved
-//! (`tunnel_source.rs`); and `TUNNEL_ENDPOINTS`, the (address, encapsulation)
-//! pairs where encapsulated replies arrive, kept in step with the routes.
+//! (`tunnel_source.rs`); and `TUNNEL_ENDPOINTS`, the (address, encapsulation,
+//! VXLAN port and VNI) endpoints where encapsulated replies arrive, kept in
+//! step with the routes, with their number in `TUNNEL_ENDPOINT_COUNT`.
 //! Every change either completes or leaves the maps as they were.
 
 use std::{
@@ -10,11 +11,14 @@ use std::{
 };
 
 use aya::maps::{
-    HashMap, MapData, MapError,
+    Array, HashMap, MapData, MapError,
     lpm_trie::{Key, LpmTrie},
 };
 use lb_common::{
-    Tunnel, TunnelEndpoint, limits::MAX_TUNNEL_ENDPOINTS, maps as names, proto, tunnel::encap,
+    Tunnel, TunnelEndpoint,
+    limits::MAX_TUNNEL_ENDPOINTS,
+    maps as names, proto,
+    tunnel::{encap, vni_wire},
 };
 
 use super::{
@@ -27,6 +31,8 @@ use crate::config::{Ipv4Cidr, TunnelSpec};
 pub(crate) struct Tunnels {
     map: LpmTrie<MapData, u32, Tunnel>,
     endpoints: HashMap<MapData, TunnelEndpoint, u32>,
+    /// `TUNNEL_ENDPOINT_COUNT`: how many entries `endpoints` has.
+    count: Array<MapData, u32>,
     end: TunnelEndConfig,
     /// What `map` holds (valid prefixes) and which endpoints `endpoints`
     /// holds: read from the maps once, then kept in step with every write,
@@ -54,9 +60,9 @@ fn endpoint_of(t: &Tunnel) -> Option<TunnelEndpoint> {
     if t.src_ip == 0 {
         return None;
     }
-    let (port, proto) = match t.encap {
-        encap::IPIP => (0, proto::IPIP),
-        encap::VXLAN => (t.dst_port, proto::UDP),
+    let (port, proto, vni) = match t.encap {
+        encap::IPIP => (0, proto::IPIP, 0),
+        encap::VXLAN => (t.dst_port, proto::UDP, vni_wire(t.vni)),
         _ => return None,
     };
     Some(TunnelEndpoint {
@@ -64,6 +70,7 @@ fn endpoint_of(t: &Tunnel) -> Option<TunnelEndpoint> {
         port,
         proto,
         _pad: 0,
+        vni,
     })
 }
 
@@ -71,11 +78,13 @@ impl Tunnels {
     pub(crate) fn new(
         map: LpmTrie<MapData, u32, Tunnel>,
         endpoints: HashMap<MapData, TunnelEndpoint, u32>,
+        count: Array<MapData, u32>,
         end: TunnelEndConfig,
     ) -> Result<Self, DatapathError> {
         let mut t = Self {
             map,
             endpoints,
+            count,
             end,
             routes: BTreeMap::new(),
             present: BTreeSet::new(),
@@ -132,7 +141,9 @@ impl Tunnels {
     }
 
     /// Makes `TUNNEL_ENDPOINTS` hold the endpoints of the routes in
-    /// `TUNNELS` (value: how many routes use each), new ones first.
+    /// `TUNNELS` (value: how many routes use each), new ones first, and
+    /// `TUNNEL_ENDPOINT_COUNT` their number (written after the new ones and
+    /// before the removals: while there is any endpoint it is never 0).
     fn sync_endpoints(&mut self) -> Result<(), DatapathError> {
         let mut wanted: BTreeMap<TunnelEndpoint, u32> = BTreeMap::new();
         for t in self.routes.values() {
@@ -151,6 +162,9 @@ impl Tunnels {
             self.endpoints.insert(ep, n, 0).map_err(ep_err)?;
             self.present.insert(*ep);
         }
+        self.count
+            .set(0, wanted.len() as u32, 0)
+            .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_COUNT))?;
         let gone: Vec<TunnelEndpoint> = self
             .present
             .iter()
@@ -252,6 +266,15 @@ impl Datapath {
     /// which only another writer could leave, is skipped).
     pub fn tunnel_entries(&self) -> Result<Vec<(Ipv4Cidr, Tunnel)>, DatapathError> {
         self.tunnels.entries()
+    }
+
+    /// `TUNNEL_ENDPOINT_COUNT`: what the datapath believes the number of
+    /// endpoints is.
+    pub fn tunnel_endpoint_count(&self) -> Result<u32, DatapathError> {
+        self.tunnels
+            .count
+            .get(&0, 0)
+            .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_COUNT))
     }
 
     /// Every `TUNNEL_ENDPOINTS` entry (endpoint, number of routes using it).

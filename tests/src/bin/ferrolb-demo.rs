@@ -1,6 +1,8 @@
 //! `cargo xtask demo`: a client, ferrolb and three backends in network
 //! namespaces; a service configured through the REST API; traffic; how it
-//! spread; the CLI's view with counters; cleanup (also on Ctrl-C).
+//! spread; the CLI's view with counters. Then straight to pods
+//! (`tests::demo_overlay`): pods on a VXLAN node and an IPIP node reached
+//! encapsulated, in every mode. Cleanup after each part (also on Ctrl-C).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -11,8 +13,10 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use tests::api::{service_json, service_path};
 use tests::client::{self, Proto};
 use tests::daemon::{Daemon, DaemonConfig};
+use tests::demo::{indent, print_ctl, step};
+use tests::dsr_backends;
 use tests::interrupt;
-use tests::topology::{CLIENT_IP, IO_TIMEOUT, Topology, VIP};
+use tests::topology::{CLIENT_IP, HOST_DEV, IO_TIMEOUT, LB_CLIENT_DEV, Topology, VIP};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +39,26 @@ struct Args {
     /// Backend selection: rr or hash.
     #[arg(long, default_value = "rr")]
     select: String,
+    /// Which parts to run.
+    #[arg(long, value_enum, default_value_t = Part::All)]
+    part: Part,
+    /// TCP connections per mode in the overlay part.
+    #[arg(long, default_value_t = 12)]
+    overlay_connections: usize,
+    /// Service mode of the routed part: dnat, or dsr (direct server return: each backend holds
+    /// the VIP on its loopback, decapsulates IPIP with `ferrolbd
+    /// --node-decap` and answers the client directly).
+    #[arg(long, default_value = "dnat", value_parser = ["dnat", "dsr"])]
+    mode: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Routed: client, load balancer, backends.
+    Routed,
+    /// Straight to pods over VXLAN and IPIP.
+    Overlay,
+    All,
 }
 
 const BACKEND_PORT: u16 = 8080;
@@ -47,19 +71,22 @@ fn main() {
     println!("\nDone: daemon stopped, namespaces removed.");
 }
 
-fn step(title: &str) -> Result<()> {
-    interrupt::check()?;
-    println!("\n=== {title}");
-    Ok(())
-}
-
 fn run() -> Result<()> {
     let args = Args::parse();
     interrupt::install()?;
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo creates network namespaces and loads XDP programs: run it as root");
     }
+    if args.part != Part::Overlay {
+        routed(&args)?;
+    }
+    if args.part != Part::Routed {
+        tests::demo_overlay::run(args.overlay_connections)?;
+    }
+    Ok(())
+}
 
+fn routed(args: &Args) -> Result<()> {
     step(&format!(
         "Creating the topology: client, load balancer, {} backends",
         args.backends
@@ -73,14 +100,43 @@ fn run() -> Result<()> {
     );
     for b in &topo.backends {
         println!(
-            "  {:<8} {:<28} {}:{BACKEND_PORT} (TCP and UDP test server)",
+            "  {:<8} {:<28} {}:{} (TCP and UDP test server)",
             b.name,
             b.ns.name(),
-            b.ip
+            b.ip,
+            if args.mode == "dsr" {
+                args.port
+            } else {
+                BACKEND_PORT
+            }
         );
     }
-    topo.start_servers(BACKEND_PORT)?;
+    let dsr = args.mode == "dsr";
+    let vip = SocketAddrV4::new(VIP, args.port);
+    // DSR: the backends serve the VIP's own port (the packet is not
+    // rewritten); kept until the end, dropped before the topology.
+    let backend_port = if dsr { args.port } else { BACKEND_PORT };
+    let _dsr_backends = if dsr {
+        println!(
+            "  dsr: each backend gets {VIP}/32 on its loopback, `ferrolbd --node-decap {HOST_DEV}` \
+             and its test server on {vip}"
+        );
+        Some(dsr_backends::setup_hosts(
+            topo.backends.iter().map(|b| (&b.ns, b.name.as_str())),
+            HOST_DEV,
+            vip,
+        )?)
+    } else {
+        topo.start_servers(BACKEND_PORT)?;
+        None
+    };
 
+    if dsr {
+        // The first packets to a backend whose neighbour is not resolved go
+        // to the kernel encapsulated, from this host's own address.
+        topo.lb
+            .sysctl(&format!("net/ipv4/conf/{LB_CLIENT_DEV}/accept_local"), "1")?;
+    }
     step("Starting ferrolbd in the lb namespace")?;
     let daemon = Daemon::start(&topo.lb, DaemonConfig::new(topo.lb_ifaces()))?;
     println!(
@@ -93,19 +149,19 @@ fn run() -> Result<()> {
     );
     let api = daemon.api();
 
-    let vip = SocketAddrV4::new(VIP, args.port);
-    let backends = topo.backend_addrs(BACKEND_PORT);
+    let backends = topo.backend_addrs(backend_port);
     for proto in ["tcp", "udp"] {
         step(&format!(
             "Configuring the {proto} service through the REST API"
         ))?;
-        let body = service_json(
+        let mut body = service_json(
             &format!("demo/web-{proto}"),
             proto,
             vip,
             &args.select,
             &backends,
         );
+        body["mode"] = args.mode.clone().into();
         let path = service_path(proto, vip);
         println!(
             "  PUT {path}\n{}",
@@ -129,7 +185,18 @@ fn run() -> Result<()> {
     client::check_nat(&tcp, vip).context("TCP")?;
     client::check_nat(&udp, vip).context("UDP")?;
     println!("  every reply came from the VIP {vip}; every backend saw the client's own address");
-    print_spread(&topo, &client::spread(&tcp), &client::spread(&udp));
+    if dsr {
+        println!(
+            "  dsr: the replies went from the backends straight to the client \
+             (reply counters below stay 0)"
+        );
+    }
+    print_spread(
+        &topo,
+        backend_port,
+        &client::spread(&tcp),
+        &client::spread(&udp),
+    );
 
     step(&format!("ferrolbctl service get {vip}/tcp"))?;
     print_ctl(&daemon, &["service", "get", &format!("{vip}/tcp")])?;
@@ -156,7 +223,12 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-fn print_spread(topo: &Topology, tcp: &BTreeMap<String, usize>, udp: &BTreeMap<String, usize>) {
+fn print_spread(
+    topo: &Topology,
+    port: u16,
+    tcp: &BTreeMap<String, usize>,
+    udp: &BTreeMap<String, usize>,
+) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec![
@@ -168,7 +240,7 @@ fn print_spread(topo: &Topology, tcp: &BTreeMap<String, usize>, udp: &BTreeMap<S
     for b in &topo.backends {
         table.add_row(vec![
             b.name.clone(),
-            format!("{}:{BACKEND_PORT}", b.ip),
+            format!("{}:{port}", b.ip),
             tcp.get(&b.name).copied().unwrap_or(0).to_string(),
             udp.get(&b.name).copied().unwrap_or(0).to_string(),
         ]);
@@ -180,24 +252,4 @@ fn print_spread(topo: &Topology, tcp: &BTreeMap<String, usize>, udp: &BTreeMap<S
         udp.values().sum::<usize>().to_string(),
     ]);
     println!("{table}");
-}
-
-fn print_ctl(daemon: &Daemon, args: &[&str]) -> Result<()> {
-    let out = daemon.ctl(args)?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    if !out.status.success() {
-        bail!(
-            "ferrolbctl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

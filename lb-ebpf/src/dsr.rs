@@ -1,0 +1,97 @@
+//! Direct server return (`service::mode::DSR`): the packet is not
+//! rewritten; an IPIP header from the load balancer to the backend is put
+//! in front of it (inner destination still the VIP), and the backend, which
+//! holds the VIP on its loopback and decapsulates (`ferrolb_decap`, or a
+//! kernel ipip device), answers the client directly. See docs/datapath.md,
+//! "Direct server return".
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use lb_common::{
+    Flow, GlobalStat, NextHop,
+    tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD, encap},
+};
+
+use crate::{
+    encap_ipip, encap_vxlan,
+    error::Error,
+    forward,
+    nat::decrement_ttl,
+    parse::Packet,
+    stats,
+    tunnel::{self, Outer},
+};
+
+/// Encapsulates the packet of the DSR connection `flow` to its backend
+/// (`flow.nat_dst_ip`) and sends it:
+/// - backend behind an IPIP tunnel route: to the route's node (link-layer
+///   next hop), which routes the IPIP packet on to the pod;
+/// - behind a VXLAN route: the IPIP packet VXLAN-encapsulated to the node's
+///   VTEP, whose kernel decapsulates and routes it to the pod;
+/// - no route (or `encap::NONE`): routed to the backend itself.
+///
+/// The outer source is the route's tunnel source; without a route (or with
+/// an `encap::NONE` one), the kernel's preferred source toward the backend,
+/// resolved once per epoch with the route cache. The next hop is resolved
+/// before the packet changes, as for NAT delivery (`tunnel::resolve`): a
+/// packet with DF that would not fit once encapsulated (20 bytes of IPIP,
+/// 70 with VXLAN around it) is answered with ICMP fragmentation-needed
+/// quoting it as received, and a client's SYN has its MSS clamped to what
+/// fits. (The backend's SYN-ACK goes to the client directly: it cannot be
+/// clamped here.) The inner packet is routed here: its TTL is decremented.
+#[inline(always)]
+pub fn deliver(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    flow: &Flow,
+    cache: Option<*mut NextHop>,
+    now: u64,
+) -> Result<u32, Error> {
+    let backend_ip = flow.nat_dst_ip;
+    let slot = tunnel::cached(flow, now).ok_or(Error::NoTunnelSource)?;
+    // SAFETY: per-CPU slot (`tunnel::cached`): this CPU is its only writer.
+    let t = unsafe { &mut (*slot).tunnel };
+    let kind = t.encap;
+    let tunnelled = kind == encap::IPIP || kind == encap::VXLAN;
+    if t.src_ip == 0 && !tunnelled {
+        // Kept in the slot until it is refilled (next epoch).
+        t.src_ip = forward::source_toward(ctx, backend_ip).unwrap_or(0);
+    }
+    let src = t.src_ip;
+    if src == 0 {
+        // Counted and answered here rather than returned as
+        // `Err(NoTunnelSource)`: on that path LLVM filled the (undefined)
+        // action half of the `Result` with a stack pointer, and the
+        // verifier rejects the shift that packs it.
+        stats::inc(GlobalStat::DropNoTunnelSource);
+        return Ok(xdp_action::XDP_DROP);
+    }
+    let o = Outer {
+        src_ip: src,
+        via: if tunnelled { t.node_ip } else { backend_ip },
+        // One IPIP header (behind an `ipip` route too: it is addressed to
+        // the pod, the node is only the link-layer next hop), plus VXLAN's.
+        overhead: if kind == encap::VXLAN {
+            IPIP_OVERHEAD + VXLAN_OVERHEAD
+        } else {
+            IPIP_OVERHEAD
+        },
+        // IPIP, or UDP with VXLAN around it.
+        proto: tunnel::outer_proto(kind),
+    };
+    let hop = tunnel::resolve(ctx, pkt, &o, cache, now)?;
+    if hop.state == tunnel::HOP_ANSWERED {
+        return Ok(hop.action);
+    }
+    tunnel::clamp_syn(ctx, pkt, &o, &hop);
+    let key = pkt.key;
+    decrement_ttl(pkt);
+    stats::inc(GlobalStat::EncapIpip);
+    let ipip = encap_ipip::encapsulate_to(ctx, pkt, src, backend_ip)?;
+    // From here on `pkt`'s pointers are invalid.
+    if kind == encap::VXLAN {
+        stats::inc(GlobalStat::EncapVxlan);
+        let outer = encap_vxlan::encapsulate(ctx, &ipip, t, &key)?;
+        return Ok(tunnel::send(ctx, &outer, hop));
+    }
+    Ok(tunnel::send(ctx, &ipip, hop))
+}
