@@ -7,8 +7,8 @@
 
 #[inline(always)]
 const fn fold(mut sum: u32) -> u16 {
-    // Two folds are always enough for the sums built here (at most five
-    // 16-bit terms).
+    // Two folds are always enough for sums of fewer than 65536 16-bit
+    // terms.
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     sum as u16
@@ -52,6 +52,14 @@ pub const fn ipv4_header(words: [u16; 10]) -> u16 {
         sum += words[i] as u32;
         i += 1;
     }
+    !fold(sum)
+}
+
+/// The checksum of words whose (natively loaded) values add up to `sum`
+/// (fewer than 65536 words): what to store in the checksum field when it
+/// was zero in the sum, 0 when checking a right one.
+#[inline(always)]
+pub const fn finish(sum: u32) -> u16 {
     !fold(sum)
 }
 
@@ -141,6 +149,19 @@ mod tests {
         let expected = csum_of(&h);
         h[10..12].copy_from_slice(&[0, 0]);
         assert_eq!(super::ipv4_header(words(&h)), expected);
+    }
+
+    #[test]
+    fn finish_matches_full_checksum() {
+        let sum = |d: &[u8]| -> u32 {
+            d.chunks(2)
+                .map(|c| u32::from(u16::from_ne_bytes([c[0], c[1]])))
+                .sum()
+        };
+        let data: Vec<u8> = (0u8..36).map(|b| b.wrapping_mul(37)).collect();
+        assert_eq!(finish(sum(&data)), full(&data));
+        let h = ipv4_header([10, 0, 0, 1], [10, 0, 0, 2], 9);
+        assert_eq!(finish(sum(&h)), 0);
     }
 
     #[test]

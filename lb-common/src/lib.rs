@@ -33,6 +33,7 @@ pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
 
 /// IP protocol numbers the balancer handles.
 pub mod proto {
+    /// ICMP (errors relayed; fragmentation-needed answers sent).
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;

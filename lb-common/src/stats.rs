@@ -81,7 +81,8 @@ pub enum GlobalStat {
     /// Sent VXLAN-encapsulated to a pod's node.
     EncapVxlan = 17,
     /// Encapsulated packet handed to the stack: larger than the route MTU
-    /// toward the node (where ICMP fragmentation-needed will be built).
+    /// toward the node and without DF (the stack fragments the outer
+    /// packet; with DF the client gets `icmp_frag_needed`).
     PassEncapTooBig = 18,
     /// Dropped: the tunnel route of the backend has no tunnel source (it
     /// could not be resolved when the route was programmed).
@@ -118,10 +119,19 @@ pub enum GlobalStat {
     /// Dropped: a balancer stage (`maps::STAGES`) could not be tail-called
     /// (not loaded into `PROGRAMS`: a loader bug).
     DropNoStage = 28,
+    /// Answered with ICMP fragmentation-needed (sent back out of the
+    /// ingress interface, not counted as `redirect`/`tx`): a packet with DF
+    /// set that is larger than the route MTU toward its pod's node (or a
+    /// DSR backend) once encapsulated.
+    IcmpFragNeeded = 29,
+    /// The MSS option of a SYN (toward an encapsulated or DSR backend) or
+    /// SYN-ACK (from an encapsulated one) was lowered to what fits the
+    /// tunnel.
+    MssClamped = 30,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 29;
+    pub const COUNT: u32 = 31;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -153,6 +163,8 @@ impl GlobalStat {
         GlobalStat::IcmpToBackend,
         GlobalStat::PassDsrReply,
         GlobalStat::DropNoStage,
+        GlobalStat::IcmpFragNeeded,
+        GlobalStat::MssClamped,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -186,6 +198,8 @@ impl GlobalStat {
             GlobalStat::IcmpToBackend => "icmp_to_backend",
             GlobalStat::PassDsrReply => "pass_dsr_reply",
             GlobalStat::DropNoStage => "drop_no_stage",
+            GlobalStat::IcmpFragNeeded => "icmp_frag_needed",
+            GlobalStat::MssClamped => "mss_clamped",
         }
     }
 }

@@ -23,6 +23,31 @@ pub const IPIP_OVERHEAD: u16 = 20;
 /// the inner Ethernet header (14).
 pub const VXLAN_OVERHEAD: u16 = 50;
 
+/// Bytes the encapsulation `kind` (`encap::*`) adds; 0 for `encap::NONE`.
+#[inline(always)]
+pub const fn overhead(kind: u8) -> u16 {
+    match kind {
+        encap::IPIP => IPIP_OVERHEAD,
+        encap::VXLAN => VXLAN_OVERHEAD,
+        _ => 0,
+    }
+}
+
+/// The underlay MTU assumed toward a node whose route MTU the kernel does
+/// not report (no route yet): Ethernet's.
+pub const DEFAULT_UNDERLAY_MTU: u16 = 1500;
+
+/// IPv4 and TCP headers without options: what an MSS leaves out of the MTU
+/// (RFC 879).
+pub const MSS_HEADERS: u16 = 40;
+
+/// The largest TCP MSS whose segments still fit a route MTU of `mtu` once
+/// encapsulated with `overhead` bytes (saturating at 0 for absurd MTUs).
+#[inline(always)]
+pub const fn tunnel_mss(mtu: u16, overhead: u16) -> u16 {
+    mtu.saturating_sub(overhead).saturating_sub(MSS_HEADERS)
+}
+
 /// TTL of the outer header the load balancer writes.
 pub const OUTER_TTL: u8 = 64;
 
@@ -133,6 +158,14 @@ pub const fn vni_wire(vni: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tunnel_mss_leaves_room_for_the_overhead() {
+        assert_eq!(tunnel_mss(1500, overhead(encap::VXLAN)), 1410);
+        assert_eq!(tunnel_mss(1500, overhead(encap::IPIP)), 1440);
+        assert_eq!(tunnel_mss(9000, overhead(encap::NONE)), 8960);
+        assert_eq!(tunnel_mss(70, overhead(encap::VXLAN)), 0);
+    }
 
     #[test]
     fn vxlan_src_port_stays_in_range_and_spreads() {

@@ -5,12 +5,20 @@
 //! kernel ipip device), answers the client directly. See docs/datapath.md,
 //! "Direct server return".
 
-use aya_ebpf::programs::XdpContext;
-use lb_common::{Flow, GlobalStat, NextHop, tunnel::encap};
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use lb_common::{
+    Flow, GlobalStat, NextHop,
+    tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD, encap},
+};
 
 use crate::{
-    encap_ipip, encap_vxlan, error::Error, forward, nat::decrement_ttl, parse::Packet, stats,
-    tunnel,
+    encap_ipip, encap_vxlan,
+    error::Error,
+    forward,
+    nat::decrement_ttl,
+    parse::Packet,
+    stats,
+    tunnel::{self, Outer},
 };
 
 /// Encapsulates the packet of the DSR connection `flow` to its backend
@@ -23,8 +31,13 @@ use crate::{
 ///
 /// The outer source is the route's tunnel source; without a route (or with
 /// an `encap::NONE` one), the kernel's preferred source toward the backend,
-/// resolved once per epoch with the route cache. The inner packet is routed
-/// here: its TTL is decremented.
+/// resolved once per epoch with the route cache. The next hop is resolved
+/// before the packet changes, as for NAT delivery (`tunnel::resolve`): a
+/// packet with DF that would not fit once encapsulated (20 bytes of IPIP,
+/// 70 with VXLAN around it) is answered with ICMP fragmentation-needed
+/// quoting it as received, and a client's SYN has its MSS clamped to what
+/// fits. (The backend's SYN-ACK goes to the client directly: it cannot be
+/// clamped here.) The inner packet is routed here: its TTL is decremented.
 #[inline(always)]
 pub fn deliver(
     ctx: &XdpContext,
@@ -45,8 +58,31 @@ pub fn deliver(
     }
     let src = t.src_ip;
     if src == 0 {
-        return Err(Error::NoTunnelSource);
+        // Counted and answered here rather than returned as
+        // `Err(NoTunnelSource)`: on that path LLVM filled the (undefined)
+        // action half of the `Result` with a stack pointer, and the
+        // verifier rejects the shift that packs it.
+        stats::inc(GlobalStat::DropNoTunnelSource);
+        return Ok(xdp_action::XDP_DROP);
     }
+    let o = Outer {
+        src_ip: src,
+        via: if tunnelled { t.node_ip } else { backend_ip },
+        // One IPIP header (behind an `ipip` route too: it is addressed to
+        // the pod, the node is only the link-layer next hop), plus VXLAN's.
+        overhead: if kind == encap::VXLAN {
+            IPIP_OVERHEAD + VXLAN_OVERHEAD
+        } else {
+            IPIP_OVERHEAD
+        },
+        // IPIP, or UDP with VXLAN around it.
+        proto: tunnel::outer_proto(kind),
+    };
+    let hop = tunnel::resolve(ctx, pkt, &o, cache, now)?;
+    if hop.state == tunnel::HOP_ANSWERED {
+        return Ok(hop.action);
+    }
+    tunnel::clamp_syn(ctx, pkt, &o, &hop);
     let key = pkt.key;
     decrement_ttl(pkt);
     stats::inc(GlobalStat::EncapIpip);
@@ -55,12 +91,7 @@ pub fn deliver(
     if kind == encap::VXLAN {
         stats::inc(GlobalStat::EncapVxlan);
         let outer = encap_vxlan::encapsulate(ctx, &ipip, t, &key)?;
-        return Ok(tunnel::send(ctx, &outer, t.node_ip, cache, now));
+        return Ok(tunnel::send(ctx, &outer, hop));
     }
-    let via = if kind == encap::IPIP {
-        t.node_ip
-    } else {
-        backend_ip
-    };
-    Ok(tunnel::send(ctx, &ipip, via, cache, now))
+    Ok(tunnel::send(ctx, &ipip, hop))
 }

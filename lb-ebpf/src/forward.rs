@@ -2,7 +2,9 @@
 //! (same interface) or XDP_REDIRECT through the device map. When the kernel
 //! cannot give a next hop yet (no neighbour entry, no route), or the packet
 //! is larger than the route's MTU, the rewritten packet goes to the stack,
-//! which resolves, fragments or answers ICMP and forwards it.
+//! which resolves, fragments or answers ICMP and forwards it. (An
+//! encapsulated packet too big for the route toward its node is answered
+//! here instead, `frag_needed.rs`.)
 //!
 //! `bpf_fib_lookup` is the most expensive step of the fast path, so its
 //! answer is cached (`NextHop`: in the connection entry, and per backend for
@@ -32,23 +34,52 @@ const AF_INET: u8 = 2;
 pub enum Miss {
     /// No route, no neighbour yet, forwarding off, ...
     NoNextHop,
-    /// The packet is larger than the route's MTU.
-    TooBig,
+    /// The packet is larger than the route's MTU (carried; a 16-bit value
+    /// held in 32 bits: a `u16` here sits at offset 2 of the
+    /// `Result<NextHop, Miss>`, whose copies on the stack then start there
+    /// and became misaligned 8-byte accesses, which the verifier rejects).
+    TooBig(u32),
 }
 
-/// Resolves the next hop of the (rewritten) packet with the kernel's FIB.
+/// What the FIB is asked about a packet: its addresses (network byte
+/// order), total length (host order), TOS and protocol.
+pub struct Query {
+    pub src_ip: u32,
+    pub dst_ip: u32,
+    pub tot_len: u16,
+    pub tos: u8,
+    pub proto: u8,
+}
+
+impl Query {
+    /// The query for the (rewritten) packet `pkt` as it is.
+    #[inline(always)]
+    pub fn of(pkt: &Packet) -> Query {
+        let ip = pkt.ip;
+        // SAFETY (field pointers): `ip` was bounds-checked by `parse` (or
+        // by the encapsulation).
+        Query {
+            src_ip: load(unsafe { &raw const (*ip).saddr }),
+            dst_ip: load(unsafe { &raw const (*ip).daddr }),
+            tot_len: u16::from_be(load(unsafe { &raw const (*ip).tot_len })),
+            tos: load(unsafe { &raw const (*ip).tos }),
+            proto: pkt.key.proto,
+        }
+    }
+}
+
+/// Asks the kernel's FIB about `q` with `flags`; the return code and the
+/// answer.
 #[inline(always)]
-fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Result<NextHop, Miss> {
-    let ip = pkt.ip;
+fn lookup(ctx: &XdpContext, q: &Query, flags: u32) -> (i64, FibParams) {
     // SAFETY: all-zero is a valid value of this plain C struct.
     let mut fib: FibParams = unsafe { core::mem::zeroed() };
     fib.family = AF_INET;
-    fib.l4_protocol = pkt.key.proto;
-    // SAFETY (field pointers): `ip` was bounds-checked by `parse`.
-    fib.__bindgen_anon_1.tot_len = u16::from_be(load(unsafe { &raw const (*ip).tot_len }));
-    fib.__bindgen_anon_2.tos = load(unsafe { &raw const (*ip).tos });
-    fib.__bindgen_anon_3.ipv4_src = load(unsafe { &raw const (*ip).saddr });
-    fib.__bindgen_anon_4.ipv4_dst = dst_ip;
+    fib.l4_protocol = q.proto;
+    fib.__bindgen_anon_1.tot_len = q.tot_len;
+    fib.__bindgen_anon_2.tos = q.tos;
+    fib.__bindgen_anon_3.ipv4_src = q.src_ip;
+    fib.__bindgen_anon_4.ipv4_dst = q.dst_ip;
     fib.ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: helper call with the program's context and a stack buffer of
     // the size passed.
@@ -57,17 +88,27 @@ fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Result<Ne
             ctx.ctx.cast(),
             &mut fib,
             core::mem::size_of::<FibParams>() as i32,
-            0,
+            flags,
         )
     };
+    (rc, fib)
+}
+
+/// Resolves the next hop of the packet `q` describes with the kernel's FIB.
+#[inline(always)]
+fn resolve(ctx: &XdpContext, q: &Query, epoch: u16) -> Result<NextHop, Miss> {
+    let (rc, fib) = lookup(ctx, q, 0);
     if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
-        return Err(Miss::TooBig);
+        // SAFETY: the kernel reports the route's MTU here for this answer.
+        return Err(Miss::TooBig(u32::from(unsafe {
+            fib.__bindgen_anon_1.mtu_result
+        })));
     }
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return Err(Miss::NoNextHop);
     }
     Ok(NextHop {
-        dst_ip,
+        dst_ip: q.dst_ip,
         ifindex: fib.ifindex,
         epoch,
         // On success the kernel reports the route's MTU here.
@@ -77,39 +118,42 @@ fn resolve(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, epoch: u16) -> Result<Ne
     })
 }
 
+/// The MTU of the route from `src_ip` to `dst_ip` (network byte order),
+/// neighbour or not (`BPF_FIB_LOOKUP_SKIP_NEIGH`); `None` without a route.
+#[inline(always)]
+pub fn route_mtu(ctx: &XdpContext, src_ip: u32, dst_ip: u32, proto: u8) -> Option<u16> {
+    let q = Query {
+        src_ip,
+        dst_ip,
+        tot_len: 0,
+        tos: 0,
+        proto,
+    };
+    let (rc, fib) = lookup(ctx, &q, BPF_FIB_LOOKUP_SKIP_NEIGH);
+    // SAFETY: on success the kernel reports the route's MTU here.
+    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64).then_some(unsafe { fib.__bindgen_anon_1.mtu_result })
+}
+
 /// Forwards the rewritten packet, using and refreshing `cache`.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
-    let Ok(nh) = next_hop(ctx, pkt, cache, now) else {
+    let Ok(nh) = next_hop(ctx, &Query::of(pkt), cache, now) else {
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     };
     transmit(ctx, pkt, &nh, true)
 }
 
-/// The next hop toward the packet's IPv4 destination (see `next_hop_via`).
+/// The next hop of the packet `q` describes, toward `q.dst_ip` (the
+/// packet's destination, or the node an encapsulated packet goes
+/// through): `cache` when it is valid for that address in this epoch,
+/// else the FIB's answer (stored into `cache`). `Miss::TooBig` when the
+/// packet exceeds the route MTU (the FIB's verdict, or the cached MTU: it
+/// was resolved for another packet).
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
-    pkt: &Packet,
-    cache: Option<*mut NextHop>,
-    now: u64,
-) -> Result<NextHop, Miss> {
-    // SAFETY: `ip` was bounds-checked by `parse` (or by the encapsulation).
-    let dst_ip = load(unsafe { &raw const (*pkt.ip).daddr });
-    next_hop_via(ctx, pkt, dst_ip, cache, now)
-}
-
-/// The next hop toward `via` for the packet (its destination, or the node a
-/// DSR packet to a pod goes through): `cache` when it is valid for `via` in
-/// this epoch, else the FIB's answer (stored into `cache`). `Miss::TooBig`
-/// when the packet exceeds the route MTU (the FIB's verdict, or the cached
-/// MTU: it was resolved for another packet).
-#[inline(always)]
-pub fn next_hop_via(
-    ctx: &XdpContext,
-    pkt: &Packet,
-    via: u32,
+    q: &Query,
     cache: Option<*mut NextHop>,
     now: u64,
 ) -> Result<NextHop, Miss> {
@@ -118,20 +162,19 @@ pub fn next_hop_via(
     // writer stores an equally valid resolution.
     let cached = cache
         .map(|c| unsafe { *c })
-        .filter(|nh| nh.valid_for(via, epoch));
+        .filter(|nh| nh.valid_for(q.dst_ip, epoch));
     let nh = match cached {
         Some(nh) => nh,
         None => {
-            let nh = resolve(ctx, pkt, via, epoch)?;
+            let nh = resolve(ctx, q, epoch)?;
             if let Some(c) = cache {
                 unsafe { *c = nh };
             }
             nh
         }
     };
-    // SAFETY: `ip` was bounds-checked by `parse` (or by the encapsulation).
-    if u16::from_be(load(unsafe { &raw const (*pkt.ip).tot_len })) > nh.mtu {
-        return Err(Miss::TooBig);
+    if q.tot_len > nh.mtu {
+        return Err(Miss::TooBig(u32::from(nh.mtu)));
     }
     Ok(nh)
 }

@@ -121,7 +121,7 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     // destination too.
     let next_hop = Some(unsafe { &raw mut (*ptr).next_hop });
     match tunnel {
-        Some(t) => tunnel::deliver(ctx, &pkt, t, next_hop, now),
+        Some(t) => tunnel::relay(ctx, &pkt, t, next_hop, now),
         None => Ok(forward::forward(ctx, &pkt, next_hop, now)),
     }
 }

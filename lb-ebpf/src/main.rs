@@ -23,9 +23,11 @@ mod encap_vxlan;
 mod error;
 mod flow_table;
 mod forward;
+mod frag_needed;
 mod headers;
 mod icmp_error;
 mod maps;
+mod mss_clamp;
 mod nat;
 mod packet;
 mod parse;
@@ -156,7 +158,11 @@ pub fn ferrolb_icmp(ctx: XdpContext) -> u32 {
 }
 
 /// Rewrites the packet as `flow` says and sends it: DSR encapsulated as it
-/// is, otherwise NATed, then encapsulated to its node or forwarded.
+/// is, otherwise NATed, then encapsulated to its node or forwarded. Both
+/// encapsulating paths answer ICMP fragmentation-needed for what would not
+/// fit and clamp a SYN's MSS to the tunnel (`tunnel::resolve`,
+/// `tunnel::clamp_syn`); a SYN-ACK coming back from behind a tunnel is
+/// clamped here (`clamp_reply`).
 #[inline(always)]
 fn send(
     ctx: &XdpContext,
@@ -169,11 +175,26 @@ fn send(
         // Not rewritten: encapsulated to the backend as it is.
         return dsr::deliver(ctx, pkt, flow, next_hop, now);
     }
-    let tunnel = tunnel::route(flow, now)?;
+    if let Some(t) = tunnel::route(flow, now)? {
+        // NATed in there, once the next hop is known to take it.
+        return tunnel::deliver(ctx, pkt, flow, t, next_hop, now);
+    }
     nat::rewrite(ctx, pkt, flow)?;
-    match tunnel {
-        Some(t) => tunnel::deliver(ctx, pkt, t, next_hop, now),
-        None => Ok(forward::forward(ctx, pkt, next_hop, now)),
+    if flow.direction == DIR_REPLY && mss_clamp::is_syn(pkt) {
+        clamp_reply(ctx, pkt, flow, now);
+    }
+    Ok(forward::forward(ctx, pkt, next_hop, now))
+}
+
+/// A SYN-ACK from a backend behind an encapsulating tunnel route: its MSS
+/// is lowered so the client's segments fit the tunnel too. The backend's
+/// address is the reply's source as received (`pkt.key`).
+#[inline(always)]
+fn clamp_reply(ctx: &XdpContext, pkt: &parse::Packet, flow: &Flow, now: u64) {
+    if let Ok(Some(t)) = tunnel::backend_route(flow.backend_id, pkt.key.src_ip, now) {
+        // SAFETY: points into a per-CPU map slot (`backend_route`).
+        let o = tunnel::Outer::to_node(unsafe { &*t });
+        mss_clamp::clamp(ctx, tunnel::route_mtu(ctx, &o), o.overhead);
     }
 }
 

@@ -1,7 +1,8 @@
 //! ferrolb's test support.
 //!
 //! - Packet fixtures through `BPF_PROG_TEST_RUN`: [`xdp`], [`packets`],
-//!   [`ipip`], [`fixture_net`].
+//!   [`ipip`], [`fixture_net`]; [`encap_fixture`] and [`encap_expect`] for
+//!   encapsulated delivery.
 //! - End-to-end in network namespaces: [`netns`] (namespaces, veths),
 //!   [`topology`] (client, load balancer, backends), [`server`] and
 //!   [`client`] (the test protocol), [`daemon`] and [`api`] (ferrolbd and its
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod demo_overlay;
 pub mod dnat_fixture;
 pub mod dsr_backends;
+pub mod encap_expect;
 pub mod encap_fixture;
 pub mod fixture_net;
 pub mod flannel;

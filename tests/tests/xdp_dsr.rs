@@ -288,12 +288,21 @@ fn dsr_route_without_tunnel_source_drops() {
 }
 
 #[test]
-fn dsr_packet_over_the_route_mtu_goes_to_the_stack() {
+fn dsr_packet_over_the_route_mtu_is_answered_or_goes_to_the_stack() {
     let fx = EncapFixture::dsr(POD_SMALL).unwrap();
     // 40 + 20 bytes fit the 70-byte MTU toward the node, 58 + 20 do not.
     let run = fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
     assert_eq!(run.action, XDP_REDIRECT);
+    // With DF: ICMP fragmentation-needed back to the client (its bytes are
+    // checked in xdp_mtu.rs).
     let run = fx.from_client(&client_tcp(TCP_VIP)).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output[14 + 9], proto::ICMP);
+    assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 1);
+    // Without DF: encapsulated and handed to the stack, which fragments it.
+    let mut no_df = client_tcp(TCP_VIP);
+    no_df.ip.dont_fragment = false;
+    let run = fx.from_client(&no_df).unwrap();
     assert_eq!(run.action, XDP_PASS);
     assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 1);
 }
