@@ -16,7 +16,7 @@ use lb_userspace::config::Encap;
 use crate::{
     client::{self, Hello, Proto},
     demo::{indent, print_ctl, step},
-    overlay_topology::{ClientReturn, LB_NODE_IP, OverlayBuilder, OverlayTopology, VXLAN_MTU},
+    overlay_topology::{ClientReturn, LB_NODE_IP, OverlayBuilder, OverlayTopology},
     topology::{IO_TIMEOUT, VIP},
 };
 
@@ -31,8 +31,6 @@ pub fn run(connections: usize) -> Result<()> {
     let mut topo = OverlayBuilder::new()
         .nodes(&[Encap::Vxlan, Encap::Ipip])
         .pods_per_node(2)
-        // flannel's own pod MTU: the balancer does not clamp MSS yet.
-        .pod_mtu(VXLAN_MTU)
         .lb_pod_routes(false)
         .client_return(ClientReturn::Vxlan)
         .build()?;

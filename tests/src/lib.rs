@@ -45,5 +45,6 @@ pub mod server;
 pub mod tempdir;
 pub mod topology;
 pub mod traffic;
+pub mod veth_pass;
 pub mod vxlan;
 pub mod xdp;

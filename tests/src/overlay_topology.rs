@@ -21,8 +21,9 @@
 //! not in the lb namespace: the load balancer then has exactly one interface
 //! on it, `n0`, a veth like the client side, where ferrolbd attaches
 //! (bridges take XDP only in generic mode). The bridge's veth ends have GRO
-//! on, so frames XDP redirects into `n0` are received (see
-//! [`crate::topology`]).
+//! off (GRO would merge segments into packets no NIC delivers to an XDP
+//! program), and its `lb` port has a pass-everything XDP program so frames
+//! XDP redirects into `n0` are received ([`crate::veth_pass`]).
 //!
 //! Every VXLAN node has every other VXLAN node, and the load balancer, as a
 //! flannel peer ([`crate::flannel`]): the load balancer joined the overlay
@@ -70,6 +71,7 @@ use crate::netns::{Netns, cleanup_stale, veth};
 use crate::process::Proc;
 use crate::server;
 use crate::topology::{CLIENT_IP, HOST_DEV, LB_CLIENT_DEV, connect_client, prepare_host_dev};
+use crate::veth_pass::VethPass;
 
 /// The load balancer's interface on the node network.
 pub const LB_NODE_DEV: &str = "n0";
@@ -319,6 +321,7 @@ impl OverlayBuilder {
         cleanup_stale();
         let mut topo = OverlayTopology {
             procs: Vec::new(),
+            fabric_pass: None,
             nodes: Vec::new(),
             client: Netns::create("client")?,
             lb: Netns::create("lb")?,
@@ -340,6 +343,9 @@ impl OverlayBuilder {
         topo.fabric.ip(&["link", "set", FABRIC_BRIDGE, "up"])?;
         topo.join_fabric(&topo.lb, LB_NODE_DEV, "lb")?;
         if topo.lb_mode == LbMode::Balancer {
+            // What the datapath redirects or sends back out of n0 arrives
+            // at the bridge port only with an XDP program there.
+            topo.fabric_pass = Some(VethPass::attach(&topo.fabric, "lb")?);
             // The MAC the nodes trust as the load balancer's VTEP is its
             // node-network interface's: what ferrolbd takes as its VTEP MAC
             // when it is not given --vtep-mac.
@@ -378,6 +384,9 @@ impl OverlayBuilder {
 /// pods, namespaces), then the rest.
 pub struct OverlayTopology {
     procs: Vec<Proc>,
+    /// The pass-everything program on the bridge's `lb` port
+    /// ([`LbMode::Balancer`]).
+    fabric_pass: Option<VethPass>,
     pub nodes: Vec<Node>,
     pub client: Netns,
     pub lb: Netns,
@@ -449,13 +458,12 @@ impl OverlayTopology {
     }
 
     /// A veth from `dev` in `ns` to `port` on the node network's bridge.
+    /// GRO stays off on the bridge's ports (see [`crate::veth_pass`]).
     fn join_fabric(&self, ns: &Netns, dev: &str, port: &str) -> Result<()> {
         veth(ns, dev, &self.fabric, port)?;
         self.fabric
             .ip(&["link", "set", port, "master", FABRIC_BRIDGE])?;
-        self.fabric
-            .ethtool_feature(port, "gro", true)
-            .with_context(|| format!("enabling GRO on {port} in {}", self.fabric.name()))
+        Ok(())
     }
 
     /// Node `index`: uplink, default route, CNI bridge, pods, and
