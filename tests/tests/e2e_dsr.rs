@@ -95,6 +95,20 @@ fn dsr_reaches_pods_over_vxlan_ipip_and_plain_routes_and_they_answer_directly() 
         assert!(n >= 3, "a pod decapsulated {n} packets");
     }
     assert!(lb_counters.packets("replies_from_vip").unwrap() >= 6);
+
+    // Megabytes to every pod (at MTU 1500) complete: the pod's SYN-ACK does
+    // not pass the load balancer, so the client's full-size segments do not
+    // fit the tunnel; the load balancer answers them with ICMP
+    // fragmentation-needed and the client's path MTU follows.
+    for round in 0..t.pods().count() {
+        let hello = t
+            .client
+            .run(|| client::echo_bulk(vip, 2 << 20, IO_TIMEOUT))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("bulk {round} to the VIP: {e:#}\n{}", daemon.log()));
+        assert_eq!(hello.seen_client.ip(), IpAddr::V4(CLIENT_IP));
+    }
+    assert!(daemon.api().datapath_packets("icmp_frag_needed").unwrap() > 0);
     assert!(daemon.api().datapath_packets("encap_vxlan").unwrap() > 0);
     assert!(daemon.api().datapath_packets("encap_ipip").unwrap() > 0);
     assert_eq!(daemon.api().datapath_packets("decapsulated").unwrap(), 0);

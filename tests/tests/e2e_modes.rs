@@ -1,7 +1,9 @@
-//! End to end: the source-NATing modes on the overlay topology
+//! End to end: the NAT modes on the overlay topology
 //! (`tests::overlay_topology`), pods behind a flannel-like VXLAN node and
 //! an IPIP node (decapsulated by `ferrolbd --node-decap`), the load balancer
-//! with no plain route to any pod network. For `onearm` the pods see the
+//! with no plain route to any pod network. For `dnat` the pods see the
+//! client (the VXLAN node sends replies into the tunnel, the IPIP node
+//! routes them to the load balancer); for `onearm` the pods see the
 //! load balancer's node-network address (its tunnel source) and answer it
 //! plainly; for `fullnat` they see its overlay address (`--overlay-ip`),
 //! and the VXLAN node sends their answers into the tunnel. TCP and UDP reach
@@ -100,6 +102,17 @@ fn check_mode(daemon: &Daemon, t: &OverlayTopology, vip: SocketAddrV4, source: I
             .unwrap_or_else(|e| panic!("bulk to {vip}: {e:#}\n{}", daemon.log()));
         assert_eq!(bulk.seen_client.ip(), IpAddr::V4(source));
     }
+}
+
+#[test]
+fn dnat_pods_see_the_client_and_answer_through_the_tunnel_or_the_route() {
+    let t = topology();
+    let daemon = tests::overlay_lb::start(&t).unwrap();
+    put_services(&daemon, &t, "dnat", 80);
+    check_mode(&daemon, &t, vip(80), tests::topology::CLIENT_IP);
+    assert!(daemon.api().datapath_packets("mss_clamped").unwrap() > 0);
+    // The VXLAN node routes the client network into the tunnel.
+    assert!(daemon.api().datapath_packets("decapsulated").unwrap() > 0);
 }
 
 #[test]
