@@ -54,6 +54,16 @@ pub fn lookup(key: &FlowKey, now: u64) -> Option<Entry> {
     live(e, key.proto, now).then_some(e)
 }
 
+/// `lookup` for a packet that can only be a reply (decapsulated from a
+/// tunnel): its reply bucket is probed first.
+#[inline(always)]
+pub fn lookup_reply(key: &FlowKey, now: u64) -> Option<Entry> {
+    let e = Entry {
+        flow: flow_table::find_reply(key)?,
+    };
+    live(e, key.proto, now).then_some(e)
+}
+
 /// Whether entry `e` is live at `now` (see `lookup`).
 #[inline(always)]
 fn live(e: Entry, proto: u8, now: u64) -> bool {

@@ -129,7 +129,7 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     // reply of a DSR backend (from a VIP, no connection: its node routes
     // the client network into the tunnel), which goes to the stack as it
     // is once decapsulated (the stack routes it to the client).
-    let entry = match conntrack::lookup(&key, now) {
+    let entry = match conntrack::lookup_reply(&key, now) {
         Some(e) => Some(e),
         None if is_vip(key.src_ip) => None,
         None => return Err(Error::EncapNotOurs),

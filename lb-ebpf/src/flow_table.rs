@@ -124,6 +124,19 @@ pub fn find(key: &FlowKey) -> Option<*mut Flow> {
     find_in(destination_bucket(key)?, key)
 }
 
+/// The entry of `key`, a packet that can only be a reply (a pod's packet
+/// its node sent back encapsulated): the reply bucket first, so the usual
+/// case probes one bucket.
+#[inline(always)]
+pub fn find_reply(key: &FlowKey) -> Option<*mut Flow> {
+    if let Some(b) = destination_bucket(key)
+        && let Some(f) = find_in(b, key)
+    {
+        return Some(f);
+    }
+    find_in(source_bucket(key)?, key)
+}
+
 /// The slot of a full bucket to reuse: an expired one, else the one seen
 /// longest ago (a live connection evicted, counted).
 #[inline(always)]
