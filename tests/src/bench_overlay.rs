@@ -18,7 +18,7 @@ use lb_userspace::config::Encap;
 
 use crate::bench_e2e::median;
 use crate::interrupt;
-use crate::overlay_topology::{ClientReturn, OverlayBuilder, OverlayTopology, VXLAN_MTU};
+use crate::overlay_topology::{ClientReturn, OverlayBuilder, OverlayTopology};
 use crate::traffic;
 
 /// Port of iperf3 in the pod.
@@ -144,10 +144,9 @@ fn with_iperf(topo: &mut OverlayTopology) -> Result<SocketAddrV4> {
 /// ferrolbd with its tunnel end and every tunnel route
 /// ([`crate::overlay_lb::start`]), a service `VIP:IPERF_PORT` → the pod. VXLAN
 /// nodes send the replies back through VXLAN (flannel's way), the IPIP node
-/// routes them. Pods at flannel's MTU ([`VXLAN_MTU`]): the balancer does no
-/// path-MTU work yet (no ICMP fragmentation-needed, no MSS clamping), so a
-/// 1500-byte pod would black-hole bulk traffic; the kernel baseline reaches
-/// the same packet sizes through PMTU discovery.
+/// routes them. Pods at 1500, like the kernel rows': the balancer clamps
+/// the MSS to what fits the tunnel (the kernel baseline gets there through
+/// PMTU discovery).
 pub fn prepare_ferrolb_encap(encap: Encap) -> Result<Prepared> {
     let client_return = if encap == Encap::Vxlan {
         ClientReturn::Vxlan
@@ -157,7 +156,6 @@ pub fn prepare_ferrolb_encap(encap: Encap) -> Result<Prepared> {
     let mut topo = OverlayBuilder::new()
         .nodes(&[encap])
         .pods_per_node(1)
-        .pod_mtu(VXLAN_MTU)
         .lb_pod_routes(false)
         .client_return(client_return)
         .build()?;

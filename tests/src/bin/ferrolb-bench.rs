@@ -87,7 +87,7 @@ fn run() -> Result<()> {
         println!(
             "\nOverlay: TCP throughput (iperf3 {} s) from the client to one pod behind a node; \
              medians of {} interleaved round(s); flannel.1 at 1450, pods at 1500 (kernel \
-             rows: PMTU discovery) or 1450 (ferrolb rows: no PMTU work in the balancer yet):",
+             rows: PMTU discovery; ferrolb rows: MSS clamped by the balancer):",
             opts.iperf_seconds, opts.rounds
         );
         println!("{}", overlay_table(&rows));
