@@ -14,15 +14,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     programs::{Xdp, XdpMode},
 };
 use lb_common::maps::PROG_DECAP;
 
-use crate::{
-    daemon::cleanup_stale_pins,
-    netns::{Netns, unique_name},
-};
+use crate::netns::Netns;
 
 /// The program, attached; detached (and its maps' pins removed) on drop.
 pub struct VethPass {
@@ -33,14 +30,7 @@ pub struct VethPass {
 impl VethPass {
     /// Attaches the pass-everything program to `dev` in `ns` (driver mode).
     pub fn attach(ns: &Netns, dev: &str) -> Result<VethPass> {
-        cleanup_stale_pins();
-        let pin_dir = PathBuf::from("/sys/fs/bpf").join(unique_name("pass-pins"));
-        std::fs::create_dir_all(&pin_dir)
-            .with_context(|| format!("creating {}", pin_dir.display()))?;
-        let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&pin_dir)
-            .load(lb_userspace::EBPF_OBJECT)
-            .context("loading the eBPF object")?;
+        let (mut ebpf, pin_dir) = crate::xdp::load_object("pass-pins")?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROG_DECAP)
             .ok_or_else(|| anyhow!("program {PROG_DECAP} missing"))?

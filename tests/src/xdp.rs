@@ -64,18 +64,25 @@ pub struct Harness {
     next_backend_id: u32,
 }
 
+/// The eBPF object loaded (no program in the kernel yet) with its maps
+/// pinned in a new directory of its own (`role` in its name), for test
+/// code that loads programs itself; the caller removes the directory.
+pub fn load_object(role: &str) -> Result<(Ebpf, PathBuf)> {
+    // Named like every test resource (pid first), so a run that was
+    // killed leaves nothing behind for long: the next run removes it.
+    crate::daemon::cleanup_stale_pins();
+    let pin_dir = PathBuf::from("/sys/fs/bpf").join(crate::netns::unique_name(role));
+    std::fs::create_dir_all(&pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
+    let ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&pin_dir)
+        .load(lb_userspace::EBPF_OBJECT)
+        .context("loading the eBPF object")?;
+    Ok((ebpf, pin_dir))
+}
+
 impl Harness {
     pub fn load() -> Result<Harness> {
-        // Named like every test resource (pid first), so a run that was
-        // killed leaves nothing behind for long: the next run removes it.
-        crate::daemon::cleanup_stale_pins();
-        let pin_dir = PathBuf::from("/sys/fs/bpf").join(crate::netns::unique_name("fx-pins"));
-        std::fs::create_dir_all(&pin_dir)
-            .with_context(|| format!("creating {}", pin_dir.display()))?;
-        let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&pin_dir)
-            .load(lb_userspace::EBPF_OBJECT)
-            .context("loading the eBPF object")?;
+        let (mut ebpf, pin_dir) = load_object("fx-pins")?;
         lb_userspace::datapath::load_balancer(&mut ebpf).context("loading the balancer")?;
         for name in [names::PROG_DROP, names::PROG_DECAP] {
             let prog: &mut Xdp = ebpf
