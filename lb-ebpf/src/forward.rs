@@ -185,21 +185,15 @@ pub fn next_hop(
 /// packets to a backend no tunnel route holds. `None` without a route.
 #[inline(always)]
 pub fn source_toward(ctx: &XdpContext, dst: u32) -> Option<u32> {
-    // SAFETY: all-zero is a valid value of this plain C struct.
-    let mut fib: FibParams = unsafe { core::mem::zeroed() };
-    fib.family = AF_INET;
-    fib.__bindgen_anon_4.ipv4_dst = dst;
-    fib.ifindex = ctx.ingress_ifindex() as u32;
-    // SAFETY: helper call with the program's context and a stack buffer of
-    // the size passed. `tot_len` 0: no MTU verdict.
-    let rc = unsafe {
-        bpf_fib_lookup(
-            ctx.ctx.cast(),
-            &mut fib,
-            core::mem::size_of::<FibParams>() as i32,
-            BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH,
-        )
+    // `tot_len` 0: no MTU verdict; protocol and TOS do not matter here.
+    let q = Query {
+        src_ip: 0,
+        dst_ip: dst,
+        tot_len: 0,
+        tos: 0,
+        proto: 0,
     };
+    let (rc, fib) = lookup(ctx, &q, BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return None;
     }
