@@ -116,12 +116,7 @@ pub fn find_in(b: *mut FlowBucket, key: &FlowKey) -> Option<*mut Flow> {
 /// source, else a reply entry in the bucket of the destination.
 #[inline(always)]
 pub fn find(key: &FlowKey) -> Option<*mut Flow> {
-    if let Some(b) = source_bucket(key)
-        && let Some(f) = find_in(b, key)
-    {
-        return Some(f);
-    }
-    find_in(destination_bucket(key)?, key)
+    find_first_in(key, source_bucket, destination_bucket)
 }
 
 /// The entry of `key`, a packet that can only be a reply (a pod's packet
@@ -129,12 +124,23 @@ pub fn find(key: &FlowKey) -> Option<*mut Flow> {
 /// case probes one bucket.
 #[inline(always)]
 pub fn find_reply(key: &FlowKey) -> Option<*mut Flow> {
-    if let Some(b) = destination_bucket(key)
+    find_first_in(key, destination_bucket, source_bucket)
+}
+
+/// The entry of `key` in bucket `first`, else in bucket `second` (of the
+/// key's two ends).
+#[inline(always)]
+fn find_first_in(
+    key: &FlowKey,
+    first: fn(&FlowKey) -> Option<*mut FlowBucket>,
+    second: fn(&FlowKey) -> Option<*mut FlowBucket>,
+) -> Option<*mut Flow> {
+    if let Some(b) = first(key)
         && let Some(f) = find_in(b, key)
     {
         return Some(f);
     }
-    find_in(source_bucket(key)?, key)
+    find_in(second(key)?, key)
 }
 
 /// The slot of a full bucket to reuse: an expired one, else the one seen
