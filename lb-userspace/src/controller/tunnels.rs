@@ -99,7 +99,7 @@ impl Inner {
     /// tunnel change itself stands; the service keeps its earlier source).
     fn refresh_onearm(&mut self) {
         for spec in self.config.values().filter(|s| s.mode == Mode::Onearm) {
-            if let Err(e) = self.datapath.apply(spec) {
+            if let Err(e) = self.datapath.refresh_snat(spec) {
                 tracing::error!(service = %spec.key(), error = %e, "updating the onearm source address failed");
             }
         }

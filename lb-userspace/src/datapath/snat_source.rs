@@ -47,4 +47,27 @@ impl Datapath {
         };
         Ok(u32::from_ne_bytes(addr.octets()))
     }
+
+    /// Brings the source address of `spec`'s installed backends up to date
+    /// (after a tunnel route changed: an onearm backend's source is its
+    /// route's tunnel source). Writes only the backends whose address
+    /// changed; nothing else of the service is touched. A service not
+    /// installed (its source could not be chosen at start) is applied.
+    pub fn refresh_snat(&mut self, spec: &ServiceSpec) -> Result<(), DatapathError> {
+        let Some(installed) = self.installed.get(&spec.key()).cloned() else {
+            return self.apply(spec);
+        };
+        for b in &spec.backends {
+            let Some(h) = installed.backends.get(&(b.ip, b.port)) else {
+                continue;
+            };
+            let snat_ip = self.snat_source(spec, b.ip)?;
+            let mut value = self.maps.backend(h.id)?;
+            if value.snat_ip != snat_ip {
+                value.snat_ip = snat_ip;
+                self.maps.write_backend(h.id, value)?;
+            }
+        }
+        Ok(())
+    }
 }
