@@ -17,6 +17,7 @@ pub mod csum;
 pub mod decap;
 pub mod flow_table;
 pub mod hash;
+pub mod icmp_limit;
 pub mod limits;
 pub mod maps;
 pub mod service;
@@ -27,6 +28,7 @@ pub use clock::Clock;
 pub use conntrack::{Flow, FlowKey, NextHop};
 pub use decap::DecapStat;
 pub use flow_table::FlowBucket;
+pub use icmp_limit::{IcmpBucket, IcmpLimit};
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
 pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
@@ -58,4 +60,6 @@ mod pod {
     unsafe impl aya::Pod for crate::Tunnel {}
     unsafe impl aya::Pod for crate::BackendTunnel {}
     unsafe impl aya::Pod for crate::TunnelEndpoint {}
+    unsafe impl aya::Pod for crate::IcmpLimit {}
+    unsafe impl aya::Pod for crate::IcmpBucket {}
 }

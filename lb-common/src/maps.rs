@@ -68,6 +68,15 @@ pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
 /// packet), so plain DNAT pays nothing for the tunnel feature.
 pub const TUNNEL_ENDPOINT_COUNT: &str = "TUNNEL_ENDPOINT_COUNT";
 
+/// `Array<IcmpLimit>` of 1: the rate limit of the ICMP
+/// fragmentation-needed answers (`icmp_limit`), written by the daemon at
+/// start (`--icmp-rate`, `--icmp-burst`); all zero: the defaults. Not
+/// pinned: each loaded object gets its own.
+pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
+/// `PerCpuArray<IcmpBucket>` of 1: each CPU's token bucket for those
+/// answers, kept by the datapath alone. Not pinned (a restart refills it).
+pub const ICMP_BUCKET: &str = "ICMP_BUCKET";
+
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
 /// The balancer's stages, tail-called from `PROG_BALANCER` through

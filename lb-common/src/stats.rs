@@ -128,10 +128,15 @@ pub enum GlobalStat {
     /// SYN-ACK (from an encapsulated one) was lowered to what fits the
     /// tunnel.
     MssClamped = 30,
+    /// Dropped: a packet that would have been answered with ICMP
+    /// fragmentation-needed (`icmp_frag_needed`) while this CPU's token
+    /// bucket for those answers was empty (`ferrolbd --icmp-rate`,
+    /// `--icmp-burst`). It could not have been delivered anyway.
+    DropFragNeededRateLimited = 31,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 32;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -165,6 +170,7 @@ impl GlobalStat {
         GlobalStat::DropNoStage,
         GlobalStat::IcmpFragNeeded,
         GlobalStat::MssClamped,
+        GlobalStat::DropFragNeededRateLimited,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -200,6 +206,7 @@ impl GlobalStat {
             GlobalStat::DropNoStage => "drop_no_stage",
             GlobalStat::IcmpFragNeeded => "icmp_frag_needed",
             GlobalStat::MssClamped => "mss_clamped",
+            GlobalStat::DropFragNeededRateLimited => "drop_frag_needed_rate_limited",
         }
     }
 }

@@ -47,6 +47,9 @@ pub enum Error {
     /// A DSR backend's reply (from a VIP, no connection) that came back
     /// encapsulated: decapsulated, the stack routes it to the client.
     DsrReply,
+    /// Would be answered with ICMP fragmentation-needed, but this CPU's
+    /// token bucket for those answers is empty (`frag_needed.rs`).
+    FragNeededRateLimited,
 }
 
 impl Error {
@@ -70,6 +73,7 @@ impl Error {
             | Error::AdjustFailed
             | Error::EncapMalformed
             | Error::SnatPortsBusy
+            | Error::FragNeededRateLimited
             | Error::NoConnection => xdp_action::XDP_DROP,
         }
     }
@@ -94,6 +98,7 @@ impl Error {
             Error::EncapMalformed => GlobalStat::DropEncapMalformed,
             Error::SnatPortsBusy => GlobalStat::DropSnatPortsBusy,
             Error::DsrReply => GlobalStat::PassDsrReply,
+            Error::FragNeededRateLimited => GlobalStat::DropFragNeededRateLimited,
         }
     }
 }

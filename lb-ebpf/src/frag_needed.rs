@@ -12,16 +12,30 @@
 //! (`bpf_xdp_adjust_tail`; a failure leaves the packet untouched), then the
 //! quote is written after the new headers and the frame goes back where it
 //! came from (MACs swapped; redirected to the ingress interface through
-//! `TX_PORTS`, `XDP_TX` when it is not there). Not rate-limited: every oversized
-//! packet with DF gets its answer, as from a router's fast path.
+//! `TX_PORTS`, `XDP_TX` when it is not there).
+//!
+//! Rate-limited, as routers limit the ICMP errors they generate: a token
+//! bucket per CPU (`ICMP_BUCKET`, no atomics), refilled from the daemon's
+//! clock (`conntrack::now_ns`, `CLOCK_TICK_MS` steps) at `ICMP_LIMIT`'s
+//! rate up to its burst (`ferrolbd --icmp-rate/--icmp-burst`; defaults
+//! 1000/s and 50, Linux's `icmp_msgs_per_sec` and `icmp_msgs_burst`, per
+//! CPU here). Linux itself exempts its own fragmentation-needed from those
+//! limits ("don't limit PMTU discovery"); here every answer costs a write
+//! toward a source address nobody checked, so a flood of oversized DF
+//! packets from spoofed clients must not turn into as many answers. With
+//! the bucket empty the packet is dropped (it could not be delivered
+//! anyway), counted `drop_frag_needed_rate_limited`; the client's
+//! retransmission gets its answer once tokens are back. Only this path
+//! reads the bucket.
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use lb_common::{GlobalStat, csum, proto};
 
 use crate::{
+    conntrack,
     error::Error,
     headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IPV4_LEN, Ipv4Hdr},
-    maps::TX_PORTS,
+    maps::{ICMP_BUCKET, ICMP_LIMIT, TX_PORTS},
     packet::{frame_len, load, ptr_at, store},
     stats,
 };
@@ -46,7 +60,8 @@ const ANSWER_TTL: u8 = 64;
 /// (only with route MTUs below 70 bytes): the caller then handles the
 /// packet as it would without DF. A failed tail adjustment (shrinking does
 /// not fail) drops: the verifier forbids the packet's old pointers after
-/// the helper, so the caller could not go on with it.
+/// the helper, so the caller could not go on with it. With the rate
+/// limit's bucket empty, `Error::FragNeededRateLimited` (a drop).
 ///
 /// Written field by field straight into the frame, checksums summed from
 /// the frame: structs and arrays built on the stack first cost stack the
@@ -57,6 +72,13 @@ pub fn answer(ctx: &XdpContext, mtu: u16) -> Result<Option<u32>, Error> {
     let len = frame_len(ctx) as usize;
     if len < FRAME_LEN {
         return Ok(None);
+    }
+    if !allowed() {
+        // An error (counted by the caller), not `Ok(Some(XDP_DROP))`: with
+        // that constant in the `Ok` half, LLVM packed an undefined action
+        // (a map pointer) into another `Result` and the verifier rejected
+        // the shift.
+        return Err(Error::FragNeededRateLimited);
     }
     // Cut the frame to the answer's length. Shrinking keeps the first
     // FRAME_LEN bytes, so the packet is read after this, as it was.
@@ -128,6 +150,18 @@ pub fn answer(ctx: &XdpContext, mtu: u16) -> Result<Option<u32>, Error> {
             .redirect(ctx.ingress_ifindex() as u32, 0)
             .unwrap_or(xdp_action::XDP_TX),
     ))
+}
+
+/// Takes a token from this CPU's bucket (refilled first). No bucket (cannot
+/// happen: an array slot): allowed, as before the limit.
+#[inline(always)]
+fn allowed() -> bool {
+    let limit = ICMP_LIMIT.get(0).copied().unwrap_or_default().effective();
+    match ICMP_BUCKET.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, no other writer while this program runs here.
+        Some(b) => unsafe { &mut *b }.take(limit, conntrack::now_ns()),
+        None => true,
+    }
 }
 
 /// The Internet checksum of `N` 16-bit words at `p` (inside the frame,

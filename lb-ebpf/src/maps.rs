@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LpmTrie, PerCpuArray, ProgramArray},
 };
 use lb_common::{
-    Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, NextHop, Service,
-    Tunnel, TunnelEndpoint, VipKey,
+    Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, IcmpBucket,
+    IcmpLimit, NextHop, Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::buckets_for,
     limits::{
         CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES,
@@ -84,6 +84,17 @@ pub static TUNNEL_ENDPOINTS: HashMap<TunnelEndpoint, u32> =
 /// How many entries `TUNNEL_ENDPOINTS` has (0: skip its lookup).
 #[map]
 pub static TUNNEL_ENDPOINT_COUNT: Array<u32> = Array::pinned(1, 0);
+
+/// The rate limit of ICMP fragmentation-needed answers, written by the
+/// daemon at start (all zero: the defaults). Not pinned: each loaded object
+/// has its own.
+#[map]
+pub static ICMP_LIMIT: Array<IcmpLimit> = Array::with_max_entries(1, 0);
+
+/// Each CPU's token bucket for those answers (`frag_needed.rs`). Not
+/// pinned: a new object starts full.
+#[map]
+pub static ICMP_BUCKET: PerCpuArray<IcmpBucket> = PerCpuArray::with_max_entries(1, 0);
 
 /// The balancer's stages (`lb_common::maps::STAGES`), filled by the loader.
 /// Not pinned: a program array keeps its programs loaded, and each loaded

@@ -30,6 +30,7 @@ pub mod encap_expect;
 pub mod encap_fixture;
 pub mod fixture_net;
 pub mod flannel;
+pub mod frag_needed_expect;
 pub mod interrupt;
 pub mod ipip;
 pub mod ipip_socket;

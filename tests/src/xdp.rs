@@ -15,8 +15,8 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Backend, Clock, Counters, DecapStat, Flow, FlowBucket, FlowKey, GlobalStat, Service, Tunnel,
-    TunnelEndpoint, VipKey,
+    Backend, Clock, Counters, DecapStat, Flow, FlowBucket, FlowKey, GlobalStat, IcmpLimit, Service,
+    Tunnel, TunnelEndpoint, VipKey,
     flow_table::{FLOW_WAYS, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
@@ -279,6 +279,16 @@ impl Harness {
         Ok(map.get(&(stat as u32), 0)?.iter().sum())
     }
 
+    /// Writes the rate limit of ICMP fragmentation-needed answers
+    /// (`ICMP_LIMIT`), as the daemon does at start; unwritten (all zero),
+    /// the datapath uses the defaults.
+    pub fn set_icmp_limit(&mut self, rate_per_s: u32, burst: u32) -> Result<()> {
+        let mut map: Array<&mut MapData, IcmpLimit> =
+            Array::try_from(self.map(names::ICMP_LIMIT)?)?;
+        map.set(0, IcmpLimit { rate_per_s, burst }, 0)?;
+        Ok(())
+    }
+
     /// Lets the datapath redirect to `ifindex` (must exist in the calling
     /// thread's network namespace).
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
@@ -394,6 +404,25 @@ impl Harness {
             FLOW_MASK,
         )
     }
+}
+
+/// Keeps the calling thread on the CPU it is on, so the per-CPU state the
+/// runs share (token buckets, next-hop caches) is one CPU's: each
+/// `BPF_PROG_TEST_RUN` runs on the caller's CPU.
+pub fn stay_on_this_cpu() -> Result<()> {
+    // SAFETY: plain syscalls on this thread; `set` is a valid cpu_set_t.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return Err(std::io::Error::last_os_error()).context("sched_getcpu");
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Harness {

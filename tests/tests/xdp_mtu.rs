@@ -9,10 +9,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use etherparse::{
-    EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type, IpDscp, IpNumber, Ipv4Header,
-    TcpOptionElement, icmpv4::DestUnreachableHeader,
-};
+use etherparse::{Ethernet2Header, TcpOptionElement};
 use lb_common::{GlobalStat, proto};
 use tests::{
     dnat_fixture::{
@@ -22,6 +19,7 @@ use tests::{
     encap_expect::*,
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, BACKEND2_MAC, CLIENT_IF_MAC, CLIENT_MAC},
+    frag_needed_expect::{expect_frag_needed, oversized},
     packets::{Frame, L4, assert_checksums_valid},
 };
 
@@ -210,68 +208,24 @@ fn syn_ack_from_an_encapsulated_pod_gets_its_mss_clamped() {
     }
 }
 
-/// The ICMP fragmentation-needed answer to `input` (as the client sent it)
-/// carrying `mtu`: from the VIP back to the client, quoting the client's
-/// IPv4 header and 8 bytes.
-fn expect_frag_needed(input: &Frame, mtu: u16) -> Vec<u8> {
-    let sent = input.bytes();
-    let quote = &sent[Ethernet2Header::LEN..Ethernet2Header::LEN + 28];
-    let icmp = Icmpv4Header::with_checksum(
-        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-            next_hop_mtu: mtu,
-        }),
-        quote,
-    );
-    let mut ip = Ipv4Header::new(
-        (icmp.header_len() + quote.len()) as u16,
-        64,
-        IpNumber::ICMP,
-        input.ip.destination,
-        input.ip.source,
-    )
-    .unwrap();
-    ip.dont_fragment = false;
-    ip.identification = 0;
-    ip.dscp = IpDscp::try_new(0xc0 >> 2).unwrap();
-    ip.header_checksum = ip.calc_header_checksum();
-    let mut out = Vec::new();
-    Ethernet2Header {
-        source: input.eth.destination,
-        destination: input.eth.source,
-        ether_type: EtherType::IPV4,
-    }
-    .write(&mut out)
-    .unwrap();
-    ip.write(&mut out).unwrap();
-    icmp.write(&mut out).unwrap();
-    out.extend_from_slice(quote);
-    out
-}
-
-fn big(mut f: Frame, ip_len: usize) -> Frame {
-    let headers = 20 + if matches!(f.l4, L4::Tcp(_)) { 20 } else { 8 };
-    f.payload = (0..ip_len - headers).map(|i| i as u8).collect();
-    f
-}
-
 #[test]
 fn oversized_df_packet_is_answered_with_icmp_frag_needed() {
     // (pod, largest packet that fits, the MTU the client is told)
     for (pod, fits) in [(POD_IPIP, 1480), (POD_VXLAN, 1450)] {
         let fx = EncapFixture::new(pod).unwrap();
         // First packet of a connection: the FIB reports the MTU.
-        let first = big(client_tcp(TCP_VIP), fits + 1);
+        let first = oversized(client_tcp(TCP_VIP), fits + 1);
         let run = fx.from_client(&first).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&first, fits as u16), "{pod}");
         // Then from the cached next hop; UDP alike.
-        let ok = big(client_tcp(TCP_VIP), fits);
+        let ok = oversized(client_tcp(TCP_VIP), fits);
         assert_eq!(fx.from_client(&ok).unwrap().action, XDP_REDIRECT, "{pod}");
-        let again = big(client_tcp(TCP_VIP), fits + 100);
+        let again = oversized(client_tcp(TCP_VIP), fits + 100);
         let run = fx.from_client(&again).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&again, fits as u16), "{pod}");
-        let dgram = big(client_udp(UDP_VIP), LINK_MTU as usize);
+        let dgram = oversized(client_udp(UDP_VIP), LINK_MTU as usize);
         let run = fx.from_client(&dgram).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&dgram, fits as u16), "{pod}");
@@ -339,11 +293,11 @@ fn dsr_oversized_df_packet_is_answered_quoting_the_clients_packet() {
     // (pod, largest packet that fits: the MTU the client is told)
     for (pod, fits) in [(POD_IPIP, 1480), (POD_VXLAN, 1430)] {
         let fx = EncapFixture::dsr(pod).unwrap();
-        let first = big(client_tcp(TCP_VIP), fits + 1);
+        let first = oversized(client_tcp(TCP_VIP), fits + 1);
         let run = fx.from_client(&first).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_frag_needed(&first, fits as u16), "{pod}");
-        let ok = big(client_tcp(TCP_VIP), fits);
+        let ok = oversized(client_tcp(TCP_VIP), fits);
         let run = fx.from_client(&ok).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 1);

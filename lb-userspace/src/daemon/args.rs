@@ -5,6 +5,8 @@ use std::{
     path::PathBuf,
 };
 
+use lb_common::icmp_limit::{DEFAULT_BURST, DEFAULT_RATE_PER_S, MAX_BURST, MAX_RATE_PER_S};
+
 use crate::{
     config::{MacAddr, parse_ip},
     datapath::XdpModeArg,
@@ -81,6 +83,17 @@ pub struct DaemonArgs {
     /// for full NAT, which will use it as SNAT source; DNAT does not use it.
     #[arg(long, value_name = "IP", env = "FERROLB_OVERLAY_IP", value_parser = parse_host_ip)]
     pub overlay_ip: Option<Ipv4Addr>,
+
+    /// ICMP fragmentation-needed answers each CPU may send per second
+    /// (token bucket refill; Linux's icmp_msgs_per_sec). With the bucket
+    /// empty, the oversized packet is dropped (drop_frag_needed_rate_limited).
+    #[arg(long, value_name = "N", env = "FERROLB_ICMP_RATE", default_value_t = DEFAULT_RATE_PER_S, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RATE_PER_S)))]
+    pub icmp_rate: u32,
+
+    /// Most ICMP fragmentation-needed answers each CPU sends back to back
+    /// (token bucket size; Linux's icmp_msgs_burst).
+    #[arg(long, value_name = "N", env = "FERROLB_ICMP_BURST", default_value_t = DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BURST)))]
+    pub icmp_burst: u32,
 }
 
 /// A unicast, non-loopback IPv4 address (a host's address on a network).
@@ -117,6 +130,7 @@ mod tests {
         assert_eq!(a.xdp_mode, XdpModeArg::Auto);
         assert_eq!(a.conntrack_size, None);
         assert!(a.node_decap.is_empty());
+        assert_eq!((a.icmp_rate, a.icmp_burst), (1000, 50));
         assert_eq!(
             (a.tunnel_source, a.vtep_mac, a.overlay_ip),
             (None, None, None)
@@ -159,6 +173,35 @@ mod tests {
                 .to_string();
             assert!(
                 err.contains(flag) && err.contains(problem),
+                "{flag} {value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn icmp_limit_flags_are_parsed() {
+        let a =
+            DaemonArgs::try_parse_from(["ferrolbd", "--icmp-rate", "1", "--icmp-burst", "1000000"])
+                .unwrap();
+        assert_eq!((a.icmp_rate, a.icmp_burst), (1, 1_000_000));
+    }
+
+    #[test]
+    fn bad_icmp_limit_flags_name_the_flag_and_the_range() {
+        for (flag, value, problem) in [
+            ("--icmp-rate", "0", "1..=1000000"),
+            ("--icmp-rate", "1000001", "1..=1000000"),
+            ("--icmp-rate", "-5", "unexpected argument"),
+            ("--icmp-rate", "fast", "invalid digit"),
+            ("--icmp-burst", "0", "1..=1000000"),
+            ("--icmp-burst", "2000000", "1..=1000000"),
+            ("--icmp-burst", "", "empty"),
+        ] {
+            let err = DaemonArgs::try_parse_from(["ferrolbd", flag, value])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(problem) && (err.contains(flag) || problem == "unexpected argument"),
                 "{flag} {value}: {err}"
             );
         }

@@ -65,6 +65,10 @@ impl Daemon {
                 vtep_mac: args.vtep_mac,
             },
             overlay_ip: args.overlay_ip,
+            icmp_limit: lb_common::IcmpLimit {
+                rate_per_s: args.icmp_rate,
+                burst: args.icmp_burst,
+            },
         };
         let store = StateStore::new(&args.state_dir);
         let controller = tokio::task::spawn_blocking(move || {

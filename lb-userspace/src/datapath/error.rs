@@ -55,6 +55,8 @@ pub enum DatapathError {
     #[error("{0}")]
     Full(String),
     #[error("{0}")]
+    IcmpLimit(String),
+    #[error("{0}")]
     Io(#[from] io::Error),
 }
 

@@ -12,6 +12,7 @@ use super::{
     clock::Clock,
     conntrack::Conntrack,
     decap::Decap,
+    icmp_limit,
     ids::IdAllocator,
     maps::{Maps, take},
     stages, stale_pins,
@@ -41,6 +42,9 @@ pub struct DatapathOptions {
     /// The load balancer's own address on the pod network (`--overlay-ip`):
     /// kept for full NAT (its SNAT source), not used by DNAT.
     pub overlay_ip: Option<std::net::Ipv4Addr>,
+    /// Rate limit of the ICMP fragmentation-needed answers
+    /// (`--icmp-rate`, `--icmp-burst`; each 1..=its maximum).
+    pub icmp_limit: lb_common::IcmpLimit,
 }
 
 impl Default for DatapathOptions {
@@ -53,6 +57,10 @@ impl Default for DatapathOptions {
             conntrack_size: None,
             tunnel_end: TunnelEndConfig::default(),
             overlay_ip: None,
+            icmp_limit: lb_common::IcmpLimit {
+                rate_per_s: lb_common::icmp_limit::DEFAULT_RATE_PER_S,
+                burst: lb_common::icmp_limit::DEFAULT_BURST,
+            },
         }
     }
 }
@@ -67,6 +75,7 @@ impl Datapath {
         if let Some(both) = opts.decap_ifaces.iter().find(|i| opts.ifaces.contains(i)) {
             return Err(DatapathError::BothPrograms(both.clone()));
         }
+        icmp_limit::check(opts.icmp_limit)?;
         bpffs::prepare(&opts.bpffs_dir)?;
         let buckets =
             flow_table::buckets_for(opts.conntrack_size.unwrap_or(limits::CONNTRACK_ENTRIES));
@@ -104,6 +113,7 @@ impl Datapath {
             buckets - 1,
         ));
         clock.tick()?;
+        icmp_limit::write(&mut ebpf, opts.icmp_limit)?;
 
         stages::load_balancer(&mut ebpf)?;
         let prog = attach::balancer(&mut ebpf)?;

@@ -8,6 +8,7 @@ mod clock;
 mod conntrack;
 mod decap;
 mod error;
+mod icmp_limit;
 mod ids;
 mod ifaddrs;
 mod journal;
@@ -69,6 +70,12 @@ impl Datapath {
     /// The datapath's clock, ticked by the daemon.
     pub fn clock(&self) -> Arc<Clock> {
         Arc::clone(&self.clock)
+    }
+
+    /// The rate limit of ICMP fragmentation-needed answers in force
+    /// (`ICMP_LIMIT`).
+    pub fn icmp_limit(&self) -> Result<lb_common::IcmpLimit, DatapathError> {
+        icmp_limit::read(&self.ebpf)
     }
 
     /// Interfaces the program is attached to.
