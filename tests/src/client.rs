@@ -20,9 +20,13 @@ pub struct Hello {
     pub local: SocketAddr,
     /// Who answered, as the client sees it (UDP: source of the reply).
     pub peer: SocketAddr,
+    /// TCP: the MSS the backend's accepted socket sends with
+    /// (`TCP_MAXSEG`); UDP: `None`.
+    pub mss: Option<u32>,
 }
 
-fn parse_reply(text: &str) -> Result<(String, SocketAddr)> {
+/// `NAME PEER` and, in a TCP greeting, ` MSS`.
+fn parse_reply(text: &str) -> Result<(String, SocketAddr, Option<u32>)> {
     let mut words = text.split_whitespace();
     let name = words.next().ok_or_else(|| anyhow!("empty reply"))?;
     let peer = words
@@ -30,7 +34,12 @@ fn parse_reply(text: &str) -> Result<(String, SocketAddr)> {
         .ok_or_else(|| anyhow!("reply {text:?} lacks the peer address"))?
         .parse()
         .with_context(|| format!("reply {text:?}: bad peer address"))?;
-    Ok((name.to_string(), peer))
+    let mss = words
+        .next()
+        .map(|w| w.parse())
+        .transpose()
+        .with_context(|| format!("reply {text:?}: bad MSS"))?;
+    Ok((name.to_string(), peer, mss))
 }
 
 /// An open TCP connection to a test server.
@@ -54,7 +63,7 @@ impl TcpSession {
         reader
             .read_line(&mut line)
             .with_context(|| format!("reading the greeting from {addr}"))?;
-        let (backend, seen_client) = parse_reply(&line)?;
+        let (backend, seen_client, mss) = parse_reply(&line)?;
         Ok(TcpSession {
             reader,
             hello: Hello {
@@ -62,6 +71,7 @@ impl TcpSession {
                 seen_client,
                 local,
                 peer,
+                mss,
             },
         })
     }
@@ -118,13 +128,14 @@ pub fn udp_hello(addr: SocketAddrV4, timeout: Duration) -> Result<Hello> {
     let (n, from) = socket
         .recv_from(&mut buf)
         .with_context(|| format!("no UDP reply from {addr} within {timeout:?}"))?;
-    let (backend, seen_client) = parse_reply(&String::from_utf8_lossy(&buf[..n]))?;
+    let (backend, seen_client, mss) = parse_reply(&String::from_utf8_lossy(&buf[..n]))?;
     let local = socket.local_addr()?;
     Ok(Hello {
         backend,
         seen_client,
         local,
         peer: from,
+        mss,
     })
 }
 

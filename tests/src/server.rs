@@ -2,8 +2,10 @@
 //!
 //! Protocol, so a client can tell which backend answered and what that
 //! backend saw:
-//! - TCP: on accept the server writes `NAME PEER\n` (PEER is the client
-//!   address as the backend sees it), then echoes whatever it receives.
+//! - TCP: on accept the server writes `NAME PEER MSS\n` (PEER is the client
+//!   address as the backend sees it, MSS the accepted socket's `TCP_MAXSEG`:
+//!   the segment size it sends with, bounded by the MSS the client's SYN
+//!   carried when it arrived), then echoes whatever it receives.
 //! - UDP: every datagram gets the reply `NAME PEER`.
 
 use std::net::SocketAddrV4;
@@ -30,7 +32,12 @@ pub fn start(ns: &Netns, name: &str, addr: SocketAddrV4) -> Result<Proc> {
     Ok(proc)
 }
 
-/// The server's greeting/reply: `NAME PEER`.
+/// The server's UDP reply: `NAME PEER`.
 pub fn format_reply(name: &str, peer: std::net::SocketAddr) -> String {
     format!("{name} {peer}")
+}
+
+/// The server's TCP greeting: `NAME PEER MSS`.
+pub fn format_greeting(name: &str, peer: std::net::SocketAddr, mss: u32) -> String {
+    format!("{name} {peer} {mss}")
 }

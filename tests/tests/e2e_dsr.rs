@@ -8,10 +8,14 @@
 //! default gateway happens to be the load balancer's node-network address,
 //! where the datapath passes them on untouched; or sent into the VXLAN
 //! tunnel to the load balancer, which decapsulates them and passes them
-//! on), never reverse-NATed.
+//! on), never reverse-NATed. The pods run at MTU 1500 behind the tunnels:
+//! the client's SYN has its MSS clamped by the load balancer, so the pods'
+//! accepted sockets send segments that fit (`TCP_MAXSEG`, reported in the
+//! test server's greeting).
 
 use std::net::{IpAddr, SocketAddrV4};
 
+use lb_common::tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD, tunnel_mss};
 use lb_userspace::config::Encap;
 use tests::{
     api::{service_json, service_path},
@@ -19,7 +23,7 @@ use tests::{
     daemon::Daemon,
     dsr_backends,
     nft_counters::Counters,
-    overlay_topology::{ClientReturn, LB_NODE_DEV, OverlayBuilder, OverlayTopology},
+    overlay_topology::{ClientReturn, LB_NODE_DEV, LINK_MTU, OverlayBuilder, OverlayTopology},
     topology::{CLIENT_IP, IO_TIMEOUT, VIP},
 };
 
@@ -142,6 +146,10 @@ fn dsr_exchanges(t: &OverlayTopology, daemon: &Daemon, protocol: Proto, vip: Soc
         names,
         "{name}: every pod answered"
     );
+    if protocol == Proto::Tcp {
+        check_mss_clamped(t, &hellos);
+        assert!(daemon.api().datapath_packets("mss_clamped").unwrap() >= 9);
+    }
     // Nothing was reverse-NATed: the service has no reply packets.
     let view = daemon
         .api()
@@ -151,6 +159,45 @@ fn dsr_exchanges(t: &OverlayTopology, daemon: &Daemon, protocol: Proto, vip: Soc
         .unwrap();
     assert_eq!(view["stats"]["reply_packets"], 0, "{name}: {view}");
     assert!(view["stats"]["packets"].as_u64().unwrap() >= 9, "{view}");
+}
+
+/// TCP options a Linux connection carries in every segment (timestamps),
+/// which `TCP_MAXSEG` leaves out.
+const TIMESTAMPS_LEN: u32 = 12;
+
+/// Every pod's accepted socket sends segments that fit the tunnel the load
+/// balancer reaches it through (DSR: one IPIP header, VXLAN's around it
+/// behind a VXLAN route; the node network's MTU): the client's SYN had its
+/// MSS clamped on the way. The pods run at MTU 1500 and the client's SYN
+/// carried 1460, so without the clamp the pods would send larger segments.
+fn check_mss_clamped(t: &OverlayTopology, hellos: &[client::Hello]) {
+    for h in hellos {
+        let pod = t
+            .pods()
+            .find(|p| p.name == h.backend)
+            .unwrap_or_else(|| panic!("{h:?}: no such pod"));
+        let node = &t.nodes[usize::from(pod.node) - 1];
+        let overhead = if node.encap == Encap::Vxlan {
+            IPIP_OVERHEAD + VXLAN_OVERHEAD
+        } else {
+            IPIP_OVERHEAD
+        };
+        let fits = u32::from(tunnel_mss(LINK_MTU as u16, overhead));
+        let unclamped = pod.mtu - 40 - TIMESTAMPS_LEN;
+        assert!(
+            fits < unclamped,
+            "{}: the test needs pods at MTU 1500",
+            pod.name
+        );
+        let mss = h
+            .mss
+            .unwrap_or_else(|| panic!("{h:?}: no MSS in the greeting"));
+        assert!(
+            mss <= fits,
+            "{}: the pod's socket sends {mss}-byte segments, more than the {fits} that fit the tunnel",
+            pod.name
+        );
+    }
 }
 
 #[test]

@@ -4,12 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use tests::server::{READY, format_reply};
+use tests::server::{READY, format_greeting, format_reply};
 
 #[derive(Parser)]
 #[command(
@@ -74,8 +75,9 @@ fn main() -> Result<()> {
 
 fn serve_tcp(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
     let peer = stream.peer_addr()?;
+    let mss = tcp_maxseg(&stream)?;
     stream.set_read_timeout(Some(Duration::from_secs(600)))?;
-    stream.write_all(format!("{}\n", format_reply(name, peer)).as_bytes())?;
+    stream.write_all(format!("{}\n", format_greeting(name, peer, mss)).as_bytes())?;
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = stream.read(&mut buf)?;
@@ -84,6 +86,27 @@ fn serve_tcp(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
         }
         stream.write_all(&buf[..n])?;
     }
+}
+
+/// `TCP_MAXSEG` of a connected socket: the MSS it sends with (the smaller
+/// of its path MTU's and the peer's SYN's, less TCP options in use).
+fn tcp_maxseg(stream: &TcpStream) -> std::io::Result<u32> {
+    let mut mss: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `mss` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&raw mut mss).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(mss as u32)
 }
 
 fn serve_udp(socket: &UdpSocket, name: &str) {
