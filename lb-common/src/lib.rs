@@ -19,6 +19,7 @@ pub mod flow_table;
 pub mod hash;
 pub mod limits;
 pub mod maps;
+pub mod path_mtu;
 pub mod service;
 pub mod stats;
 pub mod tunnel;
@@ -27,6 +28,7 @@ pub use clock::Clock;
 pub use conntrack::{Flow, FlowKey, NextHop};
 pub use decap::DecapStat;
 pub use flow_table::FlowBucket;
+pub use path_mtu::PathMtu;
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
 pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
@@ -58,4 +60,5 @@ mod pod {
     unsafe impl aya::Pod for crate::Tunnel {}
     unsafe impl aya::Pod for crate::BackendTunnel {}
     unsafe impl aya::Pod for crate::TunnelEndpoint {}
+    unsafe impl aya::Pod for crate::PathMtu {}
 }

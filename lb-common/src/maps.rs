@@ -68,6 +68,12 @@ pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
 /// packet), so plain DNAT pays nothing for the tunnel feature.
 pub const TUNNEL_ENDPOINT_COUNT: &str = "TUNNEL_ENDPOINT_COUNT";
 
+/// `LruHashMap<u32 (node address, network byte order), PathMtu>` of
+/// `MAX_PATH_MTUS`: path MTUs toward nodes learned from ICMP
+/// fragmentation-needed about our encapsulated packets (`path_mtu`),
+/// written by the datapath. Not pinned: relearned after a restart.
+pub const PATH_MTU: &str = "PATH_MTU";
+
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
 /// The balancer's stages, tail-called from `PROG_BALANCER` through

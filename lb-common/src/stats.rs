@@ -128,10 +128,15 @@ pub enum GlobalStat {
     /// SYN-ACK (from an encapsulated one) was lowered to what fits the
     /// tunnel.
     MssClamped = 30,
+    /// An ICMP fragmentation-needed from a router about one of our own
+    /// encapsulated packets (quoted source our tunnel source, IPIP or our
+    /// VXLAN port and VNI) lowered the path MTU recorded toward its node
+    /// (`PATH_MTU`); passed on to the stack untouched.
+    PathMtuLearned = 31,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 32;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -165,6 +170,7 @@ impl GlobalStat {
         GlobalStat::DropNoStage,
         GlobalStat::IcmpFragNeeded,
         GlobalStat::MssClamped,
+        GlobalStat::PathMtuLearned,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -200,6 +206,7 @@ impl GlobalStat {
             GlobalStat::DropNoStage => "drop_no_stage",
             GlobalStat::IcmpFragNeeded => "icmp_frag_needed",
             GlobalStat::MssClamped => "mss_clamped",
+            GlobalStat::PathMtuLearned => "path_mtu_learned",
         }
     }
 }

@@ -9,10 +9,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use etherparse::{
-    EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type, IpDscp, IpNumber, Ipv4Header,
-    TcpOptionElement, icmpv4::DestUnreachableHeader,
-};
+use etherparse::{Ethernet2Header, TcpOptionElement};
 use lb_common::{GlobalStat, proto};
 use tests::{
     dnat_fixture::{
@@ -208,50 +205,6 @@ fn syn_ack_from_an_encapsulated_pod_gets_its_mss_clamped() {
         assert_checksums_valid(&run.output);
         assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1, "{pod}");
     }
-}
-
-/// The ICMP fragmentation-needed answer to `input` (as the client sent it)
-/// carrying `mtu`: from the VIP back to the client, quoting the client's
-/// IPv4 header and 8 bytes.
-fn expect_frag_needed(input: &Frame, mtu: u16) -> Vec<u8> {
-    let sent = input.bytes();
-    let quote = &sent[Ethernet2Header::LEN..Ethernet2Header::LEN + 28];
-    let icmp = Icmpv4Header::with_checksum(
-        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-            next_hop_mtu: mtu,
-        }),
-        quote,
-    );
-    let mut ip = Ipv4Header::new(
-        (icmp.header_len() + quote.len()) as u16,
-        64,
-        IpNumber::ICMP,
-        input.ip.destination,
-        input.ip.source,
-    )
-    .unwrap();
-    ip.dont_fragment = false;
-    ip.identification = 0;
-    ip.dscp = IpDscp::try_new(0xc0 >> 2).unwrap();
-    ip.header_checksum = ip.calc_header_checksum();
-    let mut out = Vec::new();
-    Ethernet2Header {
-        source: input.eth.destination,
-        destination: input.eth.source,
-        ether_type: EtherType::IPV4,
-    }
-    .write(&mut out)
-    .unwrap();
-    ip.write(&mut out).unwrap();
-    icmp.write(&mut out).unwrap();
-    out.extend_from_slice(quote);
-    out
-}
-
-fn big(mut f: Frame, ip_len: usize) -> Frame {
-    let headers = 20 + if matches!(f.l4, L4::Tcp(_)) { 20 } else { 8 };
-    f.payload = (0..ip_len - headers).map(|i| i as u8).collect();
-    f
 }
 
 #[test]
