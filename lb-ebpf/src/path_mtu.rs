@@ -16,7 +16,7 @@
 //! routers following RFC 1812 do; one quoting only 8 bytes is not learned
 //! from). The MTU must be plausible (`lb_common::path_mtu::accepts`).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 use lb_common::{
     GlobalStat, PathMtu, TunnelEndpoint, path_mtu::accepts, proto, tunnel::VNI_WIRE_MASK,
 };
@@ -54,7 +54,22 @@ const VXLAN_QUOTE_MIN: usize = IPV4_LEN + UDP_LEN + VXLAN_LEN;
 /// before (it passes). Only reads the packet.
 #[inline(always)]
 pub fn learn(ctx: &XdpContext, now: u64) -> bool {
-    learned(ctx, now).is_some()
+    learn_in(ctx.ctx, now)
+}
+
+/// `learn`'s work, in a BPF function of its own (not inlined): its many
+/// exits return to one state of the caller, so the relay after it is
+/// verified once, not once per exit (inlined, the ICMP stage's verified
+/// instructions doubled). It takes the raw context and reads the packet
+/// afresh: packet pointers are not passed between BPF functions.
+#[inline(never)]
+fn learn_in(raw: *mut xdp_md, now: u64) -> bool {
+    // A volatile read of the context pointer: otherwise LLVM may pass
+    // `data`/`data_end` themselves as arguments (see `mss_clamp::clamp_to`).
+    // SAFETY: reads a local.
+    let raw = unsafe { core::ptr::read_volatile(&raw) };
+    let ctx = XdpContext::new(raw);
+    learned(&ctx, now).is_some()
 }
 
 #[inline(always)]
