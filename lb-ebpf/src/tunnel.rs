@@ -243,14 +243,14 @@ pub fn resolve(
         now,
         true,
     ));
-    // A packet larger than the route MTU itself is answered with the route
-    // MTU (the FIB's verdict; the path MTU learned toward the node, folded
-    // into cached next hops, answers the next, smaller one): looking the
-    // learned MTU up here too kept the node's address alive across the
-    // FIB lookup, past the 512-byte stack limit.
+    // The FIB's too-big verdict carries the route MTU: the learned path MTU
+    // may be smaller still (a cached verdict has it already).
     if hop.state == HOP_TOO_BIG
         && df
-        && let Some(action) = frag_needed::answer(ctx, hop.mtu.saturating_sub(o.overhead))?
+        && let Some(action) = frag_needed::answer(
+            ctx,
+            path_mtu::cap(o.via, hop.mtu).saturating_sub(o.overhead),
+        )?
     {
         return Ok(Hop::not(HOP_ANSWERED, 0, action));
     }

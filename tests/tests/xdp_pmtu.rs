@@ -162,7 +162,15 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
             expect_frag_needed(&new_conn, fits_path as u16),
             "{pod}"
         );
-        assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 2);
+        // Larger than the route MTU itself: the FIB's verdict, lowered too.
+        let huge = big(client_tcp(TCP_VIP), 1500);
+        let run = fx.from_client(&huge).unwrap();
+        assert_eq!(
+            run.output,
+            expect_frag_needed(&huge, fits_path as u16),
+            "{pod}"
+        );
+        assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 3);
         // What fits the path goes through.
         let fitting = big(client_tcp(TCP_VIP), fits_path);
         let run = fx.from_client(&fitting).unwrap();
