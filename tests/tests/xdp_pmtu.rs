@@ -332,3 +332,21 @@ fn implausible_or_foreign_frag_needed_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn minimal_quote_of_an_ipip_packet_is_enough() {
+    // RFC 792 routers quote the IPv4 header and 8 bytes: an IPIP packet is
+    // named by its header alone (a VXLAN one needs its VXLAN header).
+    let fx = EncapFixture::new(POD_IPIP).unwrap();
+    let sent = fx
+        .from_client(&big(client_tcp(TCP_VIP), 1480))
+        .unwrap()
+        .output;
+    let error = router_error(&sent, 28, frag_needed(PATH_MTU), TUNNEL_SOURCE);
+    let run = fx.from_nodes(&error).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(run.output, error, "untouched");
+    assert_eq!(fx.lb.global(GlobalStat::PathMtuLearned).unwrap(), 1);
+    let entry = fx.lb.path_mtu(NODE_IPIP).unwrap().expect("learned");
+    assert_eq!(entry.mtu, u32::from(PATH_MTU));
+}
