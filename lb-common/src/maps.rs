@@ -68,6 +68,12 @@ pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
 /// packet), so plain DNAT pays nothing for the tunnel feature.
 pub const TUNNEL_ENDPOINT_COUNT: &str = "TUNNEL_ENDPOINT_COUNT";
 
+/// `HashMap<u32 (node address, network byte order), u32 (number of tunnel
+/// routes to it)>` of `MAX_TUNNELS`: the nodes encapsulating tunnel routes
+/// (with a resolved tunnel source) send to, kept in step with `TUNNELS` by
+/// userspace; the datapath learns path MTUs only toward them.
+pub const TUNNEL_NODES: &str = "TUNNEL_NODES";
+
 /// `LruHashMap<u32 (node address, network byte order), PathMtu>` of
 /// `MAX_PATH_MTUS`: path MTUs toward nodes learned from ICMP
 /// fragmentation-needed about our encapsulated packets (`path_mtu`),

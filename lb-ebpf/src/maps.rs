@@ -86,6 +86,11 @@ pub static TUNNEL_ENDPOINTS: HashMap<TunnelEndpoint, u32> =
 #[map]
 pub static TUNNEL_ENDPOINT_COUNT: Array<u32> = Array::pinned(1, 0);
 
+/// Nodes the encapsulating tunnel routes send to (node address → number of
+/// routes): path MTUs are learned only toward them (`path_mtu.rs`).
+#[map]
+pub static TUNNEL_NODES: HashMap<u32, u32> = HashMap::pinned(MAX_TUNNELS, 0);
+
 /// Path MTUs toward nodes learned from ICMP fragmentation-needed about our
 /// encapsulated packets (`path_mtu.rs`); an LRU hash, so a flood of errors
 /// about many nodes only evicts old entries. Not pinned: relearned after a

@@ -11,7 +11,8 @@
 //! Only an error about a packet we sent is learned from: the quoted packet
 //! is IPv4 without options (what `encap_outer` writes), its source is the
 //! error's destination and one of our tunnel endpoints (`TUNNEL_ENDPOINTS`)
-//! for its encapsulation: IPIP, or UDP to the endpoint's VXLAN port with its
+//! for its encapsulation, its destination a node of a tunnel route
+//! (`TUNNEL_NODES`): IPIP, or UDP to the endpoint's VXLAN port with its
 //! VNI (so a VXLAN error must quote the VXLAN header: 36 bytes, which
 //! routers following RFC 1812 do; one quoting only 8 bytes is not learned
 //! from). The MTU must be plausible (`lb_common::path_mtu::accepts`).
@@ -26,7 +27,7 @@ use crate::{
         ETH_LEN, ICMP_DEST_UNREACH, ICMP_LEN, IP_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, L4_OFF, UDP_LEN,
         UdpHdr, VXLAN_LEN, VXLAN_VNI_OFF,
     },
-    maps::{PATH_MTU, TUNNEL_ENDPOINTS},
+    maps::{PATH_MTU, TUNNEL_ENDPOINTS, TUNNEL_NODES},
     packet::{load, ptr_at},
     stats,
 };
@@ -123,6 +124,8 @@ fn learned(ctx: &XdpContext, now: u64) -> Option<()> {
     // SAFETY: only the presence of the entry is read.
     unsafe { TUNNEL_ENDPOINTS.get(ep) }?;
     let node = load(unsafe { &raw const (*inner).daddr });
+    // SAFETY: only the presence of the entry is read.
+    unsafe { TUNNEL_NODES.get(node) }?;
     let sent_len = u16::from_be(load(unsafe { &raw const (*inner).tot_len }));
     let reported = u16::from_be_bytes([mtu_hi, mtu_lo]);
     // SAFETY: read once, copied out of the map value at once.

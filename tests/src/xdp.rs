@@ -239,6 +239,15 @@ impl Harness {
         let mut map: LpmTrie<&mut MapData, u32, Tunnel> =
             LpmTrie::try_from(self.map(names::TUNNELS)?)?;
         map.insert(&Key::new(prefix_len, ip_be(pod_net)), tunnel, 0)?;
+        // Its node, if it has an endpoint (encapsulating, tunnel source
+        // resolved), in `TUNNEL_NODES`.
+        let encapsulating = tunnel.encap == lb_common::tunnel::encap::IPIP
+            || tunnel.encap == lb_common::tunnel::encap::VXLAN;
+        if encapsulating && tunnel.src_ip != 0 {
+            let mut nodes: HashMap<&mut MapData, u32, u32> =
+                HashMap::try_from(self.map(names::TUNNEL_NODES)?)?;
+            nodes.insert(tunnel.node_ip, 1, 0)?;
+        }
         Ok(())
     }
 

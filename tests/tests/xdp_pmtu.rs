@@ -257,6 +257,8 @@ fn implausible_or_foreign_frag_needed_changes_nothing() {
         let stranger = Ipv4Addr::new(10, 0, 2, 77);
         let from_stranger = with_quoted(&sent, |ip| ip[12..16].copy_from_slice(&stranger.octets()));
         let with_options = with_quoted(&sent, |ip| ip[0] = 0x46);
+        // 10.0.2.3: a route's next hop, but no tunnel's node.
+        let to_no_node = with_quoted(&sent, |ip| ip[16..20].copy_from_slice(&PLAIN_VIA.octets()));
         let mut cases: Vec<(&str, Vec<u8>)> = vec![
             ("MTU below 552", too_big(&sent, 551)),
             ("MTU 0 (RFC 792 router)", too_big(&sent, 0)),
@@ -277,6 +279,10 @@ fn implausible_or_foreign_frag_needed_changes_nothing() {
             (
                 "to us, about a packet from another address",
                 router_error(&from_stranger, WHOLE, frag_needed(PATH_MTU), TUNNEL_SOURCE),
+            ),
+            (
+                "about a packet to no tunnel node",
+                too_big(&to_no_node, PATH_MTU),
             ),
             (
                 "quoted header with options",
@@ -321,6 +327,7 @@ fn implausible_or_foreign_frag_needed_changes_nothing() {
         }
         assert_eq!(fx.lb.path_mtu(node_of(pod)).unwrap(), None::<PathMtu>);
         assert_eq!(fx.lb.path_mtu(stranger).unwrap(), None::<PathMtu>);
+        assert_eq!(fx.lb.path_mtu(PLAIN_VIA).unwrap(), None::<PathMtu>);
         // Next epoch: full-sized packets still go through.
         fx.lb.set_clock(START_CLOCK_NS + EPOCH_NS).unwrap();
         let run = fx.from_client(&first).unwrap();
