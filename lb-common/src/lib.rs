@@ -20,6 +20,7 @@ pub mod hash;
 pub mod icmp_limit;
 pub mod limits;
 pub mod maps;
+pub mod path_mtu;
 pub mod service;
 pub mod stats;
 pub mod tunnel;
@@ -29,6 +30,7 @@ pub use conntrack::{Flow, FlowKey, NextHop};
 pub use decap::DecapStat;
 pub use flow_table::FlowBucket;
 pub use icmp_limit::{IcmpBucket, IcmpLimit};
+pub use path_mtu::PathMtu;
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
 pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
@@ -62,4 +64,5 @@ mod pod {
     unsafe impl aya::Pod for crate::TunnelEndpoint {}
     unsafe impl aya::Pod for crate::IcmpLimit {}
     unsafe impl aya::Pod for crate::IcmpBucket {}
+    unsafe impl aya::Pod for crate::PathMtu {}
 }

@@ -44,6 +44,10 @@ pub const MAX_TUNNELS: u32 = 4096;
 /// source, encapsulation, VXLAN port) of the tunnel routes.
 pub const MAX_TUNNEL_ENDPOINTS: u32 = 64;
 
+/// Nodes whose learned path MTU (`PATH_MTU`, an LRU hash) is kept at once:
+/// as many as there can be tunnel routes (each has one node).
+pub const MAX_PATH_MTUS: u32 = MAX_TUNNELS;
+
 /// Ports the datapath allocates to source-NATed connections (`onearm`,
 /// `fullnat`): below the kernel's default ephemeral range (32768-60999),
 /// so the load balancer's own connections from the same address do not

@@ -77,6 +77,18 @@ pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
 /// answers, kept by the datapath alone. Not pinned (a restart refills it).
 pub const ICMP_BUCKET: &str = "ICMP_BUCKET";
 
+/// `HashMap<u32 (node address, network byte order), u32 (number of tunnel
+/// routes to it)>` of `MAX_TUNNELS`: the nodes encapsulating tunnel routes
+/// (with a resolved tunnel source) send to, kept in step with `TUNNELS` by
+/// userspace; the datapath learns path MTUs only toward them.
+pub const TUNNEL_NODES: &str = "TUNNEL_NODES";
+
+/// `LruHashMap<u32 (node address, network byte order), PathMtu>` of
+/// `MAX_PATH_MTUS`: path MTUs toward nodes learned from ICMP
+/// fragmentation-needed about our encapsulated packets (`path_mtu`),
+/// written by the datapath. Not pinned: relearned after a restart.
+pub const PATH_MTU: &str = "PATH_MTU";
+
 /// The balancer's XDP program.
 pub const PROG_BALANCER: &str = "ferrolb";
 /// The balancer's stages, tail-called from `PROG_BALANCER` through

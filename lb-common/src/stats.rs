@@ -133,10 +133,15 @@ pub enum GlobalStat {
     /// bucket for those answers was empty (`ferrolbd --icmp-rate`,
     /// `--icmp-burst`). It could not have been delivered anyway.
     DropFragNeededRateLimited = 31,
+    /// An ICMP fragmentation-needed from a router about one of our own
+    /// encapsulated packets (quoted source our tunnel source, IPIP or our
+    /// VXLAN port and VNI) lowered the path MTU recorded toward its node
+    /// (`PATH_MTU`); passed on to the stack untouched.
+    PathMtuLearned = 32,
 }
 
 impl GlobalStat {
-    pub const COUNT: u32 = 32;
+    pub const COUNT: u32 = 33;
 
     pub const ALL: [GlobalStat; GlobalStat::COUNT as usize] = [
         GlobalStat::PassNotOurs,
@@ -171,6 +176,7 @@ impl GlobalStat {
         GlobalStat::IcmpFragNeeded,
         GlobalStat::MssClamped,
         GlobalStat::DropFragNeededRateLimited,
+        GlobalStat::PathMtuLearned,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -207,6 +213,7 @@ impl GlobalStat {
             GlobalStat::IcmpFragNeeded => "icmp_frag_needed",
             GlobalStat::MssClamped => "mss_clamped",
             GlobalStat::DropFragNeededRateLimited => "drop_frag_needed_rate_limited",
+            GlobalStat::PathMtuLearned => "path_mtu_learned",
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::{
     nat::decrement_ttl,
     packet::{load, store},
     parse::Packet,
-    stats,
+    path_mtu, stats,
 };
 
 const AF_INET: u8 = 2;
@@ -94,9 +94,12 @@ fn lookup(ctx: &XdpContext, q: &Query, flags: u32) -> (i64, FibParams) {
     (rc, fib)
 }
 
-/// Resolves the next hop of the packet `q` describes with the kernel's FIB.
+/// Resolves the next hop of the packet `q` describes with the kernel's FIB;
+/// `learned`: its MTU lowered to the path MTU learned toward `q.dst_ip`
+/// (`path_mtu::cap`, looked up here while the FIB's answer is on the stack
+/// anyway: anywhere later it took the program past the stack limit).
 #[inline(always)]
-fn resolve(ctx: &XdpContext, q: &Query, epoch: u16) -> Result<NextHop, Miss> {
+fn resolve(ctx: &XdpContext, q: &Query, epoch: u16, learned: bool) -> Result<NextHop, Miss> {
     let (rc, fib) = lookup(ctx, q, 0);
     if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
         // SAFETY: the kernel reports the route's MTU here for this answer.
@@ -107,12 +110,17 @@ fn resolve(ctx: &XdpContext, q: &Query, epoch: u16) -> Result<NextHop, Miss> {
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return Err(Miss::NoNextHop);
     }
+    // On success the kernel reports the route's MTU here.
+    let mtu = unsafe { fib.__bindgen_anon_1.mtu_result };
     Ok(NextHop {
         dst_ip: q.dst_ip,
         ifindex: fib.ifindex,
         epoch,
-        // On success the kernel reports the route's MTU here.
-        mtu: unsafe { fib.__bindgen_anon_1.mtu_result },
+        mtu: if learned {
+            path_mtu::cap(q.dst_ip, mtu)
+        } else {
+            mtu
+        },
         dmac: fib.dmac,
         smac: fib.smac,
     })
@@ -137,7 +145,7 @@ pub fn route_mtu(ctx: &XdpContext, src_ip: u32, dst_ip: u32, proto: u8) -> Optio
 /// Forwards the rewritten packet, using and refreshing `cache`.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
-    let Ok(nh) = next_hop(ctx, &Query::of(pkt), cache, now) else {
+    let Ok(nh) = next_hop(ctx, &Query::of(pkt), cache, now, false) else {
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     };
@@ -149,13 +157,17 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
 /// through): `cache` when it is valid for that address in this epoch,
 /// else the FIB's answer (stored into `cache`). `Miss::TooBig` when the
 /// packet exceeds the route MTU (the FIB's verdict, or the cached MTU: it
-/// was resolved for another packet).
+/// was resolved for another packet). `learned`: the packet is an outer
+/// packet toward a node, whose MTU is lowered to the path MTU learned
+/// toward it (`path_mtu::cap`) when it is resolved: cached with the next
+/// hop, so a cache hit pays nothing for it.
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
     q: &Query,
     cache: Option<*mut NextHop>,
     now: u64,
+    learned: bool,
 ) -> Result<NextHop, Miss> {
     let epoch = NextHop::epoch_of(now);
     // SAFETY: map value pointer (connection entry or per-CPU slot); a racing
@@ -166,7 +178,7 @@ pub fn next_hop(
     let nh = match cached {
         Some(nh) => nh,
         None => {
-            let nh = resolve(ctx, q, epoch)?;
+            let nh = resolve(ctx, q, epoch, learned)?;
             if let Some(c) = cache {
                 unsafe { *c = nh };
             }

@@ -31,6 +31,7 @@ mod mss_clamp;
 mod nat;
 mod packet;
 mod parse;
+mod path_mtu;
 mod schedule;
 mod select;
 mod snat;
@@ -144,14 +145,23 @@ fn new_flow(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     send(ctx, &pkt, f, backend_next_hop, now)
 }
 
-/// The ICMP stage: errors about our connections go to the connection's
-/// other end, translated; all other ICMP passes.
+/// The ICMP stage: a router's fragmentation-needed about one of our
+/// encapsulated packets teaches the path MTU toward its node (`path_mtu.rs`)
+/// and passes; errors about our connections go to the connection's other
+/// end, translated; all other ICMP passes.
 #[xdp]
 pub fn ferrolb_icmp(ctx: XdpContext) -> u32 {
     let now = conntrack::now_ns();
     match parse::parse(&ctx) {
         // `parse` checked the outer header `relay` relies on.
-        Err(Error::Icmp) => icmp_error::relay_action(&ctx, now),
+        Err(Error::Icmp) => {
+            if path_mtu::learn(&ctx, now) {
+                // The stack sees it as before (a kernel tunnel device
+                // sharing the address may learn from it too).
+                return xdp_action::XDP_PASS;
+            }
+            icmp_error::relay_action(&ctx, now)
+        }
         // Not reached: the entry tail-calls only ICMP here.
         _ => xdp_action::XDP_PASS,
     }

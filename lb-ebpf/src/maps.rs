@@ -1,17 +1,18 @@
 //! The datapath's maps. Names, sizes and value types are the contract with
 //! userspace (`lb_common::maps`, `lb_common::limits`, docs/datapath.md).
-//! All are pinned by name so the connection table survives a daemon restart.
+//! All but `TX_PORTS`, `PROGRAMS` and `PATH_MTU` are pinned by name so the
+//! connection table survives a daemon restart.
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMap, HashMap, LpmTrie, PerCpuArray, ProgramArray},
+    maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lb_common::{
     Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, IcmpBucket,
-    IcmpLimit, NextHop, Service, Tunnel, TunnelEndpoint, VipKey,
+    IcmpLimit, NextHop, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::buckets_for,
     limits::{
-        CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_SERVICES,
+        CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_PATH_MTUS, MAX_SERVICES,
         MAX_TUNNEL_ENDPOINTS, MAX_TUNNELS, RING_SIZE,
     },
 };
@@ -95,6 +96,18 @@ pub static ICMP_LIMIT: Array<IcmpLimit> = Array::with_max_entries(1, 0);
 /// pinned: a new object starts full.
 #[map]
 pub static ICMP_BUCKET: PerCpuArray<IcmpBucket> = PerCpuArray::with_max_entries(1, 0);
+
+/// Nodes the encapsulating tunnel routes send to (node address → number of
+/// routes): path MTUs are learned only toward them (`path_mtu.rs`).
+#[map]
+pub static TUNNEL_NODES: HashMap<u32, u32> = HashMap::pinned(MAX_TUNNELS, 0);
+
+/// Path MTUs toward nodes learned from ICMP fragmentation-needed about our
+/// encapsulated packets (`path_mtu.rs`); an LRU hash, so a flood of errors
+/// about many nodes only evicts old entries. Not pinned: relearned after a
+/// restart.
+#[map]
+pub static PATH_MTU: LruHashMap<u32, PathMtu> = LruHashMap::with_max_entries(MAX_PATH_MTUS, 0);
 
 /// The balancer's stages (`lb_common::maps::STAGES`), filled by the loader.
 /// Not pinned: a program array keeps its programs loaded, and each loaded

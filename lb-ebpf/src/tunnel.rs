@@ -24,7 +24,7 @@ use crate::{
     nat::{self, decrement_ttl},
     packet::load,
     parse::Packet,
-    stats,
+    path_mtu, stats,
 };
 
 /// Refills `slot` with the tunnel route of `ip` (network byte order); an
@@ -135,10 +135,12 @@ pub fn outer_proto(kind: u8) -> u8 {
 
 /// The route MTU toward `o.via` (for the MSS of a connection whose next
 /// hop is not known yet, or whose SYN-ACK comes back through the tunnel);
-/// `DEFAULT_UNDERLAY_MTU` while the kernel has no route there.
+/// `DEFAULT_UNDERLAY_MTU` while the kernel has no route there; lowered to
+/// the path MTU learned toward it (`path_mtu.rs`).
 #[inline(always)]
 pub fn route_mtu(ctx: &XdpContext, o: &Outer) -> u16 {
-    forward::route_mtu(ctx, o.src_ip, o.via, o.proto).unwrap_or(DEFAULT_UNDERLAY_MTU)
+    let mtu = forward::route_mtu(ctx, o.src_ip, o.via, o.proto).unwrap_or(DEFAULT_UNDERLAY_MTU);
+    path_mtu::cap(o.via, mtu)
 }
 
 /// The FIB query for the outer packet `o` will make of `pkt`, as
@@ -234,10 +236,21 @@ pub fn resolve(
 ) -> Result<Hop, Error> {
     // SAFETY (field pointer): `ip` was bounds-checked by `parse`.
     let df = load(unsafe { &raw const (*pkt.ip).frag_off }) & IP_DF_RAW != 0;
-    let hop = Hop::of(forward::next_hop(ctx, &outer_query(pkt, o), cache, now));
+    let hop = Hop::of(forward::next_hop(
+        ctx,
+        &outer_query(pkt, o),
+        cache,
+        now,
+        true,
+    ));
+    // The FIB's too-big verdict carries the route MTU: the learned path MTU
+    // may be smaller still (a cached verdict has it already).
     if hop.state == HOP_TOO_BIG
         && df
-        && let Some(action) = frag_needed::answer(ctx, hop.mtu.saturating_sub(o.overhead))?
+        && let Some(action) = frag_needed::answer(
+            ctx,
+            path_mtu::cap(o.via, hop.mtu).saturating_sub(o.overhead),
+        )?
     {
         return Ok(Hop::not(HOP_ANSWERED, 0, action));
     }
@@ -245,7 +258,8 @@ pub fn resolve(
 }
 
 /// Lowers the MSS of a SYN going out through `o` (not encapsulated yet) to
-/// what fits the route MTU once encapsulated (`mss_clamp.rs`).
+/// what fits the route MTU (or the path MTU learned toward the node, if
+/// smaller) once encapsulated (`mss_clamp.rs`).
 #[inline(always)]
 pub fn clamp_syn(ctx: &XdpContext, pkt: &Packet, o: &Outer, hop: &Hop) {
     if !mss_clamp::is_syn(pkt) {
@@ -301,7 +315,8 @@ pub fn relay(
     // SAFETY: points into a per-CPU map slot (`route`).
     let t = unsafe { &*t };
     let q = outer_query(pkt, &Outer::to_node(t));
-    let hop = Hop::of(forward::next_hop(ctx, &q, cache, now));
+    // `learned`: the connection's cache is shared with `deliver`.
+    let hop = Hop::of(forward::next_hop(ctx, &q, cache, now, true));
     encapsulate_send(ctx, pkt, t, hop)
 }
 

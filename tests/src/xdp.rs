@@ -15,8 +15,8 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Backend, Clock, Counters, DecapStat, Flow, FlowBucket, FlowKey, GlobalStat, IcmpLimit, Service,
-    Tunnel, TunnelEndpoint, VipKey,
+    Backend, Clock, Counters, DecapStat, Flow, FlowBucket, FlowKey, GlobalStat, IcmpLimit, PathMtu,
+    Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::{FLOW_WAYS, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
@@ -239,6 +239,15 @@ impl Harness {
         let mut map: LpmTrie<&mut MapData, u32, Tunnel> =
             LpmTrie::try_from(self.map(names::TUNNELS)?)?;
         map.insert(&Key::new(prefix_len, ip_be(pod_net)), tunnel, 0)?;
+        // Its node, if it has an endpoint (encapsulating, tunnel source
+        // resolved), in `TUNNEL_NODES`.
+        let encapsulating = tunnel.encap == lb_common::tunnel::encap::IPIP
+            || tunnel.encap == lb_common::tunnel::encap::VXLAN;
+        if encapsulating && tunnel.src_ip != 0 {
+            let mut nodes: HashMap<&mut MapData, u32, u32> =
+                HashMap::try_from(self.map(names::TUNNEL_NODES)?)?;
+            nodes.insert(tunnel.node_ip, 1, 0)?;
+        }
         Ok(())
     }
 
@@ -326,6 +335,20 @@ impl Harness {
     /// Runs the balancer program.
     pub fn run(&self, frame: &[u8], ingress_ifindex: u32) -> Result<Run> {
         self.run_prog(names::PROG_BALANCER, frame, ingress_ifindex)
+    }
+
+    /// The path MTU the datapath learned toward `node` (`PATH_MTU`), if any.
+    pub fn path_mtu(&self, node: std::net::Ipv4Addr) -> Result<Option<PathMtu>> {
+        let map: aya::maps::HashMap<&MapData, u32, PathMtu> = aya::maps::HashMap::try_from(
+            self.ebpf
+                .map(names::PATH_MTU)
+                .ok_or_else(|| anyhow!("no PATH_MTU"))?,
+        )?;
+        match map.get(&ip_be(node), 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn global(&self, stat: GlobalStat) -> Result<u64> {

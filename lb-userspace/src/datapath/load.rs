@@ -97,6 +97,7 @@ impl Datapath {
         let tunnels = Tunnels::new(
             take(&mut ebpf, names::TUNNELS)?,
             take(&mut ebpf, names::TUNNEL_ENDPOINTS)?,
+            take(&mut ebpf, names::TUNNEL_NODES)?,
             take(&mut ebpf, names::TUNNEL_ENDPOINT_COUNT)?,
             opts.tunnel_end,
         )?;

@@ -33,7 +33,7 @@ const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> 
 }
 
 /// Every pinned map but `CONNTRACK` and `CLOCK` (checked in `prepare`).
-fn others() -> [Expected; 15] {
+fn others() -> [Expected; 16] {
     use MapType::{Array as A, Hash as H, LpmTrie as L, PerCpuArray as P};
     [
         expected::<VipKey, Service>(names::SERVICES, H, limits::MAX_SERVICES),
@@ -52,6 +52,7 @@ fn others() -> [Expected; 15] {
         expected::<u32, BackendTunnel>(names::BACKEND_TUNNEL, P, limits::MAX_BACKENDS),
         expected::<TunnelEndpoint, u32>(names::TUNNEL_ENDPOINTS, H, limits::MAX_TUNNEL_ENDPOINTS),
         expected::<u32, u32>(names::TUNNEL_ENDPOINT_COUNT, A, 1),
+        expected::<u32, u32>(names::TUNNEL_NODES, H, limits::MAX_TUNNELS),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! Tunnel routes against a real loaded datapath (root; no interface): the
 //! load balancer's end written into `TUNNELS` (fixed or discovered), and
-//! `TUNNEL_ENDPOINTS` kept in step with the routes.
+//! `TUNNEL_ENDPOINTS` and `TUNNEL_NODES` kept in step with the routes.
 
 use std::net::Ipv4Addr;
 
@@ -112,16 +112,25 @@ fn fixed_end_is_written_and_endpoints_follow_the_routes() {
     dp.remove_tunnel(&vx3).unwrap();
     assert_endpoints(&dp, &want);
 
+    // `TUNNEL_NODES`: the nodes of the encapsulating routes (not the plain
+    // one's).
+    let node = |last| Ipv4Addr::new(172, 16, 1, last);
+    assert_eq!(
+        dp.tunnel_nodes().unwrap(),
+        vec![(node(11), 1), (node(12), 1), (node(13), 1)]
+    );
     for t in [&vx1, &vx2_4789, &plain] {
         dp.remove_tunnel(t).unwrap();
     }
     assert_endpoints(&dp, &[(ipip_ep, 1)]);
+    assert_eq!(dp.tunnel_nodes().unwrap(), vec![(node(13), 1)]);
     // A restart with no routes configured empties both maps.
     drop(dp);
     let mut dp = dirs.load();
     dp.restore_tunnels(&[]).unwrap();
     assert!(dp.tunnel_entries().unwrap().is_empty());
     assert_endpoints(&dp, &[]);
+    assert!(dp.tunnel_nodes().unwrap().is_empty());
 }
 
 #[test]

@@ -31,6 +31,9 @@ use crate::config::{Ipv4Cidr, TunnelSpec};
 pub(crate) struct Tunnels {
     map: LpmTrie<MapData, u32, Tunnel>,
     endpoints: HashMap<MapData, TunnelEndpoint, u32>,
+    /// `TUNNEL_NODES`: the nodes of the encapsulating routes (path MTUs are
+    /// learned toward them only).
+    nodes: HashMap<MapData, u32, u32>,
     /// `TUNNEL_ENDPOINT_COUNT`: how many entries `endpoints` has.
     count: Array<MapData, u32>,
     end: TunnelEndConfig,
@@ -39,6 +42,8 @@ pub(crate) struct Tunnels {
     /// so a change costs its own writes, not a walk over both maps.
     routes: BTreeMap<Ipv4Cidr, Tunnel>,
     present: BTreeSet<TunnelEndpoint>,
+    /// Which nodes `nodes` holds (kept in step like `present`).
+    present_nodes: BTreeSet<u32>,
 }
 
 fn err(e: MapError) -> DatapathError {
@@ -47,6 +52,10 @@ fn err(e: MapError) -> DatapathError {
 
 fn ep_err(e: MapError) -> DatapathError {
     DatapathError::map(names::TUNNEL_ENDPOINTS)(e)
+}
+
+fn node_err(e: MapError) -> DatapathError {
+    DatapathError::map(names::TUNNEL_NODES)(e)
 }
 
 fn cidr_of(key: &Key<u32>) -> Option<Ipv4Cidr> {
@@ -78,16 +87,19 @@ impl Tunnels {
     pub(crate) fn new(
         map: LpmTrie<MapData, u32, Tunnel>,
         endpoints: HashMap<MapData, TunnelEndpoint, u32>,
+        nodes: HashMap<MapData, u32, u32>,
         count: Array<MapData, u32>,
         end: TunnelEndConfig,
     ) -> Result<Self, DatapathError> {
         let mut t = Self {
             map,
             endpoints,
+            nodes,
             count,
             end,
             routes: BTreeMap::new(),
             present: BTreeSet::new(),
+            present_nodes: BTreeSet::new(),
         };
         t.routes = t.entries()?.into_iter().collect();
         t.present = t
@@ -95,6 +107,7 @@ impl Tunnels {
             .keys()
             .collect::<Result<_, _>>()
             .map_err(ep_err)?;
+        t.present_nodes = t.nodes.keys().collect::<Result<_, _>>().map_err(node_err)?;
         Ok(t)
     }
 
@@ -174,6 +187,33 @@ impl Tunnels {
         for ep in gone {
             removed(self.endpoints.remove(&ep), names::TUNNEL_ENDPOINTS)?;
             self.present.remove(&ep);
+        }
+        self.sync_nodes()
+    }
+
+    /// Makes `TUNNEL_NODES` hold the nodes of the routes that have an
+    /// endpoint (encapsulating, tunnel source resolved), new ones first.
+    /// At most one per route: it never holds more than `TUNNELS`.
+    fn sync_nodes(&mut self) -> Result<(), DatapathError> {
+        let mut wanted: BTreeMap<u32, u32> = BTreeMap::new();
+        for t in self.routes.values() {
+            if endpoint_of(t).is_some() {
+                *wanted.entry(t.node_ip).or_default() += 1;
+            }
+        }
+        for (node, n) in &wanted {
+            self.nodes.insert(node, n, 0).map_err(node_err)?;
+            self.present_nodes.insert(*node);
+        }
+        let gone: Vec<u32> = self
+            .present_nodes
+            .iter()
+            .filter(|n| !wanted.contains_key(n))
+            .copied()
+            .collect();
+        for node in gone {
+            removed(self.nodes.remove(&node), names::TUNNEL_NODES)?;
+            self.present_nodes.remove(&node);
         }
         Ok(())
     }
@@ -275,6 +315,19 @@ impl Datapath {
             .count
             .get(&0, 0)
             .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_COUNT))
+    }
+
+    /// Every `TUNNEL_NODES` entry (node address, number of routes to it).
+    pub fn tunnel_nodes(&self) -> Result<Vec<(Ipv4Addr, u32)>, DatapathError> {
+        let mut out: Vec<(Ipv4Addr, u32)> = self
+            .tunnels
+            .nodes
+            .iter()
+            .map(|r| r.map(|(k, v)| (Ipv4Addr::from(k.to_ne_bytes()), v)))
+            .collect::<Result<_, _>>()
+            .map_err(node_err)?;
+        out.sort();
+        Ok(out)
     }
 
     /// Every `TUNNEL_ENDPOINTS` entry (endpoint, number of routes using it).
