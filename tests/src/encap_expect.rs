@@ -1,22 +1,18 @@
 //! What the encapsulation fixtures expect, built independently with
 //! etherparse: the DNATed inner packet and its IPIP or VXLAN outer frame
-//! and the ICMP fragmentation-needed answers (shared by tests/tests/xdp_encap.rs,
-//! xdp_mtu.rs and xdp_pmtu.rs; the pods'
+//! (shared by tests/tests/xdp_encap.rs, xdp_mtu.rs and xdp_pmtu.rs; the pods'
 //! encapsulated replies are built in `encap_fixture`).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use etherparse::{
-    EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type, IpDscp, IpNumber, Ipv4Header,
-    icmpv4::DestUnreachableHeader,
-};
+use etherparse::{Ethernet2Header, Ipv4Header};
 
 use crate::{
     dnat_fixture::CLIENT,
     encap_fixture::*,
     fixture_net::BACKEND_IF_MAC,
     ipip,
-    packets::{Frame, L4, Mac, assert_checksums_valid},
+    packets::{Frame, Mac, assert_checksums_valid},
     vxlan,
     xdp::Run,
 };
@@ -82,48 +78,3 @@ pub fn assert_encapsulated(run: &Run, action: u32, expected: &[u8], inner_off: u
 
 pub const IPIP_INNER: usize = 34;
 pub const VXLAN_INNER: usize = 64;
-
-/// The ICMP fragmentation-needed answer to `input` (as the client sent it)
-/// carrying `mtu`: from the VIP back to the client, quoting the client's
-/// IPv4 header and 8 bytes.
-pub fn expect_frag_needed(input: &Frame, mtu: u16) -> Vec<u8> {
-    let sent = input.bytes();
-    let quote = &sent[Ethernet2Header::LEN..Ethernet2Header::LEN + 28];
-    let icmp = Icmpv4Header::with_checksum(
-        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-            next_hop_mtu: mtu,
-        }),
-        quote,
-    );
-    let mut ip = Ipv4Header::new(
-        (icmp.header_len() + quote.len()) as u16,
-        64,
-        IpNumber::ICMP,
-        input.ip.destination,
-        input.ip.source,
-    )
-    .unwrap();
-    ip.dont_fragment = false;
-    ip.identification = 0;
-    ip.dscp = IpDscp::try_new(0xc0 >> 2).unwrap();
-    ip.header_checksum = ip.calc_header_checksum();
-    let mut out = Vec::new();
-    Ethernet2Header {
-        source: input.eth.destination,
-        destination: input.eth.source,
-        ether_type: EtherType::IPV4,
-    }
-    .write(&mut out)
-    .unwrap();
-    ip.write(&mut out).unwrap();
-    icmp.write(&mut out).unwrap();
-    out.extend_from_slice(quote);
-    out
-}
-
-/// `f` with a payload making its IPv4 packet `ip_len` bytes long.
-pub fn big(mut f: Frame, ip_len: usize) -> Frame {
-    let headers = 20 + if matches!(f.l4, L4::Tcp(_)) { 20 } else { 8 };
-    f.payload = (0..ip_len - headers).map(|i| i as u8).collect();
-    f
-}

@@ -1,6 +1,6 @@
 //! What the fixtures expect of an ICMP fragmentation-needed answer built
 //! in XDP (`lb-ebpf/src/frag_needed.rs`), built independently with
-//! etherparse (shared by tests/tests/xdp_mtu.rs and xdp_frag_limit.rs).
+//! etherparse (shared by tests/tests/xdp_mtu.rs, xdp_frag_limit.rs and xdp_pmtu.rs).
 
 use etherparse::{
     EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type, IpDscp, IpNumber, Ipv4Header,

@@ -22,6 +22,7 @@ use tests::{
     encap_expect::*,
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, CLIENT_IF_MAC, CLIENT_MAC},
+    frag_needed_expect::{expect_frag_needed, oversized},
     packets::{Frame, L4, assert_checksums_valid, icmp_frame},
     xdp::START_CLOCK_NS,
 };
@@ -115,7 +116,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
         let fits_route = (1500 - oh) as usize;
         let fits_path = (PATH_MTU - oh) as usize;
         // A full-sized packet goes through: the route MTU is 1500.
-        let first = big(client_tcp(TCP_VIP), fits_route);
+        let first = oversized(client_tcp(TCP_VIP), fits_route);
         let run = fx.from_client(&first).unwrap();
         assert_encapsulated(
             &run,
@@ -145,7 +146,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
         // the path's MTU minus the overhead, on the established connection
         // and a new one alike.
         fx.lb.set_clock(START_CLOCK_NS + EPOCH_NS).unwrap();
-        let again = big(client_tcp(TCP_VIP), fits_route);
+        let again = oversized(client_tcp(TCP_VIP), fits_route);
         let run = fx.from_client(&again).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(
@@ -155,7 +156,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
         );
         assert_checksums_valid(&run.output);
         let other = SocketAddrV4::new(*CLIENT.ip(), 41001);
-        let new_conn = big(client_tcp(TCP_VIP).addrs(other, TCP_VIP), fits_path + 1);
+        let new_conn = oversized(client_tcp(TCP_VIP).addrs(other, TCP_VIP), fits_path + 1);
         let run = fx.from_client(&new_conn).unwrap();
         assert_eq!(
             run.output,
@@ -163,7 +164,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
             "{pod}"
         );
         // Larger than the route MTU itself: the FIB's verdict, lowered too.
-        let huge = big(client_tcp(TCP_VIP), 1500);
+        let huge = oversized(client_tcp(TCP_VIP), 1500);
         let run = fx.from_client(&huge).unwrap();
         assert_eq!(
             run.output,
@@ -172,7 +173,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
         );
         assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 3);
         // What fits the path goes through.
-        let fitting = big(client_tcp(TCP_VIP), fits_path);
+        let fitting = oversized(client_tcp(TCP_VIP), fits_path);
         let run = fx.from_client(&fitting).unwrap();
         assert_encapsulated(
             &run,
@@ -226,7 +227,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
         fx.lb
             .set_clock(START_CLOCK_NS + PATH_MTU_EXPIRES_NS + EPOCH_NS)
             .unwrap();
-        let later = big(client_tcp(TCP_VIP), fits_route);
+        let later = oversized(client_tcp(TCP_VIP), fits_route);
         let run = fx.from_client(&later).unwrap();
         assert_encapsulated(
             &run,
@@ -252,7 +253,7 @@ fn implausible_or_foreign_frag_needed_changes_nothing() {
     for pod in [POD_IPIP, POD_VXLAN] {
         let mut fx = EncapFixture::new(pod).unwrap();
         let fits_route = (1500 - overhead(pod)) as usize;
-        let first = big(client_tcp(TCP_VIP), fits_route);
+        let first = oversized(client_tcp(TCP_VIP), fits_route);
         let sent = fx.from_client(&first).unwrap().output;
         let stranger = Ipv4Addr::new(10, 0, 2, 77);
         let from_stranger = with_quoted(&sent, |ip| ip[12..16].copy_from_slice(&stranger.octets()));
@@ -346,7 +347,7 @@ fn minimal_quote_of_an_ipip_packet_is_enough() {
     // named by its header alone (a VXLAN one needs its VXLAN header).
     let fx = EncapFixture::new(POD_IPIP).unwrap();
     let sent = fx
-        .from_client(&big(client_tcp(TCP_VIP), 1480))
+        .from_client(&oversized(client_tcp(TCP_VIP), 1480))
         .unwrap()
         .output;
     let error = router_error(&sent, 28, frag_needed(PATH_MTU), TUNNEL_SOURCE);
