@@ -34,7 +34,10 @@ use lb_common::{GlobalStat, csum, proto};
 use crate::{
     conntrack,
     error::Error,
-    headers::{ETH_LEN, ETH_P_IP_RAW, EthHdr, IPV4_LEN, Ipv4Hdr},
+    headers::{
+        ETH_LEN, ETH_P_IP_RAW, EthHdr, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_LEN, IPV4_LEN,
+        Ipv4Hdr,
+    },
     maps::{ICMP_BUCKET, ICMP_LIMIT, TX_PORTS},
     packet::{frame_len, load, ptr_at, store},
     stats,
@@ -42,13 +45,10 @@ use crate::{
 
 /// Quoted: the original IPv4 header (never with options here) and 8 bytes.
 const QUOTE_LEN: usize = IPV4_LEN + 8;
-const ICMP_LEN: usize = 8;
 const ICMP_OFF: usize = ETH_LEN + IPV4_LEN;
 const QUOTE_OFF: usize = ICMP_OFF + ICMP_LEN;
 /// The whole answer frame.
 const FRAME_LEN: usize = QUOTE_OFF + QUOTE_LEN;
-const ICMP_DEST_UNREACH: u8 = 3;
-const ICMP_FRAG_NEEDED: u8 = 4;
 /// TOS of the answer: precedence "internetwork control", as Linux sends its
 /// ICMP errors.
 const TOS_INTERNETWORK_CONTROL: u8 = 0xc0;

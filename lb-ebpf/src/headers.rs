@@ -79,6 +79,9 @@ pub const ICMP_LEN: usize = 8;
 pub const ICMP_CHECK_OFF: usize = 2;
 /// ICMP error types that quote the packet they are about.
 pub const ICMP_DEST_UNREACH: u8 = 3;
+/// Destination-unreachable code of fragmentation-needed (RFC 1191: the
+/// next-hop MTU in the header's last two bytes).
+pub const ICMP_FRAG_NEEDED: u8 = 4;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 pub const ICMP_PARAMETER_PROBLEM: u8 = 12;
 

@@ -24,16 +24,14 @@ use lb_common::{
 
 use crate::{
     headers::{
-        ETH_LEN, ICMP_DEST_UNREACH, ICMP_LEN, IP_OFFSET_RAW, IPV4_LEN, Ipv4Hdr, L4_OFF, UDP_LEN,
-        UdpHdr, VXLAN_LEN, VXLAN_VNI_OFF,
+        ETH_LEN, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_LEN, IP_OFFSET_RAW, IPV4_LEN, Ipv4Hdr,
+        L4_OFF, UDP_LEN, UdpHdr, VXLAN_LEN, VXLAN_VNI_OFF,
     },
     maps::{PATH_MTU, TUNNEL_ENDPOINTS, TUNNEL_NODES},
     packet::{load, ptr_at},
     stats,
 };
 
-/// ICMP code of fragmentation-needed (type 3).
-const ICMP_FRAG_NEEDED: u8 = 4;
 /// Frame offsets (the error's IPv4 header has no options: `parse` passes
 /// ICMP with options before the ICMP stage): the quoted IPv4 header, its
 /// payload, the VNI word of a quoted VXLAN header.
