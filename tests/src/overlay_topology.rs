@@ -50,6 +50,13 @@
 //! the load balancer's VTEP instead (`10.0.1.0/24 via 10.244.0.0 dev
 //! flannel.1 onlink`), the encapsulated return path.
 //!
+//! With [`OverlayBuilder::node_hop`] the fabric namespace is a router
+//! instead: the load balancer's `n0` is routed to its `lb` port
+//! (172.16.1.254/24), `br0` holds 172.16.2.1/24, the nodes are
+//! 172.16.2.(10+N)/24 with it as their default gateway, and the node side
+//! has a narrower MTU (so the router answers oversized encapsulated packets
+//! with ICMP fragmentation-needed).
+//!
 //! MTUs: 1500 on every veth, 1450 on `flannel.1` (flannel's), pods 1500 by
 //! default so encapsulated traffic has to deal with the MTU (PMTU discovery),
 //! or 1450 as flannel configures them ([`OverlayBuilder::pod_mtu`]).
@@ -92,6 +99,11 @@ pub const POD_DEV: &str = HOST_DEV;
 pub const LINK_MTU: u32 = 1500;
 /// MTU of `flannel.1`.
 pub const VXLAN_MTU: u32 = LINK_MTU - flannel::OVERHEAD;
+/// With a router between the load balancer and the nodes
+/// ([`OverlayBuilder::node_hop`]): the router's address on the load
+/// balancer's link, and on the nodes' network 172.16.2.0/24.
+pub const HOP_LB_SIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 1, 254);
+pub const HOP_NODE_SIDE_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 2, 1);
 /// The load balancer's VTEP MAC unless the builder says otherwise.
 pub const LB_VTEP_MAC: MacAddr = MacAddr([0x0e, 0xf1, 0x00, 0x00, 0xff, 0x01]);
 pub const MAX_NODES: usize = 20;
@@ -107,9 +119,15 @@ pub fn lb_overlay_subnet() -> Ipv4Cidr {
     Ipv4Cidr::new(Ipv4Addr::new(10, 244, 0, 0), 24).expect("network address")
 }
 
-/// Node `index`'s address: 172.16.1.(10+index).
-pub fn node_ip(index: u8) -> Ipv4Addr {
-    Ipv4Addr::new(172, 16, 1, 10 + index)
+/// Node `index`'s address: 172.16.1.(10+index), or 172.16.2.(10+index)
+/// behind a router ([`OverlayBuilder::node_hop`]).
+pub fn node_ip(index: u8, behind_hop: bool) -> Ipv4Addr {
+    Ipv4Addr::new(172, 16, if behind_hop { 2 } else { 1 }, 10 + index)
+}
+
+/// The nodes' network behind a router, 172.16.2.0/24.
+pub fn hop_node_net() -> Ipv4Cidr {
+    Ipv4Cidr::new(Ipv4Addr::new(172, 16, 2, 0), 24).expect("network address")
 }
 
 /// Node `index`'s pod subnet: 10.244.index.0/24.
@@ -204,6 +222,7 @@ pub struct OverlayBuilder {
     lb_vtep_mac: MacAddr,
     lb_pod_routes: bool,
     node_decap: bool,
+    node_hop: Option<u32>,
 }
 
 impl Default for OverlayBuilder {
@@ -228,6 +247,7 @@ impl OverlayBuilder {
             lb_vtep_mac: LB_VTEP_MAC,
             lb_pod_routes: true,
             node_decap: true,
+            node_hop: None,
         }
     }
 
@@ -296,6 +316,19 @@ impl OverlayBuilder {
         self
     }
 
+    /// Put a router between the load balancer and the nodes, whose link to
+    /// the nodes has MTU `mtu` (the nodes' uplinks too, and `flannel.1` 50
+    /// bytes less, as flannel derives it): the fabric namespace routes
+    /// between the load balancer's link (172.16.1.0/24, its address
+    /// [`HOP_LB_SIDE_IP`]) and the bridge of the nodes' network
+    /// 172.16.2.0/24 ([`HOP_NODE_SIDE_IP`], the nodes' default gateway).
+    /// Encapsulated packets that fit the load balancer's link but not the
+    /// nodes' make the router answer with ICMP fragmentation-needed.
+    pub fn node_hop(mut self, mtu: u32) -> Self {
+        self.node_hop = Some(mtu);
+        self
+    }
+
     pub fn build(self) -> Result<OverlayTopology> {
         ensure!(
             (1..=MAX_NODES).contains(&self.nodes.len()),
@@ -312,6 +345,12 @@ impl OverlayBuilder {
             "pod MTU must be 576..={LINK_MTU}, got {}",
             self.pod_mtu
         );
+        if let Some(mtu) = self.node_hop {
+            ensure!(
+                (576..=LINK_MTU).contains(&mtu),
+                "the nodes' MTU behind the router must be 576..={LINK_MTU}, got {mtu}"
+            );
+        }
         ensure!(
             lb_overlay_subnet().contains(self.lb_overlay_ip),
             "the load balancer's overlay address {} is not in {}",
@@ -335,13 +374,17 @@ impl OverlayBuilder {
             },
             lb_overlay_ip: self.lb_overlay_ip,
             pod_mtu: self.pod_mtu,
+            node_hop: self.node_hop,
         };
         topo.lb.sysctl("net/ipv4/ip_forward", "1")?;
         connect_client(&topo.client, &topo.lb)?;
         topo.fabric
             .ip(&["link", "add", FABRIC_BRIDGE, "type", "bridge"])?;
         topo.fabric.ip(&["link", "set", FABRIC_BRIDGE, "up"])?;
-        topo.join_fabric(&topo.lb, LB_NODE_DEV, "lb")?;
+        match topo.node_hop {
+            None => topo.join_fabric(&topo.lb, LB_NODE_DEV, "lb")?,
+            Some(mtu) => topo.route_fabric(mtu)?,
+        }
         if topo.lb_mode == LbMode::Balancer {
             // What the datapath redirects or sends back out of n0 arrives
             // at the bridge port only with an XDP program there.
@@ -404,6 +447,9 @@ pub struct OverlayTopology {
     /// [`LbMode::Balancer`].
     pub lb_overlay_ip: Ipv4Addr,
     pub pod_mtu: u32,
+    /// The MTU of the nodes' network behind a router
+    /// ([`OverlayBuilder::node_hop`]), if there is one.
+    pub node_hop: Option<u32>,
 }
 
 impl OverlayTopology {
@@ -466,17 +512,59 @@ impl OverlayTopology {
         Ok(())
     }
 
+    /// The fabric namespace as the router in front of the nodes
+    /// ([`OverlayBuilder::node_hop`]): the load balancer's link is routed
+    /// (not a bridge port), the bridge holds the nodes' gateway address at
+    /// MTU `mtu`, and what the nodes send toward the client network or the
+    /// load balancer's overlay subnet goes to the load balancer.
+    fn route_fabric(&self, mtu: u32) -> Result<()> {
+        let fabric = &self.fabric;
+        fabric.sysctl("net/ipv4/ip_forward", "1")?;
+        veth(&self.lb, LB_NODE_DEV, fabric, "lb")?;
+        fabric.addr("lb", &format!("{HOP_LB_SIDE_IP}/{NODE_NET_PREFIX}"))?;
+        fabric.ip(&["link", "set", FABRIC_BRIDGE, "mtu", &mtu.to_string()])?;
+        fabric.addr(
+            FABRIC_BRIDGE,
+            &format!("{HOP_NODE_SIDE_IP}/{}", hop_node_net().prefix_len()),
+        )?;
+        for net in [client_net(), lb_overlay_subnet()] {
+            route_via(fabric, net, LB_NODE_IP)?;
+        }
+        Ok(())
+    }
+
+    /// Where the node network's hosts send what is not on their link: the
+    /// load balancer, or the router in front of them.
+    fn node_gateway(&self) -> Ipv4Addr {
+        match self.node_hop {
+            None => LB_NODE_IP,
+            Some(_) => HOP_NODE_SIDE_IP,
+        }
+    }
+
     /// Node `index`: uplink, default route, CNI bridge, pods, and
     /// `flannel.1` if it is a VXLAN node.
     fn add_node(&self, index: u8, encap: Encap, pods: usize) -> Result<Node> {
         let name = format!("node{index}");
         let ns = Netns::create(&name)?;
-        let ip = node_ip(index);
+        let ip = node_ip(index, self.node_hop.is_some());
         ns.sysctl("net/ipv4/ip_forward", "1")?;
         self.join_fabric(&ns, UPLINK_DEV, &name)?;
+        let uplink_mtu = self.node_hop.unwrap_or(LINK_MTU);
+        if let Some(mtu) = self.node_hop {
+            let mtu = mtu.to_string();
+            self.fabric.ip(&["link", "set", &name, "mtu", &mtu])?;
+            ns.ip(&["link", "set", UPLINK_DEV, "mtu", &mtu])?;
+        }
         ns.addr(UPLINK_DEV, &format!("{ip}/{NODE_NET_PREFIX}"))?;
         prepare_host_dev(&ns, UPLINK_DEV)?;
-        ns.ip(&["route", "add", "default", "via", &LB_NODE_IP.to_string()])?;
+        ns.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &self.node_gateway().to_string(),
+        ])?;
 
         let pod_cidr = pod_cidr(index);
         let pod_gateway = Ipv4Addr::new(10, 244, index, 1);
@@ -493,7 +581,7 @@ impl OverlayTopology {
             mac: node_vtep_mac(index),
         });
         if let Some(vtep) = &vtep {
-            flannel::create(&ns, vtep, UPLINK_DEV, LINK_MTU, vtep.gateway())?;
+            flannel::create(&ns, vtep, UPLINK_DEV, uplink_mtu, vtep.gateway())?;
         }
         Ok(Node {
             decap: None,
@@ -558,6 +646,9 @@ impl OverlayTopology {
 
     /// The load balancer's side of the overlay (see [`LbMode`]).
     fn route_lb(&self, pod_routes: bool) -> Result<()> {
+        if self.node_hop.is_some() {
+            route_via(&self.lb, hop_node_net(), HOP_LB_SIDE_IP)?;
+        }
         match self.lb_mode {
             LbMode::KernelVtep => {
                 flannel::create(
@@ -570,7 +661,7 @@ impl OverlayTopology {
                 for node in &self.nodes {
                     match node.vtep {
                         Some(peer) => flannel::add_peer(&self.lb, &peer)?,
-                        None => route_via(&self.lb, node.pod_cidr, node.ip)?,
+                        None => self.route_pods_of(node)?,
                     }
                 }
             }
@@ -578,12 +669,24 @@ impl OverlayTopology {
                 self.lb.addr("lo", &format!("{}/32", self.lb_overlay_ip))?;
                 if pod_routes {
                     for node in &self.nodes {
-                        route_via(&self.lb, node.pod_cidr, node.ip)?;
+                        self.route_pods_of(node)?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// The load balancer's plain route to `node`'s pods: via the node, or
+    /// via the router in front of it (which routes them to the node).
+    fn route_pods_of(&self, node: &Node) -> Result<()> {
+        match self.node_hop {
+            None => route_via(&self.lb, node.pod_cidr, node.ip),
+            Some(_) => {
+                route_via(&self.fabric, node.pod_cidr, node.ip)?;
+                route_via(&self.lb, node.pod_cidr, HOP_LB_SIDE_IP)
+            }
+        }
     }
 }
 

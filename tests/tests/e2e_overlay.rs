@@ -363,6 +363,10 @@ fn bad_builder_settings_are_refused_before_anything_is_created() {
         "pod MTU must be 576..=1500",
     );
     refused(
+        OverlayBuilder::new().node_hop(1600),
+        "the nodes' MTU behind the router must be 576..=1500, got 1600",
+    );
+    refused(
         OverlayBuilder::new().lb_overlay_ip(std::net::Ipv4Addr::new(10, 244, 1, 5)),
         "10.244.1.5 is not in 10.244.0.0/24",
     );
