@@ -79,6 +79,21 @@ impl Netns {
         )
     }
 
+    /// The path MTU this namespace has learned toward `to` (from `ip route
+    /// get`), None if none below its route's.
+    pub fn learned_mtu(&self, to: std::net::Ipv4Addr) -> Result<Option<u32>> {
+        let route = self.ip(&["route", "get", &to.to_string()])?;
+        route
+            .split_whitespace()
+            .skip_while(|w| *w != "mtu")
+            .nth(1)
+            .map(|m| {
+                m.parse::<u32>()
+                    .with_context(|| format!("mtu in {route:?}"))
+            })
+            .transpose()
+    }
+
     /// A command that runs `program` inside this namespace
     /// (`nsenter --net=/run/netns/NAME -- program`).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {

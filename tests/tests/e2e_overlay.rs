@@ -236,15 +236,10 @@ fn megabyte_through_baseline(pod_mtu: u32) -> (Option<u32>, Option<u32>) {
         .unwrap()
         .unwrap_or_else(|e| panic!("1 MB echo to {addr} (pod MTU {pod_mtu}): {e:#}"));
     assert_eq!(hello.backend, pod.name);
-    let learned = |ns: &tests::netns::Netns, to: std::net::Ipv4Addr| {
-        let route = ns.ip(&["route", "get", &to.to_string()]).unwrap();
-        route
-            .split_whitespace()
-            .skip_while(|w| *w != "mtu")
-            .nth(1)
-            .map(|m| m.parse::<u32>().unwrap())
-    };
-    (learned(&pod.ns, CLIENT_IP), learned(&t.client, pod.ip))
+    (
+        pod.ns.learned_mtu(CLIENT_IP).unwrap(),
+        t.client.learned_mtu(pod.ip).unwrap(),
+    )
 }
 
 #[test]

@@ -11,17 +11,13 @@
 //! fragmentation-needed at the MTU left inside the tunnel, lets the
 //! transfer complete. Without it the connection stalls (a black hole).
 
-use std::{
-    net::{Ipv4Addr, SocketAddrV4},
-    time::Duration,
-};
+use std::{net::SocketAddrV4, time::Duration};
 
 use lb_common::tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD};
 use lb_userspace::config::Encap;
 use tests::{
     api::service_json,
     client,
-    netns::Netns,
     overlay_topology::{HOP_LB_SIDE_IP, OverlayBuilder},
     topology::VIP,
 };
@@ -34,16 +30,6 @@ const HOP_MTU: u32 = 1400;
 /// established packets take the learned MTU when their cached next hop is
 /// next refreshed (about a second later).
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The MTU `ns` has learned toward `to` (None: none below its link's).
-fn learned_mtu(ns: &Netns, to: Ipv4Addr) -> Option<u32> {
-    let route = ns.ip(&["route", "get", &to.to_string()]).unwrap();
-    route
-        .split_whitespace()
-        .skip_while(|w| *w != "mtu")
-        .nth(1)
-        .map(|m| m.parse::<u32>().unwrap())
-}
 
 /// A megabyte echoed from the client through the VIP to the pod of one
 /// `encap` node behind the router; returns the MTU the client then has
@@ -93,7 +79,7 @@ fn megabyte_through_the_hop(encap: Encap) -> Option<u32> {
         "the router's error was learned from"
     );
     assert!(daemon.api().datapath_packets("icmp_frag_needed").unwrap() >= 1);
-    learned_mtu(&t.client, VIP)
+    t.client.learned_mtu(VIP).unwrap()
 }
 
 #[test]
