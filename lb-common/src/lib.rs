@@ -33,7 +33,7 @@ pub use icmp_limit::{IcmpBucket, IcmpLimit};
 pub use path_mtu::PathMtu;
 pub use service::{Backend, Service, VipKey};
 pub use stats::{Counters, GlobalStat};
-pub use tunnel::{BackendTunnel, Tunnel, TunnelEndpoint};
+pub use tunnel::{BackendTunnel, EndpointSet, Tunnel, TunnelEndpoint};
 
 /// IP protocol numbers the balancer handles.
 pub mod proto {
@@ -62,6 +62,7 @@ mod pod {
     unsafe impl aya::Pod for crate::Tunnel {}
     unsafe impl aya::Pod for crate::BackendTunnel {}
     unsafe impl aya::Pod for crate::TunnelEndpoint {}
+    unsafe impl aya::Pod for crate::EndpointSet {}
     unsafe impl aya::Pod for crate::IcmpLimit {}
     unsafe impl aya::Pod for crate::IcmpBucket {}
     unsafe impl aya::Pod for crate::PathMtu {}

@@ -62,11 +62,18 @@ pub const BACKEND_TUNNEL: &str = "BACKEND_TUNNEL";
 /// balancer decapsulates those that carry a reply of one of its connections.
 pub const TUNNEL_ENDPOINTS: &str = "TUNNEL_ENDPOINTS";
 
-/// `Array<u32>` of 1: the number of entries in `TUNNEL_ENDPOINTS`, written
-/// by userspace with them. While it is 0 the balancer skips the endpoint
-/// lookup (an inlined array load instead of a hash lookup for every UDP
-/// packet), so plain DNAT pays nothing for the tunnel feature.
-pub const TUNNEL_ENDPOINT_COUNT: &str = "TUNNEL_ENDPOINT_COUNT";
+/// `Array<EndpointSet>` of 1: the tunnel endpoints the return path
+/// compares inline (`tunnel::EndpointSet`), and how many more only
+/// `TUNNEL_ENDPOINTS` holds; written by userspace with them. While it holds
+/// none the balancer skips the endpoint check (one inlined array load for
+/// every UDP packet), so plain DNAT pays nothing for the tunnel feature.
+pub const TUNNEL_ENDPOINT_SET: &str = "TUNNEL_ENDPOINT_SET";
+
+/// Pins earlier builds made that this one no longer uses (removed at start).
+pub const RETIRED_PINS: &[&str] = &[
+    // `Array<u32>`, the number of endpoints: now `TUNNEL_ENDPOINT_SET`.
+    "TUNNEL_ENDPOINT_COUNT",
+];
 
 /// `Array<IcmpLimit>` of 1: the rate limit of the ICMP
 /// fragmentation-needed answers (`icmp_limit`), written by the daemon at

@@ -1,7 +1,7 @@
 //! The return path of encapsulated delivery: replies from pods that their
 //! node sends back encapsulated (IPIP, or VXLAN to a tunnel's UDP port)
 //! addressed to one of the load balancer's tunnel endpoints
-//! (`TUNNEL_ENDPOINTS`). The inner packet is checked in place first; only a
+//! (`TUNNEL_ENDPOINT_SET`, `TUNNEL_ENDPOINTS`). The inner packet is checked in place first; only a
 //! packet of one of our connections is decapsulated, and then goes through
 //! the balancer like a plain reply; a DSR backend's reply (from a VIP,
 //! without a connection) is decapsulated and given to the stack as it is.
@@ -11,7 +11,7 @@
 //! "Encapsulated replies".
 
 use aya_ebpf::programs::XdpContext;
-use lb_common::{FlowKey, TunnelEndpoint, csum, proto, tunnel::VNI_WIRE_MASK};
+use lb_common::{EndpointSet, FlowKey, TunnelEndpoint, csum, proto, tunnel::VNI_WIRE_MASK};
 
 use crate::{
     conntrack::{self, Entry},
@@ -21,7 +21,7 @@ use crate::{
         VXLAN_FLAG_I, VXLAN_LEN, VXLAN_VNI_OFF,
     },
     icmp_error,
-    maps::{TUNNEL_ENDPOINT_COUNT, TUNNEL_ENDPOINTS},
+    maps::{TUNNEL_ENDPOINT_SET, TUNNEL_ENDPOINTS},
     packet::{StripError, load, ptr_at, strip_to},
     parse::is_vip,
 };
@@ -33,19 +33,31 @@ const IPIP_INNER_OFF: usize = OUTER_L4_OFF;
 const VXLAN_INNER_ETH_OFF: usize = OUTER_L4_OFF + UDP_LEN + VXLAN_LEN;
 const VXLAN_INNER_OFF: usize = VXLAN_INNER_ETH_OFF + ETH_LEN;
 
-/// Whether this load balancer has any tunnel endpoint. An inlined array
-/// load (the verifier turns array lookups into address arithmetic), so UDP
-/// traffic of a balancer without tunnels pays it instead of a hash lookup.
+/// This load balancer's tunnel endpoints, if it has any: an inlined array
+/// load, so UDP traffic of a balancer without tunnels pays only that.
 #[inline(always)]
-fn any_endpoint() -> bool {
-    TUNNEL_ENDPOINT_COUNT.get(0).is_some_and(|n| *n != 0)
+fn endpoints() -> Option<&'static EndpointSet> {
+    TUNNEL_ENDPOINT_SET
+        .get(0)
+        .filter(|set| set.spilled != 0 || set.inline.iter().any(|ep| ep.proto != 0))
 }
 
-/// Whether `ep` is a tunnel endpoint of this load balancer.
+/// Whether `ep` is a tunnel endpoint of this load balancer: one of `set`'s
+/// inline entries (compared field by field), else, only when some did not
+/// fit inline, an entry of `TUNNEL_ENDPOINTS`.
 #[inline(always)]
-fn is_endpoint(ep: TunnelEndpoint) -> bool {
+fn is_endpoint(set: &EndpointSet, ep: TunnelEndpoint) -> bool {
+    for slot in &set.inline {
+        if slot.addr == ep.addr
+            && slot.port == ep.port
+            && slot.proto == ep.proto
+            && slot.vni == ep.vni
+        {
+            return true;
+        }
+    }
     // SAFETY: only the presence of the entry is read.
-    unsafe { TUNNEL_ENDPOINTS.get(ep).is_some() }
+    set.spilled != 0 && unsafe { TUNNEL_ENDPOINTS.get(ep).is_some() }
 }
 
 /// Decapsulates an encapsulated reply of one of our connections.
@@ -80,9 +92,9 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
         proto::UDP => true,
         _ => return Ok(None),
     };
-    if !any_endpoint() {
+    let Some(set) = endpoints() else {
         return Ok(None);
-    }
+    };
     // VXLAN: the UDP port and the VNI are part of the endpoint (a VXLAN
     // packet too short for its header is no VXLAN of ours).
     let (port, vni) = if vxlan {
@@ -99,13 +111,16 @@ pub fn decap(ctx: &XdpContext, now: u64) -> Result<Option<Entry>, Error> {
     } else {
         (0, 0)
     };
-    if !is_endpoint(TunnelEndpoint {
-        addr: daddr,
-        port,
-        proto: protocol,
-        _pad: 0,
-        vni,
-    }) {
+    if !is_endpoint(
+        set,
+        TunnelEndpoint {
+            addr: daddr,
+            port,
+            proto: protocol,
+            _pad: 0,
+            vni,
+        },
+    ) {
         return Ok(None);
     }
 

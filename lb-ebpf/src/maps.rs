@@ -8,8 +8,8 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lb_common::{
-    Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, IcmpBucket,
-    IcmpLimit, NextHop, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
+    Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, FlowBucket, GlobalStat,
+    IcmpBucket, IcmpLimit, NextHop, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::buckets_for,
     limits::{
         CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_PATH_MTUS, MAX_SERVICES,
@@ -82,9 +82,10 @@ pub static BACKEND_TUNNEL: PerCpuArray<BackendTunnel> = PerCpuArray::pinned(MAX_
 pub static TUNNEL_ENDPOINTS: HashMap<TunnelEndpoint, u32> =
     HashMap::pinned(MAX_TUNNEL_ENDPOINTS, 0);
 
-/// How many entries `TUNNEL_ENDPOINTS` has (0: skip its lookup).
+/// The tunnel endpoints compared inline, and how many more only
+/// `TUNNEL_ENDPOINTS` holds (`lb_common::tunnel::EndpointSet`).
 #[map]
-pub static TUNNEL_ENDPOINT_COUNT: Array<u32> = Array::pinned(1, 0);
+pub static TUNNEL_ENDPOINT_SET: Array<EndpointSet> = Array::pinned(1, 0);
 
 /// The rate limit of ICMP fragmentation-needed answers, written by the
 /// daemon at start (all zero: the defaults). Not pinned: each loaded object

@@ -15,8 +15,8 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Backend, Clock, Counters, DecapStat, Flow, FlowBucket, FlowKey, GlobalStat, IcmpLimit, PathMtu,
-    Service, Tunnel, TunnelEndpoint, VipKey,
+    Backend, Clock, Counters, DecapStat, EndpointSet, Flow, FlowBucket, FlowKey, GlobalStat,
+    IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::{FLOW_WAYS, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
@@ -260,21 +260,29 @@ impl Harness {
     }
 
     /// Makes `ep` a tunnel endpoint of the load balancer (`TUNNEL_ENDPOINTS`,
-    /// and their number in `TUNNEL_ENDPOINT_COUNT`, as userspace does).
+    /// and `TUNNEL_ENDPOINT_SET`, as userspace does).
     pub fn add_tunnel_endpoint(&mut self, ep: TunnelEndpoint) -> Result<()> {
         let mut map: HashMap<&mut MapData, TunnelEndpoint, u32> =
             HashMap::try_from(self.map(names::TUNNEL_ENDPOINTS)?)?;
         map.insert(ep, 1, 0)?;
-        let n = map.keys().count() as u32;
-        self.set_tunnel_endpoint_count(n)
+        let all = map.keys().collect::<Result<Vec<_>, _>>()?;
+        let set = self.tunnel_endpoint_set()?.with_endpoints(&all);
+        self.set_tunnel_endpoint_set(set)
     }
 
-    /// Writes `TUNNEL_ENDPOINT_COUNT` (tests also set it out of step with
+    /// What `TUNNEL_ENDPOINT_SET` holds.
+    pub fn tunnel_endpoint_set(&mut self) -> Result<EndpointSet> {
+        let set: Array<&mut MapData, EndpointSet> =
+            Array::try_from(self.map(names::TUNNEL_ENDPOINT_SET)?)?;
+        Ok(set.get(&0, 0)?)
+    }
+
+    /// Writes `TUNNEL_ENDPOINT_SET` (tests also set it out of step with
     /// `TUNNEL_ENDPOINTS`).
-    pub fn set_tunnel_endpoint_count(&mut self, n: u32) -> Result<()> {
-        let mut count: Array<&mut MapData, u32> =
-            Array::try_from(self.map(names::TUNNEL_ENDPOINT_COUNT)?)?;
-        count.set(0, n, 0)?;
+    pub fn set_tunnel_endpoint_set(&mut self, value: EndpointSet) -> Result<()> {
+        let mut set: Array<&mut MapData, EndpointSet> =
+            Array::try_from(self.map(names::TUNNEL_ENDPOINT_SET)?)?;
+        set.set(0, value, 0)?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::Ipv4Header;
-use lb_common::{GlobalStat, proto};
+use lb_common::{EndpointSet, GlobalStat, TunnelEndpoint, proto, tunnel::INLINE_ENDPOINTS};
 use tests::{
     dnat_fixture::{
         CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp,
@@ -18,7 +18,7 @@ use tests::{
     ipip,
     packets::assert_checksums_valid,
     vxlan,
-    xdp::START_CLOCK_NS,
+    xdp::{START_CLOCK_NS, ip_be},
 };
 
 #[test]
@@ -247,22 +247,61 @@ fn vxlan_reply_with_another_vni_is_not_ours() {
 }
 
 #[test]
-fn endpoint_lookup_is_skipped_while_the_endpoint_count_is_zero() {
+fn endpoint_check_is_skipped_while_the_endpoint_set_is_empty() {
     let mut fx = EncapFixture::new(POD_IPIP).unwrap();
     let syn = client_tcp(TCP_VIP).syn();
     fx.from_client(&syn).unwrap();
     let frame = ipip_reply(&pod_reply(&syn, tcp_backend(POD_IPIP)));
-    // The endpoints are in TUNNEL_ENDPOINTS, but the count says there are
+    // The endpoints are in TUNNEL_ENDPOINTS, but the set says there are
     // none: the balancer does not look (the packet is not IPv4 TCP/UDP to
     // it: passed untouched).
-    fx.lb.set_tunnel_endpoint_count(0).unwrap();
+    let saved = fx.lb.tunnel_endpoint_set().unwrap();
+    assert_eq!(saved.len(), 2);
+    fx.lb
+        .set_tunnel_endpoint_set(EndpointSet::default())
+        .unwrap();
     let run = fx.from_nodes(&frame).unwrap();
     assert_eq!(run.action, XDP_PASS);
     assert_eq!(run.output, frame, "untouched");
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
-    fx.lb.set_tunnel_endpoint_count(2).unwrap();
+    fx.lb.set_tunnel_endpoint_set(saved).unwrap();
     let run = fx.from_nodes(&frame).unwrap();
     assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
+}
+
+#[test]
+fn endpoints_beyond_the_inline_ones_are_looked_up_in_the_hash() {
+    let mut fx = EncapFixture::new(POD_IPIP).unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let frame = ipip_reply(&pod_reply(&syn, tcp_backend(POD_IPIP)));
+    let expected = expect_reverse_natted(&pod_reply(&syn, tcp_backend(POD_IPIP)), TCP_VIP);
+    // Other endpoints fill the inline slots: the fixture's own IPIP
+    // endpoint is then only in TUNNEL_ENDPOINTS.
+    let others: Vec<TunnelEndpoint> = (0..INLINE_ENDPOINTS as u8)
+        .map(|i| TunnelEndpoint {
+            addr: ip_be(Ipv4Addr::new(192, 0, 2, 1 + i)),
+            port: 0,
+            proto: proto::IPIP,
+            _pad: 0,
+            vni: 0,
+        })
+        .collect();
+    let mut set = EndpointSet::default().with_endpoints(&others);
+    assert_eq!(set.spilled, 0);
+    // Nothing spilled: the hash is not consulted, the packet is not ours.
+    fx.lb.set_tunnel_endpoint_set(set).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(run.output, frame, "untouched");
+    assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 0);
+    // Some spilled: found in the hash, decapsulated and reverse-NATed.
+    set.spilled = 2;
+    fx.lb.set_tunnel_endpoint_set(set).unwrap();
+    let run = fx.from_nodes(&frame).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(run.output, expected.bytes());
     assert_eq!(fx.lb.global(GlobalStat::Decapsulated).unwrap(), 1);
 }
 

@@ -98,7 +98,7 @@ impl Datapath {
             take(&mut ebpf, names::TUNNELS)?,
             take(&mut ebpf, names::TUNNEL_ENDPOINTS)?,
             take(&mut ebpf, names::TUNNEL_NODES)?,
-            take(&mut ebpf, names::TUNNEL_ENDPOINT_COUNT)?,
+            take(&mut ebpf, names::TUNNEL_ENDPOINT_SET)?,
             opts.tunnel_end,
         )?;
         let conntrack = Arc::new(Conntrack::new(

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use aya::maps::{Array, Map, MapData, MapInfo, MapType};
 use lb_common::{
-    Backend, BackendTunnel, Clock, Counters, DecapStat, FlowBucket, GlobalStat, NextHop, Service,
-    Tunnel, TunnelEndpoint, VipKey, limits, maps as names,
+    Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, FlowBucket, GlobalStat,
+    NextHop, Service, Tunnel, TunnelEndpoint, VipKey, limits, maps as names,
 };
 
 /// What a pinned map must look like to be reused.
@@ -51,7 +51,7 @@ fn others() -> [Expected; 16] {
         expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS),
         expected::<u32, BackendTunnel>(names::BACKEND_TUNNEL, P, limits::MAX_BACKENDS),
         expected::<TunnelEndpoint, u32>(names::TUNNEL_ENDPOINTS, H, limits::MAX_TUNNEL_ENDPOINTS),
-        expected::<u32, u32>(names::TUNNEL_ENDPOINT_COUNT, A, 1),
+        expected::<u32, EndpointSet>(names::TUNNEL_ENDPOINT_SET, A, 1),
         expected::<u32, u32>(names::TUNNEL_NODES, H, limits::MAX_TUNNELS),
     ]
 }
@@ -63,9 +63,12 @@ pub struct TablePins {
 }
 
 /// Checks the pins of `CONNTRACK` (an array of `buckets` `FlowBucket`s) and
-/// `CLOCK` in `dir`, removes those that do not fit, and returns the seed to
-/// use.
+/// `CLOCK` in `dir`, removes those that do not fit and those of maps this
+/// build no longer has (`RETIRED_PINS`), and returns the seed to use.
 pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
+    for name in names::RETIRED_PINS {
+        remove_pin(dir, name);
+    }
     for e in others() {
         if !fits(dir, &e) {
             remove_pin(dir, e.name);
@@ -166,5 +169,21 @@ mod tests {
             assert!(fits(&pins, &e), "{} fits", e.name);
         }
         drop(dp);
+    }
+
+    /// A pin an earlier build made for a map this one no longer has is
+    /// removed (it would otherwise stay in bpffs for good).
+    #[test]
+    fn retired_pins_are_removed() {
+        let dir = std::env::temp_dir().join(format!("ferrolb-retired-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in names::RETIRED_PINS {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        prepare(&dir, 1);
+        for name in names::RETIRED_PINS {
+            assert!(!dir.join(name).exists(), "{name} removed");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

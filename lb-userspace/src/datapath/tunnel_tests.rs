@@ -45,10 +45,18 @@ fn endpoint(addr: Ipv4Addr, port: u16, proto: u8) -> TunnelEndpoint {
     }
 }
 
-/// `TUNNEL_ENDPOINTS` and `TUNNEL_ENDPOINT_COUNT` hold `want`.
+/// `TUNNEL_ENDPOINTS` and `TUNNEL_ENDPOINT_SET` hold `want` (the set
+/// inline, up to `INLINE_ENDPOINTS` of them).
 fn assert_endpoints(dp: &Datapath, want: &[(TunnelEndpoint, u32)]) {
     assert_eq!(dp.tunnel_endpoints().unwrap(), want);
-    assert_eq!(dp.tunnel_endpoint_count().unwrap() as usize, want.len());
+    let set = dp.tunnel_endpoint_set().unwrap();
+    assert_eq!(set.len(), want.len());
+    let inline = want.len().min(lb_common::tunnel::INLINE_ENDPOINTS);
+    assert_eq!(set.inline_endpoints().count(), inline);
+    assert!(
+        set.inline_endpoints()
+            .all(|ep| want.iter().any(|(w, _)| w == ep))
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! behind it, with the load balancer's end of the tunnel resolved
 //! (`tunnel_source.rs`); and `TUNNEL_ENDPOINTS`, the (address, encapsulation,
 //! VXLAN port and VNI) endpoints where encapsulated replies arrive, kept in
-//! step with the routes, with their number in `TUNNEL_ENDPOINT_COUNT`.
+//! step with the routes, with them in `TUNNEL_ENDPOINT_SET` (inline
+//! where they fit, `lb_common::tunnel::EndpointSet`).
 //! Every change either completes or leaves the maps as they were.
 
 use std::{
@@ -15,7 +16,7 @@ use aya::maps::{
     lpm_trie::{Key, LpmTrie},
 };
 use lb_common::{
-    Tunnel, TunnelEndpoint,
+    EndpointSet, Tunnel, TunnelEndpoint,
     limits::MAX_TUNNEL_ENDPOINTS,
     maps as names, proto,
     tunnel::{encap, vni_wire},
@@ -34,8 +35,9 @@ pub(crate) struct Tunnels {
     /// `TUNNEL_NODES`: the nodes of the encapsulating routes (path MTUs are
     /// learned toward them only).
     nodes: HashMap<MapData, u32, u32>,
-    /// `TUNNEL_ENDPOINT_COUNT`: how many entries `endpoints` has.
-    count: Array<MapData, u32>,
+    /// `TUNNEL_ENDPOINT_SET`: the endpoints compared inline, and how many
+    /// more only `endpoints` holds.
+    set: Array<MapData, EndpointSet>,
     end: TunnelEndConfig,
     /// What `map` holds (valid prefixes) and which endpoints `endpoints`
     /// holds: read from the maps once, then kept in step with every write,
@@ -88,14 +90,14 @@ impl Tunnels {
         map: LpmTrie<MapData, u32, Tunnel>,
         endpoints: HashMap<MapData, TunnelEndpoint, u32>,
         nodes: HashMap<MapData, u32, u32>,
-        count: Array<MapData, u32>,
+        set: Array<MapData, EndpointSet>,
         end: TunnelEndConfig,
     ) -> Result<Self, DatapathError> {
         let mut t = Self {
             map,
             endpoints,
             nodes,
-            count,
+            set,
             end,
             routes: BTreeMap::new(),
             present: BTreeSet::new(),
@@ -155,8 +157,10 @@ impl Tunnels {
 
     /// Makes `TUNNEL_ENDPOINTS` hold the endpoints of the routes in
     /// `TUNNELS` (value: how many routes use each), new ones first, and
-    /// `TUNNEL_ENDPOINT_COUNT` their number (written after the new ones and
-    /// before the removals: while there is any endpoint it is never 0).
+    /// `TUNNEL_ENDPOINT_SET` hold them too, inline where they fit (written
+    /// after the new ones and before the removals, in one update that keeps
+    /// every remaining endpoint in its slot: the datapath never misses an
+    /// endpoint that stays).
     fn sync_endpoints(&mut self) -> Result<(), DatapathError> {
         let mut wanted: BTreeMap<TunnelEndpoint, u32> = BTreeMap::new();
         for t in self.routes.values() {
@@ -175,9 +179,11 @@ impl Tunnels {
             self.endpoints.insert(ep, n, 0).map_err(ep_err)?;
             self.present.insert(*ep);
         }
-        self.count
-            .set(0, wanted.len() as u32, 0)
-            .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_COUNT))?;
+        let list: Vec<TunnelEndpoint> = wanted.keys().copied().collect();
+        let set = self.endpoint_set()?.with_endpoints(&list);
+        self.set
+            .set(0, set, 0)
+            .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_SET))?;
         let gone: Vec<TunnelEndpoint> = self
             .present
             .iter()
@@ -189,6 +195,13 @@ impl Tunnels {
             self.present.remove(&ep);
         }
         self.sync_nodes()
+    }
+
+    /// What `TUNNEL_ENDPOINT_SET` holds.
+    fn endpoint_set(&self) -> Result<EndpointSet, DatapathError> {
+        self.set
+            .get(&0, 0)
+            .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_SET))
     }
 
     /// Makes `TUNNEL_NODES` hold the nodes of the routes that have an
@@ -308,13 +321,10 @@ impl Datapath {
         self.tunnels.entries()
     }
 
-    /// `TUNNEL_ENDPOINT_COUNT`: what the datapath believes the number of
-    /// endpoints is.
-    pub fn tunnel_endpoint_count(&self) -> Result<u32, DatapathError> {
-        self.tunnels
-            .count
-            .get(&0, 0)
-            .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_COUNT))
+    /// `TUNNEL_ENDPOINT_SET`: the endpoints the datapath compares inline,
+    /// and how many more it looks up.
+    pub fn tunnel_endpoint_set(&self) -> Result<EndpointSet, DatapathError> {
+        self.tunnels.endpoint_set()
     }
 
     /// Every `TUNNEL_NODES` entry (node address, number of routes to it).
