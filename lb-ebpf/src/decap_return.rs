@@ -1,8 +1,9 @@
 //! The return path of encapsulated delivery: replies from pods that their
 //! node sends back encapsulated (IPIP, or VXLAN to a tunnel's UDP port)
 //! addressed to one of the load balancer's tunnel endpoints
-//! (`TUNNEL_ENDPOINT_SET`, `TUNNEL_ENDPOINTS`). The inner packet is checked in place first; only a
-//! packet of one of our connections is decapsulated, and then goes through
+//! (`TUNNEL_ENDPOINT_SET`, `TUNNEL_ENDPOINTS`). The inner packet is checked
+//! in place first; only a packet of one of our connections is
+//! decapsulated, and then goes through
 //! the balancer like a plain reply; a DSR backend's reply (from a VIP,
 //! without a connection) is decapsulated and given to the stack as it is.
 //! Everything else encapsulated to us is
