@@ -78,3 +78,24 @@ pub fn assert_encapsulated(run: &Run, action: u32, expected: &[u8], inner_off: u
 
 pub const IPIP_INNER: usize = 34;
 pub const VXLAN_INNER: usize = 64;
+
+/// What the node of the fixture's IPIP or VXLAN pod `pod` receives for a
+/// client's TCP `input` whose DNATed form is `inner`: encapsulated as the
+/// pod's route says.
+pub fn expect_tcp_to_pod(pod: Ipv4Addr, input: &Frame, inner: &Frame) -> Vec<u8> {
+    if pod == POD_VXLAN {
+        expect_vxlan(input, lb_common::proto::TCP, inner)
+    } else {
+        expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, inner)
+    }
+}
+
+/// Where the inner packet starts in a frame encapsulated toward `pod`'s
+/// node (`assert_encapsulated`'s `inner_off`).
+pub fn inner_offset(pod: Ipv4Addr) -> usize {
+    if pod == POD_VXLAN {
+        VXLAN_INNER
+    } else {
+        IPIP_INNER
+    }
+}

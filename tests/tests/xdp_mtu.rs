@@ -56,28 +56,10 @@ fn syn_with_mss(mss: u16) -> Frame {
     with_options(client_tcp(TCP_VIP).syn(), &linux_options(mss))
 }
 
-/// What the pod behind `pod` must receive for `input` (client -> VIP),
-/// encapsulated as its route says.
-fn expect_delivered(pod: Ipv4Addr, input: &Frame, inner: &Frame) -> Vec<u8> {
-    if pod == POD_VXLAN {
-        expect_vxlan(input, proto::TCP, inner)
-    } else {
-        expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, inner)
-    }
-}
-
 /// `dnated` for a client port other than `CLIENT`'s.
 fn dnated_from(input: &Frame, client: SocketAddrV4, backend: SocketAddrV4) -> Frame {
     let ttl = input.ip.time_to_live - 1;
     input.clone().addrs(client, backend).ttl(ttl)
-}
-
-fn inner_off(pod: Ipv4Addr) -> usize {
-    if pod == POD_VXLAN {
-        VXLAN_INNER
-    } else {
-        IPIP_INNER
-    }
 }
 
 #[test]
@@ -90,8 +72,8 @@ fn syn_to_an_encapsulated_pod_gets_its_mss_clamped_to_the_tunnel() {
         let syn = syn_with_mss(1460);
         let run = fx.from_client(&syn).unwrap();
         let inner = dnated(&syn_with_mss(mss), tcp_backend(pod));
-        let expected = expect_delivered(pod, &syn, &inner);
-        assert_encapsulated(&run, XDP_REDIRECT, &expected, inner_off(pod));
+        let expected = expect_tcp_to_pod(pod, &syn, &inner);
+        assert_encapsulated(&run, XDP_REDIRECT, &expected, inner_offset(pod));
         assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1, "{pod}");
     }
 }
@@ -110,7 +92,7 @@ fn mss_at_an_odd_offset_is_clamped_with_a_right_checksum() {
         client_tcp(TCP_VIP).syn(),
         &[Noop, MaximumSegmentSize(1440), Noop, Noop, Noop],
     );
-    let expected = expect_delivered(POD_IPIP, &syn, &dnated(&clamped, tcp_backend(POD_IPIP)));
+    let expected = expect_tcp_to_pod(POD_IPIP, &syn, &dnated(&clamped, tcp_backend(POD_IPIP)));
     assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
     assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1);
 }

@@ -88,24 +88,12 @@ fn syn_with_mss(client: SocketAddrV4, mss: u16) -> Frame {
     f
 }
 
-/// What the pod behind `pod` must receive for `input`, DNATed to
-/// `backend` and encapsulated as its route says.
+/// What the pod behind `pod` must receive for `input` from `client`,
+/// DNATed to the pod and encapsulated as its route says.
 fn expect_delivered(pod: Ipv4Addr, input: &Frame, client: SocketAddrV4) -> Vec<u8> {
     let ttl = input.ip.time_to_live - 1;
     let inner = input.clone().addrs(client, tcp_backend(pod)).ttl(ttl);
-    if pod == POD_VXLAN {
-        expect_vxlan(input, proto::TCP, &inner)
-    } else {
-        expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner)
-    }
-}
-
-fn inner_off(pod: Ipv4Addr) -> usize {
-    if pod == POD_VXLAN {
-        VXLAN_INNER
-    } else {
-        IPIP_INNER
-    }
+    expect_tcp_to_pod(pod, input, &inner)
 }
 
 #[test]
@@ -122,7 +110,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
             &run,
             XDP_REDIRECT,
             &expect_delivered(pod, &first, CLIENT),
-            inner_off(pod),
+            inner_offset(pod),
         );
         assert_eq!(run.output.len(), 14 + 1500, "{pod}");
 
@@ -179,7 +167,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
             &run,
             XDP_REDIRECT,
             &expect_delivered(pod, &fitting, CLIENT),
-            inner_off(pod),
+            inner_offset(pod),
         );
 
         // A SYN is clamped to the path: 1400 - overhead - 40.
@@ -191,7 +179,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
             &run,
             XDP_REDIRECT,
             &expect_delivered(pod, &clamped, client),
-            inner_off(pod),
+            inner_offset(pod),
         );
         assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1, "{pod}");
 
@@ -233,7 +221,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
             &run,
             XDP_REDIRECT,
             &expect_delivered(pod, &later, CLIENT),
-            inner_off(pod),
+            inner_offset(pod),
         );
     }
 }
@@ -336,7 +324,7 @@ fn implausible_or_foreign_frag_needed_changes_nothing() {
             &run,
             XDP_REDIRECT,
             &expect_delivered(pod, &first, CLIENT),
-            inner_off(pod),
+            inner_offset(pod),
         );
     }
 }
