@@ -46,6 +46,8 @@ pub(crate) struct Tunnels {
     present: BTreeSet<TunnelEndpoint>,
     /// Which nodes `nodes` holds (kept in step like `present`).
     present_nodes: BTreeSet<u32>,
+    /// What `set` holds (kept in step like `present`).
+    inline: EndpointSet,
 }
 
 fn err(e: MapError) -> DatapathError {
@@ -102,6 +104,7 @@ impl Tunnels {
             routes: BTreeMap::new(),
             present: BTreeSet::new(),
             present_nodes: BTreeSet::new(),
+            inline: EndpointSet::default(),
         };
         t.routes = t.entries()?.into_iter().collect();
         t.present = t
@@ -110,6 +113,7 @@ impl Tunnels {
             .collect::<Result<_, _>>()
             .map_err(ep_err)?;
         t.present_nodes = t.nodes.keys().collect::<Result<_, _>>().map_err(node_err)?;
+        t.inline = t.endpoint_set()?;
         Ok(t)
     }
 
@@ -180,10 +184,13 @@ impl Tunnels {
             self.present.insert(*ep);
         }
         let list: Vec<TunnelEndpoint> = wanted.keys().copied().collect();
-        let set = self.endpoint_set()?.with_endpoints(&list);
-        self.set
-            .set(0, set, 0)
-            .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_SET))?;
+        let next = self.inline.with_endpoints(&list);
+        if next != self.inline {
+            self.set
+                .set(0, next, 0)
+                .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_SET))?;
+            self.inline = next;
+        }
         let gone: Vec<TunnelEndpoint> = self
             .present
             .iter()
