@@ -66,9 +66,13 @@ fn client_n(n: usize) -> SocketAddrV4 {
     )
 }
 
-/// A SYN to `vip` from a new client for every call.
-fn new_flows(vip: SocketAddrV4) -> Vec<Vec<u8>> {
-    (0..ROUNDS * CALLS_PER_ROUND)
+/// A SYN to `vip` from a new client for every call. `case`: the new-flow
+/// case's number within its fixture, so that no two cases share clients:
+/// forward entries go to the bucket of the client end, and a second case
+/// reusing the first's clients would find their buckets still in the cache.
+fn new_flows(vip: SocketAddrV4, case: usize) -> Vec<Vec<u8>> {
+    let calls = ROUNDS * CALLS_PER_ROUND;
+    (case * calls..(case + 1) * calls)
         .map(|n| client_tcp(vip).syn().addrs(client_n(n), vip).bytes())
         .collect()
 }
@@ -130,7 +134,7 @@ fn dnat_specs(fx: &DnatFixture) -> Result<Vec<Spec>> {
             vec![established.bytes()],
             client_if,
         ),
-        spec(DNAT_NEW, balancer, new_flows(dnat::TCP_VIP), client_if),
+        spec(DNAT_NEW, balancer, new_flows(dnat::TCP_VIP, 0), client_if),
         spec(
             DNAT_ESTABLISHED,
             balancer,
@@ -172,7 +176,7 @@ fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
     })?;
     let (client_if, backend_if) = (fx.net.client_ifindex, fx.net.backend_ifindex);
     let mut specs = Vec::new();
-    for (ipip, vip, pod, [new, est, rep]) in [
+    for (case, (ipip, vip, pod, [new, est, rep])) in [
         (
             true,
             dnat::TCP_VIP,
@@ -193,7 +197,10 @@ fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
                 "VXLAN reply (decap + reverse NAT)",
             ],
         ),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let established = client_tcp(vip);
         fx.from_client(&established.clone().syn())?;
         let reply = encap::pod_reply(&established, SocketAddrV4::new(pod, encap::TCP_PORT));
@@ -210,7 +217,7 @@ fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
             ifindex,
             vs_dnat: Some(vs),
         };
-        specs.push(spec(new, new_flows(vip), client_if, DNAT_NEW));
+        specs.push(spec(new, new_flows(vip, case), client_if, DNAT_NEW));
         specs.push(spec(
             est,
             vec![established.bytes()],
