@@ -7,7 +7,7 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
-    Flow, GlobalStat, NextHop,
+    Flow, GlobalStat, NextHop, Tunnel,
     tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD, encap},
 };
 
@@ -67,7 +67,7 @@ pub fn deliver(
     }
     let o = Outer {
         src_ip: src,
-        via: if tunnelled { t.node_ip } else { backend_ip },
+        via: via_of(t, backend_ip),
         // One IPIP header (behind an `ipip` route too: it is addressed to
         // the pod, the node is only the link-layer next hop), plus VXLAN's.
         overhead: if kind == encap::VXLAN {
@@ -94,4 +94,28 @@ pub fn deliver(
         return Ok(tunnel::send(ctx, &outer, hop));
     }
     Ok(tunnel::send(ctx, &ipip, hop))
+}
+
+/// Where the outer packets of a DSR connection to `backend_ip` behind route
+/// `t` (`encap::NONE` when there is none) are resolved toward
+/// (`Outer::via`): the node of an encapsulating route (the link-layer next
+/// hop of an IPIP packet addressed to the pod, or the VTEP of a VXLAN
+/// one), else the backend itself.
+#[inline(always)]
+fn via_of(t: &Tunnel, backend_ip: u32) -> u32 {
+    if t.encap == encap::IPIP || t.encap == encap::VXLAN {
+        t.node_ip
+    } else {
+        backend_ip
+    }
+}
+
+/// `via_of` for the DSR connection `flow`: what the path MTU learned from
+/// an error about its packets is recorded toward (`path_mtu.rs`). `None`
+/// only for a backend id beyond the array.
+#[inline(always)]
+pub fn via(flow: &Flow, now: u64) -> Option<u32> {
+    let slot = tunnel::cached(flow, now)?;
+    // SAFETY: per-CPU slot (`tunnel::cached`), read only.
+    Some(via_of(unsafe { &(*slot).tunnel }, flow.nat_dst_ip))
 }

@@ -10,19 +10,31 @@
 //!
 //! Only an error about a packet we sent is learned from: the quoted packet
 //! is IPv4 without options (what `encap_outer` writes), its source is the
-//! error's destination and one of our tunnel endpoints (`TUNNEL_ENDPOINTS`)
-//! for its encapsulation, its destination a node of a tunnel route
-//! (`TUNNEL_NODES`): IPIP, or UDP to the endpoint's VXLAN port with its
-//! VNI (so a VXLAN error must quote the VXLAN header: 36 bytes, which
-//! routers following RFC 1812 do; one quoting only 8 bytes is not learned
-//! from). The MTU must be plausible (`lb_common::path_mtu::accepts`).
+//! error's destination, and either
+//! - it went through a tunnel route: its source is one of our tunnel
+//!   endpoints (`TUNNEL_ENDPOINTS`) for its encapsulation, its destination
+//!   a node of a tunnel route (`TUNNEL_NODES`): IPIP, or UDP to the
+//!   endpoint's VXLAN port with its VNI (so a VXLAN error must quote the
+//!   VXLAN header: 36 bytes, which routers following RFC 1812 do; one
+//!   quoting only 8 bytes is not learned from); or
+//! - it is a direct-server-return packet (`dsr.rs`): IPIP addressed to a
+//!   backend (or a pod behind an IPIP route), not a node. The quote must
+//!   then reach into the client's packet inside (its IPv4 header and ports:
+//!   48 bytes, again what RFC 1812 routers quote), which must belong to a
+//!   live DSR connection to that very backend. The MTU is recorded toward
+//!   the address DSR resolves its next hop for (`dsr::via`: the backend,
+//!   or the node of its IPIP route).
+//!
+//! The MTU must be plausible (`lb_common::path_mtu::accepts`).
 
 use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 use lb_common::{
-    GlobalStat, PathMtu, TunnelEndpoint, path_mtu::accepts, proto, tunnel::VNI_WIRE_MASK,
+    FlowKey, GlobalStat, PathMtu, TunnelEndpoint, conntrack::DIR_FORWARD, path_mtu::accepts, proto,
+    service::mode, tunnel::VNI_WIRE_MASK,
 };
 
 use crate::{
+    conntrack, dsr,
     headers::{
         ETH_LEN, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_LEN, IP_OFFSET_RAW, IPV4_LEN, Ipv4Hdr,
         L4_OFF, UDP_LEN, UdpHdr, VXLAN_LEN, VXLAN_VNI_OFF,
@@ -43,6 +55,12 @@ const QUOTE_VNI_OFF: usize = QUOTE_L4_OFF + UDP_LEN + VXLAN_VNI_OFF;
 /// endpoint).
 const IPIP_QUOTE_MIN: usize = IPV4_LEN + 8;
 const VXLAN_QUOTE_MIN: usize = IPV4_LEN + UDP_LEN + VXLAN_LEN;
+/// A DSR packet's quote: the outer and the client's IPv4 headers, and the
+/// first 8 bytes of the client's TCP/UDP header (its ports).
+const DSR_QUOTE_MIN: usize = 2 * IPV4_LEN + 8;
+/// Frame offsets of the client's packet inside a quoted DSR packet.
+const DSR_INNER_OFF: usize = QUOTE_L4_OFF;
+const DSR_PORTS_OFF: usize = DSR_INNER_OFF + IPV4_LEN;
 
 /// The ICMP stage's first step: records the MTU of a fragmentation-needed
 /// about one of our encapsulated packets (counted `path_mtu_learned`);
@@ -119,23 +137,62 @@ fn learned(ctx: &XdpContext, now: u64) -> Option<()> {
         _pad: 0,
         vni,
     };
-    // SAFETY: only the presence of the entry is read.
-    unsafe { TUNNEL_ENDPOINTS.get(ep) }?;
-    let node = load(unsafe { &raw const (*inner).daddr });
-    // SAFETY: only the presence of the entry is read.
-    unsafe { TUNNEL_NODES.get(node) }?;
+    let dst = load(unsafe { &raw const (*inner).daddr });
+    // SAFETY: only the presence of the entries is read.
+    let tunnelled =
+        unsafe { TUNNEL_ENDPOINTS.get(ep) }.is_some() && unsafe { TUNNEL_NODES.get(dst) }.is_some();
+    let toward = if tunnelled {
+        dst
+    } else if protocol == proto::IPIP && quoted >= DSR_QUOTE_MIN {
+        dsr_via(ctx, dst, now)?
+    } else {
+        return None;
+    };
     let sent_len = u16::from_be(load(unsafe { &raw const (*inner).tot_len }));
     let reported = u16::from_be_bytes([mtu_hi, mtu_lo]);
     // SAFETY: read once, copied out of the map value at once.
-    let known = unsafe { PATH_MTU.get(node) }.copied();
+    let known = unsafe { PATH_MTU.get(toward) }.copied();
     if !accepts(reported, sent_len, known.as_ref(), now) {
         return None;
     }
     PATH_MTU
-        .insert(node, PathMtu::learned(reported, now), 0)
+        .insert(toward, PathMtu::learned(reported, now), 0)
         .ok()?;
     stats::inc(GlobalStat::PathMtuLearned);
     Some(())
+}
+
+/// The quoted packet is IPIP to `backend` carrying a client's packet
+/// (`DSR_QUOTE_MIN` bytes quoted, checked by the caller): the address its
+/// DSR connection resolves its next hop toward (`dsr::via`), if the
+/// client's packet belongs to a live DSR connection to `backend`.
+#[inline(always)]
+fn dsr_via(ctx: &XdpContext, backend: u32, now: u64) -> Option<u32> {
+    let ip: *mut Ipv4Hdr = ptr_at(ctx, DSR_INNER_OFF)?;
+    let ports: *mut [u16; 2] = ptr_at(ctx, DSR_PORTS_OFF)?;
+    // SAFETY (field pointers): `ip` was bounds-checked just above.
+    let protocol = load(unsafe { &raw const (*ip).protocol });
+    if load(unsafe { &raw const (*ip).version_ihl }) != 0x45
+        || load(unsafe { &raw const (*ip).frag_off }) & IP_OFFSET_RAW != 0
+        || (protocol != proto::TCP && protocol != proto::UDP)
+    {
+        return None;
+    }
+    let [src_port, dst_port] = load(ports);
+    let key = FlowKey::new(
+        load(unsafe { &raw const (*ip).saddr }),
+        load(unsafe { &raw const (*ip).daddr }),
+        src_port,
+        dst_port,
+        protocol,
+    );
+    let e = conntrack::lookup(&key, now)?;
+    // SAFETY: map value pointer, read only.
+    let f = unsafe { &*e.flow };
+    if f.direction != DIR_FORWARD || f.mode != mode::DSR || f.nat_dst_ip != backend {
+        return None;
+    }
+    dsr::via(f, now)
 }
 
 /// The smaller of `route_mtu` and the MTU learned toward `node` (network

@@ -10,6 +10,8 @@
 //! error, and answering the client's next oversized segment with
 //! fragmentation-needed at the MTU left inside the tunnel, lets the
 //! transfer complete. Without it the connection stalls (a black hole).
+//! Likewise for direct server return to a pod routed (not tunnelled)
+//! behind the router: the IPIP packets are addressed to the pod itself.
 
 use std::{net::SocketAddrV4, time::Duration};
 
@@ -17,7 +19,7 @@ use lb_common::tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD};
 use lb_userspace::config::Encap;
 use tests::{
     api::service_json,
-    client,
+    client, dsr_backends,
     overlay_topology::{HOP_LB_SIDE_IP, OverlayBuilder},
     topology::VIP,
 };
@@ -92,4 +94,55 @@ fn a_megabyte_to_a_pod_behind_a_narrower_hop_over_ipip() {
 fn a_megabyte_to_a_pod_behind_a_narrower_hop_over_vxlan() {
     let mtu = megabyte_through_the_hop(Encap::Vxlan);
     assert_eq!(mtu, Some(HOP_MTU - VXLAN_OVERHEAD as u32));
+}
+
+#[test]
+fn a_megabyte_by_direct_server_return_to_a_pod_behind_a_narrower_hop() {
+    // A plainly routed node behind the router (the load balancer and the
+    // router route its pod subnet); the pod holds the VIP and
+    // decapsulates, and answers the client directly (through the router).
+    // The pod's link has the node network's MTU, as a CNI sets it: its own
+    // segments fit; the client's, clamped to the load balancer's link, do
+    // not once encapsulated.
+    let t = OverlayBuilder::new()
+        .nodes(&[Encap::None])
+        .node_hop(HOP_MTU)
+        .pod_mtu(HOP_MTU)
+        .build()
+        .unwrap();
+    let vip = SocketAddrV4::new(VIP, 80);
+    let _pods = dsr_backends::setup(&t, vip).unwrap();
+    let daemon = tests::overlay_lb::start(&t).unwrap();
+    let pod = &t.nodes[0].pods[0];
+    let mut service = service_json(
+        "default/dsr",
+        "tcp",
+        vip,
+        "rr",
+        &[SocketAddrV4::new(pod.ip, 80)],
+    );
+    service["mode"] = "dsr".into();
+    let reply = daemon.api().put_service(&service).unwrap();
+    assert!(reply.status < 300, "{}", reply.body);
+    let route = t.lb.ip(&["route", "get", &pod.ip.to_string()]);
+    assert!(
+        route.unwrap().contains(&format!("via {HOP_LB_SIDE_IP}")),
+        "the load balancer's route to the pod"
+    );
+
+    let hello = t
+        .client
+        .run(|| client::echo_bulk(vip, 1 << 20, TRANSFER_TIMEOUT))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("1 MB echo by DSR: {e:#}\n{}", daemon.log()));
+    assert_eq!(hello.backend, pod.name);
+    assert!(
+        daemon.api().datapath_packets("path_mtu_learned").unwrap() >= 1,
+        "the router's error was learned from"
+    );
+    assert!(daemon.api().datapath_packets("icmp_frag_needed").unwrap() >= 1);
+    assert_eq!(
+        t.client.learned_mtu(VIP).unwrap(),
+        Some(HOP_MTU - IPIP_OVERHEAD as u32)
+    );
 }

@@ -346,3 +346,142 @@ fn minimal_quote_of_an_ipip_packet_is_enough() {
     let entry = fx.lb.path_mtu(NODE_IPIP).unwrap().expect("learned");
     assert_eq!(entry.mtu, u32::from(PATH_MTU));
 }
+
+/// The source of the outer packet in `sent` (a frame the balancer sent):
+/// where a router's error about it goes.
+fn outer_source(sent: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(sent[26], sent[27], sent[28], sent[29])
+}
+
+/// The MSS option of the TCP segment at `ip_off` in `frame`.
+fn mss_at(frame: &[u8], ip_off: usize) -> Option<u16> {
+    let (_, rest) = etherparse::Ipv4Header::from_slice(&frame[ip_off..]).unwrap();
+    let (tcp, _) = etherparse::TcpHeader::from_slice(rest).unwrap();
+    tcp.options_iterator().find_map(|o| match o {
+        Ok(TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+        _ => None,
+    })
+}
+
+/// Direct server return: the outer packet is IPIP addressed to the backend
+/// (the pod), not to a node. A router's fragmentation-needed about it is
+/// learned from when the client's packet it carries belongs to a live DSR
+/// connection to that backend, toward the address DSR resolves its next
+/// hop for: the backend itself without a tunnel route, the node of its
+/// IPIP route. The client is then told the MTU left inside the IPIP
+/// header, and SYNs are clamped to it.
+#[test]
+fn frag_needed_about_a_dsr_packet_lowers_the_mtu_toward_its_backend() {
+    for (pod, toward) in [(POD_PLAIN, POD_PLAIN), (POD_IPIP, NODE_IPIP)] {
+        let mut fx = EncapFixture::dsr(pod).unwrap();
+        let fits_route = (1500 - IPIP_OVERHEAD) as usize;
+        let fits_path = (PATH_MTU - IPIP_OVERHEAD) as usize;
+        let syn = client_tcp(TCP_VIP).syn();
+        assert_eq!(fx.from_client(&syn).unwrap().action, XDP_REDIRECT);
+        let first = oversized(client_tcp(TCP_VIP), fits_route);
+        let run = fx.from_client(&first).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(run.output.len(), 14 + 1500, "{pod}");
+        assert_eq!(&run.output[14 + 16..14 + 20], &pod.octets(), "to the pod");
+
+        let error = router_error(
+            &run.output,
+            WHOLE,
+            frag_needed(PATH_MTU),
+            outer_source(&run.output),
+        );
+        let learned = fx.from_nodes(&error).unwrap();
+        assert_eq!(learned.action, XDP_PASS, "{pod}");
+        assert_eq!(learned.output, error, "{pod}: untouched");
+        assert_eq!(fx.lb.global(GlobalStat::PathMtuLearned).unwrap(), 1);
+        let entry = fx.lb.path_mtu(toward).unwrap().expect("learned");
+        assert_eq!(entry.mtu, u32::from(PATH_MTU), "{pod}");
+
+        // From the next epoch on: the client is told the MTU inside IPIP.
+        fx.lb.set_clock(START_CLOCK_NS + EPOCH_NS).unwrap();
+        let again = oversized(client_tcp(TCP_VIP), fits_route);
+        let run = fx.from_client(&again).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(
+            run.output,
+            expect_frag_needed(&again, fits_path as u16),
+            "{pod}"
+        );
+        assert_checksums_valid(&run.output);
+        assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 1);
+        // What fits the path goes on, encapsulated.
+        let fitting = oversized(client_tcp(TCP_VIP), fits_path);
+        let run = fx.from_client(&fitting).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(run.output.len(), 14 + PATH_MTU as usize, "{pod}");
+        // A new connection's SYN is clamped to the path: 1400 - 20 - 40.
+        let client = SocketAddrV4::new(*CLIENT.ip(), 41002);
+        let run = fx.from_client(&syn_with_mss(client, 1460)).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        assert_eq!(mss_at(&run.output, 14 + 20), Some(PATH_MTU - 60), "{pod}");
+        assert_checksums_valid(&[&run.output[..14], &run.output[14 + 20..]].concat());
+        assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1, "{pod}");
+    }
+}
+
+/// Errors that look like they are about a DSR packet but name no live DSR
+/// connection to the quoted backend change nothing.
+#[test]
+fn frag_needed_about_a_packet_of_no_dsr_connection_changes_nothing() {
+    let fx = EncapFixture::dsr(POD_PLAIN).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let sent = fx
+        .from_client(&oversized(client_tcp(TCP_VIP), 1480))
+        .unwrap()
+        .output;
+    let us = outer_source(&sent);
+    // Offsets in the quoted packet: the outer destination 16..20, the
+    // client's source port 40..42, its IPv4 version and length 20.
+    let other_port = with_quoted(&sent, |ip| ip[40] ^= 0x55);
+    let other_backend = with_quoted(&sent, |ip| {
+        ip[16..20].copy_from_slice(&POD_IPIP.octets());
+    });
+    let inner_options = with_quoted(&sent, |ip| ip[20] = 0x46);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "another client port (no connection)",
+            router_error(&other_port, WHOLE, frag_needed(PATH_MTU), us),
+        ),
+        (
+            "the connection, but to another backend",
+            router_error(&other_backend, WHOLE, frag_needed(PATH_MTU), us),
+        ),
+        (
+            "client's header with options",
+            router_error(&inner_options, WHOLE, frag_needed(PATH_MTU), us),
+        ),
+        (
+            "client's ports not quoted",
+            router_error(&sent, 20 + 20 + 7, frag_needed(PATH_MTU), us),
+        ),
+        (
+            "only RFC 792's minimum quoted",
+            router_error(&sent, 28, frag_needed(PATH_MTU), us),
+        ),
+    ];
+    for (what, error) in &cases {
+        let run = fx.from_nodes(error).unwrap();
+        assert_eq!(run.action, XDP_PASS, "{what}");
+        assert_eq!(&run.output, error, "{what}: untouched");
+        assert_eq!(
+            fx.lb.global(GlobalStat::PathMtuLearned).unwrap(),
+            0,
+            "{what}"
+        );
+    }
+    for addr in [POD_PLAIN, POD_IPIP, NODE_IPIP] {
+        assert_eq!(fx.lb.path_mtu(addr).unwrap(), None::<PathMtu>, "{addr}");
+    }
+    // The same error quoting the real packet is learned from: the cases
+    // above failed for what they changed.
+    let run = fx
+        .from_nodes(&router_error(&sent, WHOLE, frag_needed(PATH_MTU), us))
+        .unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(fx.lb.global(GlobalStat::PathMtuLearned).unwrap(), 1);
+}
