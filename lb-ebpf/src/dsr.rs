@@ -46,8 +46,54 @@ pub fn deliver(
     cache: Option<*mut NextHop>,
     now: u64,
 ) -> Result<u32, Error> {
+    let Some((o, t)) = outer(ctx, flow, now) else {
+        // Counted and answered here rather than returned as
+        // `Err(NoTunnelSource)`: on that path LLVM filled the (undefined)
+        // action half of the `Result` with a stack pointer, and the
+        // verifier rejects the shift that packs it.
+        stats::inc(GlobalStat::DropNoTunnelSource);
+        return Ok(xdp_action::XDP_DROP);
+    };
+    let hop = tunnel::resolve(ctx, pkt, &o, cache, now)?;
+    if hop.state == tunnel::HOP_ANSWERED {
+        return Ok(hop.action);
+    }
+    tunnel::clamp_syn(ctx, pkt, &o, &hop);
+    encapsulate_send(ctx, pkt, flow, t, hop)
+}
+
+/// Sends an ICMP error about a reply of the DSR connection `flow` (`pkt`:
+/// the error, its key the connection's forward tuple; `icmp_error.rs`) to
+/// the connection's backend, encapsulated as its packets are and not
+/// rewritten: the error is addressed to the VIP, which the backend holds,
+/// and its kernel is the party the error is for (a router on the client's
+/// side reporting the MTU of the backend's replies, which never pass
+/// here). Never answered with fragmentation-needed (no ICMP error about an
+/// ICMP error, RFC 1122); too big, it goes to the stack, which fragments
+/// the outer packet.
+#[inline(always)]
+pub fn relay(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    flow: &Flow,
+    cache: Option<*mut NextHop>,
+    now: u64,
+) -> Result<u32, Error> {
+    let Some((o, t)) = outer(ctx, flow, now) else {
+        stats::inc(GlobalStat::DropNoTunnelSource);
+        return Ok(xdp_action::XDP_DROP);
+    };
+    let hop = tunnel::relay_hop(ctx, pkt, &o, cache, now);
+    encapsulate_send(ctx, pkt, flow, t, hop)
+}
+
+/// The outer packet toward `flow`'s backend, and the backend's cached tunnel
+/// route (`encap::NONE` without one); `None` when there is no tunnel source
+/// (a route without one, or no route toward the backend at all).
+#[inline(always)]
+fn outer(ctx: &XdpContext, flow: &Flow, now: u64) -> Option<(Outer, *mut Tunnel)> {
     let backend_ip = flow.nat_dst_ip;
-    let slot = tunnel::cached(flow, now).ok_or(Error::NoTunnelSource)?;
+    let slot = tunnel::cached(flow, now)?;
     // SAFETY: per-CPU slot (`tunnel::cached`): this CPU is its only writer.
     let t = unsafe { &mut (*slot).tunnel };
     let kind = t.encap;
@@ -58,12 +104,7 @@ pub fn deliver(
     }
     let src = t.src_ip;
     if src == 0 {
-        // Counted and answered here rather than returned as
-        // `Err(NoTunnelSource)`: on that path LLVM filled the (undefined)
-        // action half of the `Result` with a stack pointer, and the
-        // verifier rejects the shift that packs it.
-        stats::inc(GlobalStat::DropNoTunnelSource);
-        return Ok(xdp_action::XDP_DROP);
+        return None;
     }
     let o = Outer {
         src_ip: src,
@@ -78,17 +119,28 @@ pub fn deliver(
         // IPIP, or UDP with VXLAN around it.
         proto: tunnel::outer_proto(kind),
     };
-    let hop = tunnel::resolve(ctx, pkt, &o, cache, now)?;
-    if hop.state == tunnel::HOP_ANSWERED {
-        return Ok(hop.action);
-    }
-    tunnel::clamp_syn(ctx, pkt, &o, &hop);
+    Some((o, t))
+}
+
+/// Routes `pkt` (its TTL decremented), puts the IPIP header to `flow`'s
+/// backend in front of it, wraps that in VXLAN behind a VXLAN route `t`,
+/// and sends it with `hop`.
+#[inline(always)]
+fn encapsulate_send(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    flow: &Flow,
+    t: *mut Tunnel,
+    hop: tunnel::Hop,
+) -> Result<u32, Error> {
+    // SAFETY: per-CPU slot (`outer`).
+    let t = unsafe { &*t };
     let key = pkt.key;
     decrement_ttl(pkt);
     stats::inc(GlobalStat::EncapIpip);
-    let ipip = encap_ipip::encapsulate_to(ctx, pkt, src, backend_ip)?;
+    let ipip = encap_ipip::encapsulate_to(ctx, pkt, t.src_ip, flow.nat_dst_ip)?;
     // From here on `pkt`'s pointers are invalid.
-    if kind == encap::VXLAN {
+    if t.encap == encap::VXLAN {
         stats::inc(GlobalStat::EncapVxlan);
         let outer = encap_vxlan::encapsulate(ctx, &ipip, t, &key)?;
         return Ok(tunnel::send(ctx, &outer, hop));

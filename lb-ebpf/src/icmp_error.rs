@@ -19,6 +19,9 @@
 //! address to the client), else it is kept (a router). The error leaves the
 //! way `e`'s packets go (forwarded, or encapsulated toward a pod's node).
 //! Only the entries' `nat_*` fields are used, so every NAT mode is covered.
+//! A DSR connection's replies never pass here and its packets are not
+//! rewritten: an error about a reply (addressed to the VIP) is sent on to
+//! the backend untranslated, inside the tunnel (`dsr::relay`).
 //! Everything else ICMP (echo, errors about unknown flows, truncated or
 //! malformed quotes) passes to the stack untouched.
 
@@ -26,7 +29,7 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{FlowKey, GlobalStat, conntrack::DIR_FORWARD, csum, proto, service::mode};
 
 use crate::{
-    conntrack,
+    conntrack, dsr,
     error::Error,
     forward,
     headers::{
@@ -89,8 +92,10 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     // entry is not refreshed: an error is no traffic of the connection.
     let flow = unsafe { &*ptr };
     // A DSR connection's replies do not pass here, and its packets are not
-    // rewritten: an error about them is not translated (passed on).
-    if flow.mode == mode::DSR {
+    // rewritten: an error about a reply (a forward entry found) is not
+    // translated but sent on to the backend below (`dsr::relay`).
+    let dsr = flow.mode == mode::DSR;
+    if dsr && flow.direction != DIR_FORWARD {
         return Err(Error::NotOurs);
     }
 
@@ -109,6 +114,13 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
         tcp_flags: 0,
     };
     nat::check_ttl(&pkt)?;
+    // The entry's next-hop cache: it is for `nat_dst_ip`, the error's new
+    // destination too (for DSR: the backend, as it stays inside the tunnel).
+    let next_hop = Some(unsafe { &raw mut (*ptr).next_hop });
+    if dsr {
+        stats::inc(GlobalStat::IcmpToBackend);
+        return dsr::relay(ctx, &pkt, flow, next_hop, now);
+    }
     let tunnel = tunnel::route(flow, now)?;
     translate(ctx, ip, flow, q.len)?;
 
@@ -117,9 +129,6 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     } else {
         GlobalStat::IcmpToClient
     });
-    // The entry's next-hop cache: it is for `nat_dst_ip`, the error's new
-    // destination too.
-    let next_hop = Some(unsafe { &raw mut (*ptr).next_hop });
     match tunnel {
         Some(t) => tunnel::relay(ctx, &pkt, t, next_hop, now),
         None => Ok(forward::forward(ctx, &pkt, next_hop, now)),

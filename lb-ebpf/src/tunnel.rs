@@ -314,10 +314,28 @@ pub fn relay(
 ) -> Result<u32, Error> {
     // SAFETY: points into a per-CPU map slot (`route`).
     let t = unsafe { &*t };
-    let q = outer_query(pkt, &Outer::to_node(t));
-    // `learned`: the connection's cache is shared with `deliver`.
-    let hop = Hop::of(forward::next_hop(ctx, &q, cache, now, true));
+    let hop = relay_hop(ctx, pkt, &Outer::to_node(t), cache, now);
     encapsulate_send(ctx, pkt, t, hop)
+}
+
+/// The next hop of the outer packet `o` will make of the ICMP error `pkt`
+/// (`resolve` without the fragmentation-needed answer). `learned`: the
+/// connection's cache is shared with its packets' delivery.
+#[inline(always)]
+pub fn relay_hop(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    o: &Outer,
+    cache: Option<*mut NextHop>,
+    now: u64,
+) -> Hop {
+    Hop::of(forward::next_hop(
+        ctx,
+        &outer_query(pkt, o),
+        cache,
+        now,
+        true,
+    ))
 }
 
 /// Routes the (rewritten) inner packet, so its TTL is decremented (whether

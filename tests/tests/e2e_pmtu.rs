@@ -20,7 +20,7 @@ use lb_userspace::config::Encap;
 use tests::{
     api::service_json,
     client, dsr_backends,
-    overlay_topology::{HOP_LB_SIDE_IP, OverlayBuilder},
+    overlay_topology::{HOP_LB_SIDE_IP, LB_NODE_IP, OverlayBuilder},
     topology::VIP,
 };
 
@@ -99,16 +99,30 @@ fn a_megabyte_to_a_pod_behind_a_narrower_hop_over_vxlan() {
 #[test]
 fn a_megabyte_by_direct_server_return_to_a_pod_behind_a_narrower_hop() {
     // A plainly routed node behind the router (the load balancer and the
-    // router route its pod subnet); the pod holds the VIP and
-    // decapsulates, and answers the client directly (through the router).
-    // The pod's link has the node network's MTU, as a CNI sets it: its own
-    // segments fit; the client's, clamped to the load balancer's link, do
-    // not once encapsulated.
+    // router route its pod subnet); the pod holds the VIP, decapsulates,
+    // and answers the client directly, through the router. Both directions
+    // cross the 1400-byte link at 1500:
+    // - the client's segments, encapsulated by the load balancer: the
+    //   router's error goes to the load balancer (the outer source), which
+    //   learns the MTU toward the pod and tells the client;
+    // - the pod's replies: the node's error about them goes to their source,
+    //   the VIP, so to the load balancer (the router routes the VIP there,
+    //   as the network in front of a load balancer does), which sends it on
+    //   to the pod inside the tunnel, whose kernel then sends smaller
+    //   segments.
     let t = OverlayBuilder::new()
         .nodes(&[Encap::None])
         .node_hop(HOP_MTU)
-        .pod_mtu(HOP_MTU)
         .build()
+        .unwrap();
+    t.fabric
+        .ip(&[
+            "route",
+            "add",
+            &format!("{VIP}/32"),
+            "via",
+            &LB_NODE_IP.to_string(),
+        ])
         .unwrap();
     let vip = SocketAddrV4::new(VIP, 80);
     let _pods = dsr_backends::setup(&t, vip).unwrap();
@@ -136,13 +150,23 @@ fn a_megabyte_by_direct_server_return_to_a_pod_behind_a_narrower_hop() {
         .unwrap()
         .unwrap_or_else(|e| panic!("1 MB echo by DSR: {e:#}\n{}", daemon.log()));
     assert_eq!(hello.backend, pod.name);
+    let api = daemon.api();
     assert!(
-        daemon.api().datapath_packets("path_mtu_learned").unwrap() >= 1,
+        api.datapath_packets("path_mtu_learned").unwrap() >= 1,
         "the router's error was learned from"
     );
-    assert!(daemon.api().datapath_packets("icmp_frag_needed").unwrap() >= 1);
+    assert!(api.datapath_packets("icmp_frag_needed").unwrap() >= 1);
+    assert!(
+        api.datapath_packets("icmp_to_backend").unwrap() >= 1,
+        "the node's error went on to the pod"
+    );
     assert_eq!(
         t.client.learned_mtu(VIP).unwrap(),
         Some(HOP_MTU - IPIP_OVERHEAD as u32)
+    );
+    assert_eq!(
+        pod.ns.learned_mtu(tests::topology::CLIENT_IP).unwrap(),
+        Some(HOP_MTU),
+        "the pod's path MTU toward the client"
     );
 }

@@ -20,7 +20,7 @@ use tests::{
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, BACKEND1_MAC, BACKEND2_MAC},
     ipip,
-    packets::{Frame, Mac, assert_checksums_valid},
+    packets::{Frame, Mac, assert_checksums_valid, assert_icmp_checksums_valid},
     vxlan,
 };
 
@@ -327,34 +327,101 @@ fn a_mode_change_keeps_existing_connections_as_they_were_made() {
     assert_dsr(&run, XDP_REDIRECT, &expected, DSR_INNER, TCP_VIP);
 }
 
+/// The ICMP error frame `error` as a backend must receive it inside the
+/// tunnel: the IPv4 packet routed (TTL decremented), unchanged otherwise,
+/// and the IPIP header (from the tunnel source to `backend`) for it.
+fn routed_error(error: &[u8], backend: Ipv4Addr) -> (Ipv4Header, Vec<u8>) {
+    let (mut h, rest) = Ipv4Header::from_slice(&error[14..]).unwrap();
+    h.time_to_live -= 1;
+    h.header_checksum = h.calc_header_checksum();
+    let mut inner = Vec::new();
+    h.write(&mut inner).unwrap();
+    inner.extend_from_slice(rest);
+    let mut outer = ipip::outer_header(TUNNEL_SOURCE, backend, inner.len());
+    outer.identification = h.identification;
+    outer.dont_fragment = h.dont_fragment;
+    outer.dscp = h.dscp;
+    outer.ecn = h.ecn;
+    (outer, inner)
+}
+
 #[test]
-fn icmp_errors_about_a_dsr_connection_pass_untranslated() {
+fn icmp_errors_about_a_dsr_reply_go_to_the_backend_in_the_tunnel() {
     use etherparse::{Icmpv4Type, icmpv4::DestUnreachableHeader};
     use tests::{
         fixture_net::{CLIENT_IF_MAC, CLIENT_MAC},
         packets::{icmp_frame, quote},
     };
 
-    let fx = EncapFixture::dsr(POD_IPIP).unwrap();
-    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
-    // A router on the client side cannot deliver the pod's reply (sent from
-    // the VIP, not through the load balancer): the error quoting it names the
-    // DSR connection's forward entry, but the pod's packet was never
-    // rewritten, so there is nothing to translate: the error goes on as it
-    // is, no DNAT-style relaying to the backend.
-    let reply = client_tcp(TCP_VIP).addrs(TCP_VIP, CLIENT);
-    let error = icmp_frame(
-        (CLIENT_MAC, CLIENT_IF_MAC),
-        Ipv4Addr::new(10, 0, 1, 254),
-        *TCP_VIP.ip(),
-        64,
-        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-            next_hop_mtu: 1280,
-        }),
-        &quote(&reply, 548),
-    );
-    let run = fx.lb.run(&error, fx.net.client_ifindex).unwrap();
-    assert_eq!(run.action, XDP_PASS);
-    assert_eq!(run.output, error, "untouched");
-    assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 0);
+    for pod in [POD_IPIP, POD_PLAIN, POD_VXLAN] {
+        let fx = EncapFixture::dsr(pod).unwrap();
+        fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+        // A router on the client side cannot carry the pod's reply (sent
+        // from the VIP, not through the load balancer): its error goes to
+        // the VIP, so here. It names the DSR connection's forward entry;
+        // the pod's packet was never rewritten, so nothing is translated:
+        // the error goes to the pod as the connection's packets do (the pod
+        // holds the VIP; its kernel lowers the path MTU toward the client).
+        let reply = client_tcp(TCP_VIP).addrs(TCP_VIP, CLIENT);
+        let error = icmp_frame(
+            (CLIENT_MAC, CLIENT_IF_MAC),
+            Ipv4Addr::new(10, 0, 1, 254),
+            *TCP_VIP.ip(),
+            64,
+            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+                next_hop_mtu: 1280,
+            }),
+            &quote(&reply, 548),
+        );
+        let run = fx.lb.run(&error, fx.net.client_ifindex).unwrap();
+        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
+        let (outer, inner) = routed_error(&error, pod);
+        let expected = if pod == POD_VXLAN {
+            let inner_frame = ipip::frame(LB_VTEP_MAC, NODE_VTEP_MAC, &outer, &inner);
+            let mut vx = vxlan::outer_header(TUNNEL_SOURCE, NODE_VXLAN, inner_frame.len());
+            vx.identification = outer.identification;
+            vx.dont_fragment = outer.dont_fragment;
+            vx.dscp = outer.dscp;
+            vx.ecn = outer.ecn;
+            vxlan::frame(
+                BACKEND_IF_MAC,
+                NODE_VXLAN_MAC,
+                &vx,
+                // The connection's own source port (its tuple hashed).
+                expected_src_port(&client_tcp(TCP_VIP), proto::TCP),
+                vxlan::FLANNEL_PORT,
+                None,
+                vxlan::header(0x08, VNI),
+                &inner_frame,
+            )
+        } else {
+            let next_hop = if pod == POD_IPIP {
+                NODE_IPIP_MAC
+            } else {
+                BACKEND2_MAC
+            };
+            ipip::frame(BACKEND_IF_MAC, next_hop, &outer, &inner)
+        };
+        assert_eq!(run.output, expected, "{pod}");
+        let inner_at = run.output.len() - inner.len();
+        assert_icmp_checksums_valid(&[&run.output[..14], &run.output[inner_at..]].concat());
+        assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 1);
+
+        // An error about a packet of no connection passes untouched.
+        let other = client_tcp(TCP_VIP).addrs(TCP_VIP, SocketAddrV4::new(*CLIENT.ip(), 9));
+        let stray = icmp_frame(
+            (CLIENT_MAC, CLIENT_IF_MAC),
+            Ipv4Addr::new(10, 0, 1, 254),
+            *TCP_VIP.ip(),
+            64,
+            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+                next_hop_mtu: 1280,
+            }),
+            &quote(&other, 548),
+        );
+        let run = fx.lb.run(&stray, fx.net.client_ifindex).unwrap();
+        assert_eq!(run.action, XDP_PASS, "{pod}");
+        assert_eq!(run.output, stray, "untouched");
+        assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 1);
+    }
 }
