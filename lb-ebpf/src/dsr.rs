@@ -47,12 +47,7 @@ pub fn deliver(
     now: u64,
 ) -> Result<u32, Error> {
     let Some((o, t)) = outer(ctx, flow, now) else {
-        // Counted and answered here rather than returned as
-        // `Err(NoTunnelSource)`: on that path LLVM filled the (undefined)
-        // action half of the `Result` with a stack pointer, and the
-        // verifier rejects the shift that packs it.
-        stats::inc(GlobalStat::DropNoTunnelSource);
-        return Ok(xdp_action::XDP_DROP);
+        return Ok(no_tunnel_source());
     };
     let hop = tunnel::resolve(ctx, pkt, &o, cache, now)?;
     if hop.state == tunnel::HOP_ANSWERED {
@@ -80,11 +75,20 @@ pub fn relay(
     now: u64,
 ) -> Result<u32, Error> {
     let Some((o, t)) = outer(ctx, flow, now) else {
-        stats::inc(GlobalStat::DropNoTunnelSource);
-        return Ok(xdp_action::XDP_DROP);
+        return Ok(no_tunnel_source());
     };
     let hop = tunnel::relay_hop(ctx, pkt, &o, cache, now);
     encapsulate_send(ctx, pkt, flow, t, hop)
+}
+
+/// No outer source toward the backend: dropped, counted. Counted and
+/// answered by the callers rather than returned as `Err(NoTunnelSource)`:
+/// on that path LLVM filled the (undefined) action half of the `Result`
+/// with a stack pointer, and the verifier rejects the shift that packs it.
+#[inline(always)]
+fn no_tunnel_source() -> u32 {
+    stats::inc(GlobalStat::DropNoTunnelSource);
+    xdp_action::XDP_DROP
 }
 
 /// The outer packet toward `flow`'s backend, and the backend's cached tunnel

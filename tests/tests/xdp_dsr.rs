@@ -345,14 +345,28 @@ fn routed_error(error: &[u8], backend: Ipv4Addr) -> (Ipv4Header, Vec<u8>) {
     (outer, inner)
 }
 
-#[test]
-fn icmp_errors_about_a_dsr_reply_go_to_the_backend_in_the_tunnel() {
+/// A client-side router's fragmentation-needed (MTU 1280) about `reply`
+/// (a packet from the VIP), to the VIP, quoting as Linux does.
+fn client_side_frag_needed(reply: &Frame) -> Vec<u8> {
     use etherparse::{Icmpv4Type, icmpv4::DestUnreachableHeader};
     use tests::{
         fixture_net::{CLIENT_IF_MAC, CLIENT_MAC},
         packets::{icmp_frame, quote},
     };
+    icmp_frame(
+        (CLIENT_MAC, CLIENT_IF_MAC),
+        Ipv4Addr::new(10, 0, 1, 254),
+        *TCP_VIP.ip(),
+        64,
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1280,
+        }),
+        &quote(reply, 548),
+    )
+}
 
+#[test]
+fn icmp_errors_about_a_dsr_reply_go_to_the_backend_in_the_tunnel() {
     for pod in [POD_IPIP, POD_PLAIN, POD_VXLAN] {
         let fx = EncapFixture::dsr(pod).unwrap();
         fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
@@ -362,17 +376,7 @@ fn icmp_errors_about_a_dsr_reply_go_to_the_backend_in_the_tunnel() {
         // the pod's packet was never rewritten, so nothing is translated:
         // the error goes to the pod as the connection's packets do (the pod
         // holds the VIP; its kernel lowers the path MTU toward the client).
-        let reply = client_tcp(TCP_VIP).addrs(TCP_VIP, CLIENT);
-        let error = icmp_frame(
-            (CLIENT_MAC, CLIENT_IF_MAC),
-            Ipv4Addr::new(10, 0, 1, 254),
-            *TCP_VIP.ip(),
-            64,
-            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-                next_hop_mtu: 1280,
-            }),
-            &quote(&reply, 548),
-        );
+        let error = client_side_frag_needed(&client_tcp(TCP_VIP).addrs(TCP_VIP, CLIENT));
         let run = fx.lb.run(&error, fx.net.client_ifindex).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         let (outer, inner) = routed_error(&error, pod);
@@ -409,16 +413,7 @@ fn icmp_errors_about_a_dsr_reply_go_to_the_backend_in_the_tunnel() {
 
         // An error about a packet of no connection passes untouched.
         let other = client_tcp(TCP_VIP).addrs(TCP_VIP, SocketAddrV4::new(*CLIENT.ip(), 9));
-        let stray = icmp_frame(
-            (CLIENT_MAC, CLIENT_IF_MAC),
-            Ipv4Addr::new(10, 0, 1, 254),
-            *TCP_VIP.ip(),
-            64,
-            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-                next_hop_mtu: 1280,
-            }),
-            &quote(&other, 548),
-        );
+        let stray = client_side_frag_needed(&other);
         let run = fx.lb.run(&stray, fx.net.client_ifindex).unwrap();
         assert_eq!(run.action, XDP_PASS, "{pod}");
         assert_eq!(run.output, stray, "untouched");

@@ -236,6 +236,21 @@ fn with_quoted(sent: &[u8], change: impl FnOnce(&mut [u8])) -> Vec<u8> {
     out
 }
 
+/// Each error of `cases` (what it is, its frame) arriving from the nodes
+/// passes untouched and teaches nothing.
+fn assert_not_learned_from(fx: &EncapFixture, cases: &[(&str, Vec<u8>)], label: &str) {
+    for (what, error) in cases {
+        let run = fx.from_nodes(error).unwrap();
+        assert_eq!(run.action, XDP_PASS, "{label}: {what}");
+        assert_eq!(&run.output, error, "{label}: {what}: untouched");
+        assert_eq!(
+            fx.lb.global(GlobalStat::PathMtuLearned).unwrap(),
+            0,
+            "{label}: {what}"
+        );
+    }
+}
+
 #[test]
 fn implausible_or_foreign_frag_needed_changes_nothing() {
     for pod in [POD_IPIP, POD_VXLAN] {
@@ -304,16 +319,7 @@ fn implausible_or_foreign_frag_needed_changes_nothing() {
                 router_error(&sent, 28, frag_needed(PATH_MTU), TUNNEL_SOURCE),
             ));
         }
-        for (what, error) in &cases {
-            let run = fx.from_nodes(error).unwrap();
-            assert_eq!(run.action, XDP_PASS, "{pod}: {what}");
-            assert_eq!(&run.output, error, "{pod}: {what}: untouched");
-            assert_eq!(
-                fx.lb.global(GlobalStat::PathMtuLearned).unwrap(),
-                0,
-                "{pod}: {what}"
-            );
-        }
+        assert_not_learned_from(&fx, &cases, &pod.to_string());
         assert_eq!(fx.lb.path_mtu(node_of(pod)).unwrap(), None::<PathMtu>);
         assert_eq!(fx.lb.path_mtu(stranger).unwrap(), None::<PathMtu>);
         assert_eq!(fx.lb.path_mtu(PLAIN_VIA).unwrap(), None::<PathMtu>);
@@ -464,16 +470,7 @@ fn frag_needed_about_a_packet_of_no_dsr_connection_changes_nothing() {
             router_error(&sent, 28, frag_needed(PATH_MTU), us),
         ),
     ];
-    for (what, error) in &cases {
-        let run = fx.from_nodes(error).unwrap();
-        assert_eq!(run.action, XDP_PASS, "{what}");
-        assert_eq!(&run.output, error, "{what}: untouched");
-        assert_eq!(
-            fx.lb.global(GlobalStat::PathMtuLearned).unwrap(),
-            0,
-            "{what}"
-        );
-    }
+    assert_not_learned_from(&fx, &cases, "DSR");
     for addr in [POD_PLAIN, POD_IPIP, NODE_IPIP] {
         assert_eq!(fx.lb.path_mtu(addr).unwrap(), None::<PathMtu>, "{addr}");
     }
