@@ -65,7 +65,7 @@ pub fn deliver(
 /// side reporting the MTU of the backend's replies, which never pass
 /// here). Never answered with fragmentation-needed (no ICMP error about an
 /// ICMP error, RFC 1122); too big, it goes to the stack, which fragments
-/// the outer packet.
+/// the outer packet. Counted `icmp_to_backend`.
 #[inline(always)]
 pub fn relay(
     ctx: &XdpContext,
@@ -77,6 +77,7 @@ pub fn relay(
     let Some((o, t)) = outer(ctx, flow, now) else {
         return Ok(no_tunnel_source());
     };
+    stats::inc(GlobalStat::IcmpToBackend);
     let hop = tunnel::relay_hop(ctx, pkt, &o, cache, now);
     encapsulate_send(ctx, pkt, flow, t, hop)
 }
@@ -166,12 +167,14 @@ fn via_of(t: &Tunnel, backend_ip: u32) -> u32 {
     }
 }
 
-/// `via_of` for the DSR connection `flow`: what the path MTU learned from
-/// an error about its packets is recorded toward (`path_mtu.rs`). `None`
-/// only for a backend id beyond the array.
+/// The outer source and `via` of DSR connection `flow`'s packets as this
+/// CPU last resolved them (`outer` fills the source of a backend without
+/// an encapsulating route once per epoch); `None` while unresolved here.
+/// What path-MTU learning checks an error's quote against (`path_mtu.rs`).
 #[inline(always)]
-pub fn via(flow: &Flow, now: u64) -> Option<u32> {
+pub fn known_outer(flow: &Flow, now: u64) -> Option<(u32, u32)> {
     let slot = tunnel::cached(flow, now)?;
-    // SAFETY: per-CPU slot (`tunnel::cached`), read only.
-    Some(via_of(unsafe { &(*slot).tunnel }, flow.nat_dst_ip))
+    // SAFETY: per-CPU slot (`tunnel::cached`, which may refill it).
+    let t = unsafe { &(*slot).tunnel };
+    (t.src_ip != 0).then(|| (t.src_ip, via_of(t, flow.nat_dst_ip)))
 }

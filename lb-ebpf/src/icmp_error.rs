@@ -118,7 +118,6 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     // destination too (for DSR: the backend, as it stays inside the tunnel).
     let next_hop = Some(unsafe { &raw mut (*ptr).next_hop });
     if dsr {
-        stats::inc(GlobalStat::IcmpToBackend);
         return dsr::relay(ctx, &pkt, flow, next_hop, now);
     }
     let tunnel = tunnel::route(flow, now)?;

@@ -3,7 +3,8 @@
 //! answers it with ICMP fragmentation-needed addressed to our tunnel source.
 //! Nothing on this host listens for it (no ipip module, no VXLAN socket: the
 //! encapsulation is done here), so the ICMP stage records the reported MTU
-//! per node (`learn`, into `PATH_MTU`), and the tunnel path uses the smaller
+//! per node (per backend for direct server return without an encapsulating
+//! route; `learn`, into `PATH_MTU`), and the tunnel path uses the smaller
 //! of it and the route MTU (`cap`) for its fragmentation-needed answers and
 //! its MSS clamping. The learned MTU is folded into the cached next hop
 //! (`forward::next_hop`), so established packets pay no lookup for it.
@@ -144,7 +145,7 @@ fn learned(ctx: &XdpContext, now: u64) -> Option<()> {
     let toward = if tunnelled {
         dst
     } else if protocol == proto::IPIP && quoted >= DSR_QUOTE_MIN {
-        dsr_via(ctx, dst, now)?
+        dsr_via(ctx, saddr, dst, now)?
     } else {
         return None;
     };
@@ -165,9 +166,16 @@ fn learned(ctx: &XdpContext, now: u64) -> Option<()> {
 /// The quoted packet is IPIP to `backend` carrying a client's packet
 /// (`DSR_QUOTE_MIN` bytes quoted, checked by the caller): the address its
 /// DSR connection resolves its next hop toward (`dsr::via`), if the
-/// client's packet belongs to a live DSR connection to `backend`.
+/// client's packet belongs to a live DSR connection to `backend` and `src`
+/// is the outer source DSR uses toward it, as this CPU resolved it
+/// (`dsr::known_outer`: the tunnel source, or the kernel's preferred source
+/// toward the backend): an error sent to any other address of ours (a VIP,
+/// say, reachable by anyone) quoting a made-up outer header is not learned
+/// from. (Not resolved here: the FIB query's stack took the ICMP stage past
+/// its limit. An error handled on a CPU that has not sent to the backend
+/// this epoch is not learned from; the router reports again.)
 #[inline(always)]
-fn dsr_via(ctx: &XdpContext, backend: u32, now: u64) -> Option<u32> {
+fn dsr_via(ctx: &XdpContext, src: u32, backend: u32, now: u64) -> Option<u32> {
     let ip: *mut Ipv4Hdr = ptr_at(ctx, DSR_INNER_OFF)?;
     let ports: *mut [u16; 2] = ptr_at(ctx, DSR_PORTS_OFF)?;
     // SAFETY (field pointers): `ip` was bounds-checked just above.
@@ -192,7 +200,8 @@ fn dsr_via(ctx: &XdpContext, backend: u32, now: u64) -> Option<u32> {
     if f.direction != DIR_FORWARD || f.mode != mode::DSR || f.nat_dst_ip != backend {
         return None;
     }
-    dsr::via(f, now)
+    let (known_src, via) = dsr::known_outer(f, now)?;
+    (known_src == src).then_some(via)
 }
 
 /// The smaller of `route_mtu` and the MTU learned toward `node` (network

@@ -420,3 +420,32 @@ fn icmp_errors_about_a_dsr_reply_go_to_the_backend_in_the_tunnel() {
         assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 1);
     }
 }
+
+#[test]
+fn icmp_errors_about_a_dsr_reply_without_a_way_to_the_backend_change_nothing() {
+    // The route of the pod has no tunnel source: the error is dropped as
+    // the connection's packets are, counted, not relayed.
+    let fx = EncapFixture::dsr(POD_NO_SOURCE).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let reply = client_tcp(TCP_VIP).addrs(TCP_VIP, CLIENT);
+    let run = fx
+        .lb
+        .run(&client_side_frag_needed(&reply), fx.net.client_ifindex)
+        .unwrap();
+    assert_eq!(run.action, XDP_DROP);
+    assert_eq!(fx.lb.global(GlobalStat::DropNoTunnelSource).unwrap(), 2);
+    assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 0);
+
+    // An error whose TTL would run out here goes to the stack unchanged.
+    let fx = EncapFixture::dsr(POD_IPIP).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let mut error = client_side_frag_needed(&reply);
+    error[14 + 8] = 1;
+    error[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let (h, _) = Ipv4Header::from_slice(&error[14..]).unwrap();
+    error[14 + 10..14 + 12].copy_from_slice(&h.calc_header_checksum().to_be_bytes());
+    let run = fx.lb.run(&error, fx.net.client_ifindex).unwrap();
+    assert_eq!(run.action, XDP_PASS);
+    assert_eq!(run.output, error, "untouched");
+    assert_eq!(fx.lb.global(GlobalStat::IcmpToBackend).unwrap(), 0);
+}

@@ -434,51 +434,64 @@ fn frag_needed_about_a_dsr_packet_lowers_the_mtu_toward_its_backend() {
 /// connection to the quoted backend change nothing.
 #[test]
 fn frag_needed_about_a_packet_of_no_dsr_connection_changes_nothing() {
-    let fx = EncapFixture::dsr(POD_PLAIN).unwrap();
-    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
-    let sent = fx
-        .from_client(&oversized(client_tcp(TCP_VIP), 1480))
-        .unwrap()
-        .output;
-    let us = outer_source(&sent);
-    // Offsets in the quoted packet: the outer destination 16..20, the
-    // client's source port 40..42, its IPv4 version and length 20.
-    let other_port = with_quoted(&sent, |ip| ip[40] ^= 0x55);
-    let other_backend = with_quoted(&sent, |ip| {
-        ip[16..20].copy_from_slice(&POD_IPIP.octets());
-    });
-    let inner_options = with_quoted(&sent, |ip| ip[20] = 0x46);
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "another client port (no connection)",
-            router_error(&other_port, WHOLE, frag_needed(PATH_MTU), us),
-        ),
-        (
-            "the connection, but to another backend",
-            router_error(&other_backend, WHOLE, frag_needed(PATH_MTU), us),
-        ),
-        (
-            "client's header with options",
-            router_error(&inner_options, WHOLE, frag_needed(PATH_MTU), us),
-        ),
-        (
-            "client's ports not quoted",
-            router_error(&sent, 20 + 20 + 7, frag_needed(PATH_MTU), us),
-        ),
-        (
-            "only RFC 792's minimum quoted",
-            router_error(&sent, 28, frag_needed(PATH_MTU), us),
-        ),
-    ];
-    assert_not_learned_from(&fx, &cases, "DSR");
-    for addr in [POD_PLAIN, POD_IPIP, NODE_IPIP] {
-        assert_eq!(fx.lb.path_mtu(addr).unwrap(), None::<PathMtu>, "{addr}");
+    for (pod, other) in [(POD_PLAIN, POD_IPIP), (POD_IPIP, POD_PLAIN)] {
+        let fx = EncapFixture::dsr(pod).unwrap();
+        fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+        let sent = fx
+            .from_client(&oversized(client_tcp(TCP_VIP), 1480))
+            .unwrap()
+            .output;
+        let us = outer_source(&sent);
+        let vip = *TCP_VIP.ip();
+        // Offsets in the quoted packet: the outer source 12..16 and
+        // destination 16..20, the client's IPv4 version and length 20, its
+        // source port 40..42.
+        let other_port = with_quoted(&sent, |ip| ip[40] ^= 0x55);
+        let other_backend = with_quoted(&sent, |ip| ip[16..20].copy_from_slice(&other.octets()));
+        let inner_options = with_quoted(&sent, |ip| ip[20] = 0x46);
+        let from_vip = with_quoted(&sent, |ip| ip[12..16].copy_from_slice(&vip.octets()));
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "another client port (no connection)",
+                router_error(&other_port, WHOLE, frag_needed(PATH_MTU), us),
+            ),
+            (
+                "the connection, but to another backend",
+                router_error(&other_backend, WHOLE, frag_needed(PATH_MTU), us),
+            ),
+            (
+                "client's header with options",
+                router_error(&inner_options, WHOLE, frag_needed(PATH_MTU), us),
+            ),
+            (
+                "client's ports not quoted",
+                router_error(&sent, 20 + 20 + 7, frag_needed(PATH_MTU), us),
+            ),
+            (
+                "only RFC 792's minimum quoted",
+                router_error(&sent, 28, frag_needed(PATH_MTU), us),
+            ),
+            (
+                // Anyone can send to the VIP: a made-up outer header from
+                // it around one's own live connection teaches nothing.
+                "to the VIP, quoting a packet from the VIP",
+                router_error(&from_vip, WHOLE, frag_needed(PATH_MTU), vip),
+            ),
+        ];
+        assert_not_learned_from(&fx, &cases, &pod.to_string());
+        for addr in [POD_PLAIN, POD_IPIP, NODE_IPIP] {
+            assert_eq!(fx.lb.path_mtu(addr).unwrap(), None::<PathMtu>, "{addr}");
+        }
+        // The same error quoting the real packet is learned from: the cases
+        // above failed for what they changed.
+        let run = fx
+            .from_nodes(&router_error(&sent, WHOLE, frag_needed(PATH_MTU), us))
+            .unwrap();
+        assert_eq!(run.action, XDP_PASS);
+        assert_eq!(
+            fx.lb.global(GlobalStat::PathMtuLearned).unwrap(),
+            1,
+            "{pod}"
+        );
     }
-    // The same error quoting the real packet is learned from: the cases
-    // above failed for what they changed.
-    let run = fx
-        .from_nodes(&router_error(&sent, WHOLE, frag_needed(PATH_MTU), us))
-        .unwrap();
-    assert_eq!(run.action, XDP_PASS);
-    assert_eq!(fx.lb.global(GlobalStat::PathMtuLearned).unwrap(), 1);
 }
