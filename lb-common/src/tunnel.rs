@@ -23,6 +23,13 @@ pub const IPIP_OVERHEAD: u16 = 20;
 /// the inner Ethernet header (14).
 pub const VXLAN_OVERHEAD: u16 = 50;
 
+/// Whether a route of kind `kind` (`encap::*`) encapsulates (IPIP or
+/// VXLAN), rather than routing plainly.
+#[inline(always)]
+pub const fn encapsulates(kind: u8) -> bool {
+    kind == encap::IPIP || kind == encap::VXLAN
+}
+
 /// Bytes the encapsulation `kind` (`encap::*`) adds; 0 for `encap::NONE`.
 #[inline(always)]
 pub const fn overhead(kind: u8) -> u16 {
@@ -202,8 +209,10 @@ impl EndpointSet {
         self.inline_endpoints().count() + self.spilled as usize
     }
 
+    /// Whether it holds no endpoint (the datapath's check too: it stops at
+    /// the first used slot).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.spilled == 0 && self.inline.iter().all(|ep| ep.proto == 0)
     }
 }
 

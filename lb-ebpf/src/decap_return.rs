@@ -38,9 +38,7 @@ const VXLAN_INNER_OFF: usize = VXLAN_INNER_ETH_OFF + ETH_LEN;
 /// load, so UDP traffic of a balancer without tunnels pays only that.
 #[inline(always)]
 fn endpoints() -> Option<&'static EndpointSet> {
-    TUNNEL_ENDPOINT_SET
-        .get(0)
-        .filter(|set| set.spilled != 0 || set.inline.iter().any(|ep| ep.proto != 0))
+    TUNNEL_ENDPOINT_SET.get(0).filter(|set| !set.is_empty())
 }
 
 /// Whether `ep` is a tunnel endpoint of this load balancer: one of `set`'s

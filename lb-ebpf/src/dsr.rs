@@ -8,7 +8,7 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
     Flow, GlobalStat, NextHop, Tunnel,
-    tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD, encap},
+    tunnel::{IPIP_OVERHEAD, VXLAN_OVERHEAD, encap, encapsulates},
 };
 
 use crate::{
@@ -102,8 +102,7 @@ fn outer(ctx: &XdpContext, flow: &Flow, now: u64) -> Option<(Outer, *mut Tunnel)
     // SAFETY: per-CPU slot (`tunnel::cached`): this CPU is its only writer.
     let t = unsafe { &mut (*slot).tunnel };
     let kind = t.encap;
-    let tunnelled = kind == encap::IPIP || kind == encap::VXLAN;
-    if t.src_ip == 0 && !tunnelled {
+    if t.src_ip == 0 && !encapsulates(kind) {
         // Kept in the slot until it is refilled (next epoch).
         t.src_ip = forward::source_toward(ctx, backend_ip).unwrap_or(0);
     }
@@ -160,7 +159,7 @@ fn encapsulate_send(
 /// one), else the backend itself.
 #[inline(always)]
 fn via_of(t: &Tunnel, backend_ip: u32) -> u32 {
-    if t.encap == encap::IPIP || t.encap == encap::VXLAN {
+    if encapsulates(t.encap) {
         t.node_ip
     } else {
         backend_ip

@@ -22,9 +22,10 @@
 //!   backend (or a pod behind an IPIP route), not a node. The quote must
 //!   then reach into the client's packet inside (its IPv4 header and ports:
 //!   48 bytes, again what RFC 1812 routers quote), which must belong to a
-//!   live DSR connection to that very backend. The MTU is recorded toward
-//!   the address DSR resolves its next hop for (`dsr::via`: the backend,
-//!   or the node of its IPIP route).
+//!   live DSR connection to that very backend, from the outer source DSR
+//!   uses toward it (`dsr_via`). The MTU is recorded toward the address DSR
+//!   resolves its next hop for (`dsr::known_outer`: the backend, or the
+//!   node of its IPIP route).
 //!
 //! The MTU must be plausible (`lb_common::path_mtu::accepts`).
 
@@ -165,7 +166,7 @@ fn learned(ctx: &XdpContext, now: u64) -> Option<()> {
 
 /// The quoted packet is IPIP to `backend` carrying a client's packet
 /// (`DSR_QUOTE_MIN` bytes quoted, checked by the caller): the address its
-/// DSR connection resolves its next hop toward (`dsr::via`), if the
+/// DSR connection resolves its next hop toward, if the
 /// client's packet belongs to a live DSR connection to `backend` and `src`
 /// is the outer source DSR uses toward it, as this CPU resolved it
 /// (`dsr::known_outer`: the tunnel source, or the kernel's preferred source

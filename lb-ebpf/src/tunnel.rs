@@ -90,7 +90,7 @@ pub fn backend_route(backend_id: u32, ip: u32, now: u64) -> Result<Option<*const
     };
     let t = unsafe { &raw const (*slot).tunnel };
     let (kind, src_ip) = unsafe { ((*t).encap, (*t).src_ip) };
-    if kind != encap::IPIP && kind != encap::VXLAN {
+    if !tunnel::encapsulates(kind) {
         return Ok(None);
     }
     if src_ip == 0 {

@@ -21,7 +21,6 @@ use crate::{
     encap_fixture::{self as encap, EncapFixture},
     fixture_net::FixtureNet,
     packets::{Frame, Mac},
-    vxlan::FLANNEL_PORT,
     xdp::{Harness, TestService},
 };
 
@@ -176,9 +175,8 @@ fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
     })?;
     let (client_if, backend_if) = (fx.net.client_ifindex, fx.net.backend_ifindex);
     let mut specs = Vec::new();
-    for (case, (ipip, vip, pod, [new, est, rep])) in [
+    for (case, (vip, pod, [new, est, rep])) in [
         (
-            true,
             dnat::TCP_VIP,
             encap::POD_IPIP,
             [
@@ -188,7 +186,6 @@ fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
             ],
         ),
         (
-            false,
             VXLAN_VIP,
             encap::POD_VXLAN,
             [
@@ -204,11 +201,7 @@ fn encap_specs(fx: &mut EncapFixture) -> Result<Vec<Spec>> {
         let established = client_tcp(vip);
         fx.from_client(&established.clone().syn())?;
         let reply = encap::pod_reply(&established, SocketAddrV4::new(pod, encap::TCP_PORT));
-        let reply = if ipip {
-            encap::ipip_reply(&reply)
-        } else {
-            encap::vxlan_reply(&reply, FLANNEL_PORT)
-        };
+        let reply = encap::node_reply(pod, &reply);
         let spec = |name, frames, ifindex, vs| Spec {
             name,
             net: Net::Encap,

@@ -239,6 +239,16 @@ pub fn pod_reply(input: &Frame, backend: SocketAddrV4) -> Frame {
     input.clone().addrs(backend, CLIENT)
 }
 
+/// `reply` from pod `pod` as its node sends it back: VXLAN to flannel's
+/// port from the VXLAN pod's node, IPIP from the IPIP pod's.
+pub fn node_reply(pod: Ipv4Addr, reply: &Frame) -> Vec<u8> {
+    if pod == POD_VXLAN {
+        vxlan_reply(reply, FLANNEL_PORT)
+    } else {
+        ipip_reply(reply)
+    }
+}
+
 /// `reply` as the IPIP node sends it to the load balancer's tunnel source.
 pub fn ipip_reply(reply: &Frame) -> Vec<u8> {
     ipip::encapsulate(

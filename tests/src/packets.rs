@@ -84,6 +84,19 @@ impl Frame {
         self
     }
 
+    /// A TCP SYN-ACK answering a SYN (SYN and ACK set, acknowledging 1001:
+    /// the fixtures' segments start at sequence number 1000), its options
+    /// kept.
+    pub fn syn_ack(mut self) -> Frame {
+        if let L4::Tcp(t) = &mut self.l4 {
+            t.syn = true;
+            t.ack = true;
+            t.acknowledgment_number = 1001;
+        }
+        self.payload.clear();
+        self
+    }
+
     pub fn fin(mut self) -> Frame {
         if let L4::Tcp(t) = &mut self.l4 {
             t.fin = true;

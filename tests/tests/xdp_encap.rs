@@ -457,12 +457,7 @@ fn fullnat_connections_to_pods_go_encapsulated_from_the_overlay_address_and_come
         // The pod answers the overlay address; its node sends that into the
         // tunnel to the load balancer, which decapsulates and reverse-NATs.
         let reply = pod_reply(&syn, backend).addrs(backend, SocketAddrV4::new(OVERLAY_SNAT, port));
-        let back = if pod == POD_IPIP {
-            ipip_reply(&reply)
-        } else {
-            vxlan_reply(&reply, vxlan::FLANNEL_PORT)
-        };
-        let run = fx.from_nodes(&back).unwrap();
+        let run = fx.from_nodes(&node_reply(pod, &reply)).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         assert_eq!(run.output, expect_reverse_natted(&reply, TCP_VIP).bytes());
         assert_checksums_valid(&run.output);

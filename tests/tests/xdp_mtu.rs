@@ -162,11 +162,7 @@ fn malformed_options_are_forwarded_unchanged() {
 
 /// The pod's SYN-ACK to `syn` with MSS `mss`.
 fn syn_ack(pod: Ipv4Addr, mss: u16) -> Frame {
-    let mut f = with_options(client_tcp(TCP_VIP).syn(), &linux_options(mss));
-    if let L4::Tcp(t) = &mut f.l4 {
-        t.ack = true;
-        t.acknowledgment_number = 1001;
-    }
+    let f = with_options(client_tcp(TCP_VIP).syn(), &linux_options(mss)).syn_ack();
     pod_reply(&f, tcp_backend(pod))
 }
 
@@ -175,13 +171,9 @@ fn syn_ack_from_an_encapsulated_pod_gets_its_mss_clamped() {
     for (pod, mss) in [(POD_IPIP, 1440), (POD_VXLAN, 1410)] {
         let fx = EncapFixture::new(pod).unwrap();
         fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
-        let reply = syn_ack(pod, 1460);
-        let frame = if pod == POD_VXLAN {
-            vxlan_reply(&reply, tests::vxlan::FLANNEL_PORT)
-        } else {
-            ipip_reply(&reply)
-        };
-        let run = fx.from_nodes(&frame).unwrap();
+        let run = fx
+            .from_nodes(&node_reply(pod, &syn_ack(pod, 1460)))
+            .unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
         let expected = expect_reverse_natted(&syn_ack(pod, mss), TCP_VIP);
         assert_eq!(run.output, expected.bytes(), "{pod}");

@@ -96,6 +96,40 @@ fn expect_delivered(pod: Ipv4Addr, input: &Frame, client: SocketAddrV4) -> Vec<u
     expect_tcp_to_pod(pod, input, &inner)
 }
 
+/// `error` (a router's fragmentation-needed at `PATH_MTU`) arriving from
+/// the nodes goes to the stack untouched and teaches `PATH_MTU` toward
+/// `toward`, the first MTU learned: returns the entry.
+fn learn_from(fx: &EncapFixture, error: &[u8], toward: Ipv4Addr, label: &str) -> PathMtu {
+    let learned = fx.from_nodes(error).unwrap();
+    assert_eq!(learned.action, XDP_PASS, "{label}");
+    assert_eq!(learned.output, error, "{label}: untouched");
+    assert_eq!(fx.lb.global(GlobalStat::PathMtuLearned).unwrap(), 1);
+    let entry = fx.lb.path_mtu(toward).unwrap().expect("learned");
+    assert_eq!(entry.mtu, u32::from(PATH_MTU), "{label}");
+    entry
+}
+
+/// From the next epoch on (cached next hops are resolved again), the
+/// client's packet of `fits_route` bytes (it fits the route, not the path)
+/// is answered with fragmentation-needed carrying `fits_path`.
+fn assert_told_the_path_mtu(
+    fx: &mut EncapFixture,
+    fits_route: usize,
+    fits_path: usize,
+    label: &str,
+) {
+    fx.lb.set_clock(START_CLOCK_NS + EPOCH_NS).unwrap();
+    let again = oversized(client_tcp(TCP_VIP), fits_route);
+    let run = fx.from_client(&again).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT, "{label}");
+    assert_eq!(
+        run.output,
+        expect_frag_needed(&again, fits_path as u16),
+        "{label}"
+    );
+    assert_checksums_valid(&run.output);
+}
+
 #[test]
 fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
     for pod in [POD_IPIP, POD_VXLAN] {
@@ -116,13 +150,8 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
 
         // A router on the way cannot carry it: its error goes to the stack
         // untouched, the MTU is recorded for the node.
-        let error = too_big(&run.output, PATH_MTU);
-        let learned = fx.from_nodes(&error).unwrap();
-        assert_eq!(learned.action, XDP_PASS, "{pod}");
-        assert_eq!(learned.output, error, "{pod}: untouched");
-        assert_eq!(fx.lb.global(GlobalStat::PathMtuLearned).unwrap(), 1);
-        let entry = fx.lb.path_mtu(node_of(pod)).unwrap().expect("learned");
-        assert_eq!(entry.mtu, u32::from(PATH_MTU), "{pod}");
+        let label = pod.to_string();
+        let entry = learn_from(&fx, &too_big(&run.output, PATH_MTU), node_of(pod), &label);
         assert_eq!(entry.expires_ns, START_CLOCK_NS + PATH_MTU_EXPIRES_NS);
         // A larger MTU later is not learned (the smaller one holds).
         let larger = fx.from_nodes(&too_big(&run.output, 1450)).unwrap();
@@ -133,16 +162,7 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
         // DF packet that fits the route but not the path is answered with
         // the path's MTU minus the overhead, on the established connection
         // and a new one alike.
-        fx.lb.set_clock(START_CLOCK_NS + EPOCH_NS).unwrap();
-        let again = oversized(client_tcp(TCP_VIP), fits_route);
-        let run = fx.from_client(&again).unwrap();
-        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
-        assert_eq!(
-            run.output,
-            expect_frag_needed(&again, fits_path as u16),
-            "{pod}"
-        );
-        assert_checksums_valid(&run.output);
+        assert_told_the_path_mtu(&mut fx, fits_route, fits_path, &label);
         let other = SocketAddrV4::new(*CLIENT.ip(), 41001);
         let new_conn = oversized(client_tcp(TCP_VIP).addrs(other, TCP_VIP), fits_path + 1);
         let run = fx.from_client(&new_conn).unwrap();
@@ -184,24 +204,12 @@ fn frag_needed_about_our_outer_packet_lowers_the_mtu_toward_the_node() {
         assert_eq!(fx.lb.global(GlobalStat::MssClamped).unwrap(), 1, "{pod}");
 
         // The pod's SYN-ACK too (the client's segments cross the path).
-        let mut syn_ack = syn_with_mss(client, 1460);
-        if let L4::Tcp(t) = &mut syn_ack.l4 {
-            t.ack = true;
-            t.acknowledgment_number = 1001;
-        }
-        let reply = syn_ack.addrs(tcp_backend(pod), client);
-        let frame = if pod == POD_VXLAN {
-            vxlan_reply(&reply, tests::vxlan::FLANNEL_PORT)
-        } else {
-            ipip_reply(&reply)
-        };
-        let run = fx.from_nodes(&frame).unwrap();
+        let reply = syn_with_mss(client, 1460)
+            .syn_ack()
+            .addrs(tcp_backend(pod), client);
+        let run = fx.from_nodes(&node_reply(pod, &reply)).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
-        let mut clamped_ack = syn_with_mss(client, PATH_MTU - oh - 40);
-        if let L4::Tcp(t) = &mut clamped_ack.l4 {
-            t.ack = true;
-            t.acknowledgment_number = 1001;
-        }
+        let clamped_ack = syn_with_mss(client, PATH_MTU - oh - 40).syn_ack();
         let ttl = clamped_ack.ip.time_to_live - 1;
         let expected = clamped_ack
             .addrs(TCP_VIP, client)
@@ -396,24 +404,11 @@ fn frag_needed_about_a_dsr_packet_lowers_the_mtu_toward_its_backend() {
             frag_needed(PATH_MTU),
             outer_source(&run.output),
         );
-        let learned = fx.from_nodes(&error).unwrap();
-        assert_eq!(learned.action, XDP_PASS, "{pod}");
-        assert_eq!(learned.output, error, "{pod}: untouched");
-        assert_eq!(fx.lb.global(GlobalStat::PathMtuLearned).unwrap(), 1);
-        let entry = fx.lb.path_mtu(toward).unwrap().expect("learned");
-        assert_eq!(entry.mtu, u32::from(PATH_MTU), "{pod}");
+        let label = pod.to_string();
+        learn_from(&fx, &error, toward, &label);
 
         // From the next epoch on: the client is told the MTU inside IPIP.
-        fx.lb.set_clock(START_CLOCK_NS + EPOCH_NS).unwrap();
-        let again = oversized(client_tcp(TCP_VIP), fits_route);
-        let run = fx.from_client(&again).unwrap();
-        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
-        assert_eq!(
-            run.output,
-            expect_frag_needed(&again, fits_path as u16),
-            "{pod}"
-        );
-        assert_checksums_valid(&run.output);
+        assert_told_the_path_mtu(&mut fx, fits_route, fits_path, &label);
         assert_eq!(fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(), 1);
         // What fits the path goes on, encapsulated.
         let fitting = oversized(client_tcp(TCP_VIP), fits_path);

@@ -11,9 +11,12 @@ use std::{
     net::Ipv4Addr,
 };
 
-use aya::maps::{
-    Array, HashMap, MapData, MapError,
-    lpm_trie::{Key, LpmTrie},
+use aya::{
+    Pod,
+    maps::{
+        Array, HashMap, MapData, MapError,
+        lpm_trie::{Key, LpmTrie},
+    },
 };
 use lb_common::{
     EndpointSet, Tunnel, TunnelEndpoint,
@@ -166,12 +169,7 @@ impl Tunnels {
     /// every remaining endpoint in its slot: the datapath never misses an
     /// endpoint that stays).
     fn sync_endpoints(&mut self) -> Result<(), DatapathError> {
-        let mut wanted: BTreeMap<TunnelEndpoint, u32> = BTreeMap::new();
-        for t in self.routes.values() {
-            if let Some(ep) = endpoint_of(t) {
-                *wanted.entry(ep).or_default() += 1;
-            }
-        }
+        let wanted = count_by(&self.routes, endpoint_of);
         if wanted.len() > MAX_TUNNEL_ENDPOINTS as usize {
             return Err(DatapathError::Full(format!(
                 "the tunnel routes need {} (tunnel source, encapsulation) endpoints, \
@@ -179,10 +177,12 @@ impl Tunnels {
                 wanted.len()
             )));
         }
-        for (ep, n) in &wanted {
-            self.endpoints.insert(ep, n, 0).map_err(ep_err)?;
-            self.present.insert(*ep);
-        }
+        put_counts(
+            &mut self.endpoints,
+            &mut self.present,
+            &wanted,
+            names::TUNNEL_ENDPOINTS,
+        )?;
         let list: Vec<TunnelEndpoint> = wanted.keys().copied().collect();
         let next = self.inline.with_endpoints(&list);
         if next != self.inline {
@@ -191,16 +191,12 @@ impl Tunnels {
                 .map_err(DatapathError::map(names::TUNNEL_ENDPOINT_SET))?;
             self.inline = next;
         }
-        let gone: Vec<TunnelEndpoint> = self
-            .present
-            .iter()
-            .filter(|ep| !wanted.contains_key(ep))
-            .copied()
-            .collect();
-        for ep in gone {
-            removed(self.endpoints.remove(&ep), names::TUNNEL_ENDPOINTS)?;
-            self.present.remove(&ep);
-        }
+        remove_uncounted(
+            &mut self.endpoints,
+            &mut self.present,
+            &wanted,
+            names::TUNNEL_ENDPOINTS,
+        )?;
         self.sync_nodes()
     }
 
@@ -215,28 +211,58 @@ impl Tunnels {
     /// endpoint (encapsulating, tunnel source resolved), new ones first.
     /// At most one per route: it never holds more than `TUNNELS`.
     fn sync_nodes(&mut self) -> Result<(), DatapathError> {
-        let mut wanted: BTreeMap<u32, u32> = BTreeMap::new();
-        for t in self.routes.values() {
-            if endpoint_of(t).is_some() {
-                *wanted.entry(t.node_ip).or_default() += 1;
-            }
-        }
-        for (node, n) in &wanted {
-            self.nodes.insert(node, n, 0).map_err(node_err)?;
-            self.present_nodes.insert(*node);
-        }
-        let gone: Vec<u32> = self
-            .present_nodes
-            .iter()
-            .filter(|n| !wanted.contains_key(n))
-            .copied()
-            .collect();
-        for node in gone {
-            removed(self.nodes.remove(&node), names::TUNNEL_NODES)?;
-            self.present_nodes.remove(&node);
-        }
-        Ok(())
+        let wanted = count_by(&self.routes, |t| endpoint_of(t).map(|_| t.node_ip));
+        let (map, present) = (&mut self.nodes, &mut self.present_nodes);
+        put_counts(map, present, &wanted, names::TUNNEL_NODES)?;
+        remove_uncounted(map, present, &wanted, names::TUNNEL_NODES)
     }
+}
+
+/// How many of `routes` name each key `key_of` gives.
+fn count_by<K: Ord>(
+    routes: &BTreeMap<Ipv4Cidr, Tunnel>,
+    key_of: impl Fn(&Tunnel) -> Option<K>,
+) -> BTreeMap<K, u32> {
+    let mut counts = BTreeMap::new();
+    for key in routes.values().filter_map(key_of) {
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// Writes `counts` into `map` (named `name`), noting the keys in `present`
+/// (what the map holds).
+fn put_counts<K: Pod + Ord>(
+    map: &mut HashMap<MapData, K, u32>,
+    present: &mut BTreeSet<K>,
+    counts: &BTreeMap<K, u32>,
+    name: &'static str,
+) -> Result<(), DatapathError> {
+    for (key, n) in counts {
+        map.insert(key, n, 0).map_err(DatapathError::map(name))?;
+        present.insert(*key);
+    }
+    Ok(())
+}
+
+/// Removes from `map` (named `name`) and `present` the keys `counts` does
+/// not have.
+fn remove_uncounted<K: Pod + Ord>(
+    map: &mut HashMap<MapData, K, u32>,
+    present: &mut BTreeSet<K>,
+    counts: &BTreeMap<K, u32>,
+    name: &'static str,
+) -> Result<(), DatapathError> {
+    let gone: Vec<K> = present
+        .iter()
+        .filter(|k| !counts.contains_key(k))
+        .copied()
+        .collect();
+    for key in gone {
+        removed(map.remove(&key), name)?;
+        present.remove(&key);
+    }
+    Ok(())
 }
 
 impl Datapath {
