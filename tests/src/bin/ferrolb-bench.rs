@@ -46,7 +46,8 @@ struct Args {
     /// Client threads of the connection-rate run.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     conn_workers: u16,
-    /// Rounds; each measures every setup once, in turn. Medians are reported.
+    /// Rounds; each measures every setup once, in turn (per packet: every
+    /// case, in a run of its own). Medians are reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     rounds: u32,
 }
@@ -65,7 +66,7 @@ fn run() -> Result<()> {
         bail!("the benchmark creates network namespaces and loads XDP programs: run it as root");
     }
     if matches!(args.part, Part::All | Part::PerPacket) {
-        run_per_packet()?;
+        tests::bench_packet::run(args.rounds)?;
     }
     if matches!(args.part, Part::All | Part::E2e) {
         let opts = Options {
@@ -115,11 +116,6 @@ fn overlay_table(rows: &[bench_overlay::Row]) -> Table {
         ]);
     }
     table
-}
-
-/// The BPF_PROG_TEST_RUN per-packet part ([`tests::bench_packet`]).
-fn run_per_packet() -> Result<()> {
-    tests::bench_packet::run()
 }
 
 fn print_e2e(rows: &[Row], opts: &Options) {
