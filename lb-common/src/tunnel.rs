@@ -64,7 +64,7 @@ pub const VXLAN_SRC_PORT_MIN: u16 = 49152;
 pub const VXLAN_SRC_PORT_MAX: u16 = 65535;
 
 /// The VXLAN UDP source port of a flow whose hash is `hash`
-/// (`hash::flow_hash` of the packet's 5-tuple as received), host byte order:
+/// (`hash::spread_hash` of the packet's 5-tuple as received), host byte order:
 /// spread over `VXLAN_SRC_PORT_MIN..=VXLAN_SRC_PORT_MAX` the way Linux's
 /// `udp_flow_src_port` does, so the receiving node's NIC spreads the flows
 /// over its queues (RSS hashes the outer UDP ports).
@@ -258,7 +258,7 @@ mod tests {
             );
         }
         for i in 0..4096u32 {
-            let p = vxlan_src_port(crate::hash::flow_hash(i, 2, 3, 4, 17));
+            let p = vxlan_src_port(crate::hash::spread_hash(i, 2, 3, 4, 17));
             seen[((p - VXLAN_SRC_PORT_MIN) / 4096) as usize] = true;
         }
         assert_eq!(seen, [true; 4]);

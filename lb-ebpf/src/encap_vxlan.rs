@@ -7,7 +7,7 @@
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
     FlowKey, Tunnel,
-    hash::flow_hash,
+    hash::spread_hash,
     proto,
     tunnel::{VXLAN_OVERHEAD, vni_wire, vxlan_src_port},
 };
@@ -41,7 +41,7 @@ pub fn encapsulate(
     // The flow hash of the packet as received (client -> VIP): the same for
     // every packet of the connection, different between connections.
     let k = flow;
-    let src_port = vxlan_src_port(flow_hash(
+    let src_port = vxlan_src_port(spread_hash(
         k.src_ip, k.dst_ip, k.src_port, k.dst_port, k.proto,
     ));
 

@@ -21,7 +21,7 @@ use anyhow::Result;
 use etherparse::Ipv4Header;
 use lb_common::{
     Tunnel, TunnelEndpoint,
-    hash::flow_hash,
+    hash::spread_hash,
     limits::{DEFAULT_TCP_TIMEOUT_S, DEFAULT_UDP_TIMEOUT_S},
     proto,
     service::{mode, select},
@@ -224,7 +224,7 @@ pub fn expected_src_port(input: &Frame, proto: u8) -> u16 {
         crate::packets::L4::Tcp(t) => (t.source_port, t.destination_port),
         crate::packets::L4::Udp(u) => (u.source_port, u.destination_port),
     };
-    let h = flow_hash(
+    let h = spread_hash(
         u32::from_ne_bytes(input.ip.source),
         u32::from_ne_bytes(input.ip.destination),
         sport.to_be(),

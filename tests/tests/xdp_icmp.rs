@@ -15,7 +15,7 @@ use etherparse::{
     IcmpEchoHeader, Icmpv4Type,
     icmpv4::{DestUnreachableHeader, ParameterProblemHeader, TimeExceededCode},
 };
-use lb_common::{GlobalStat, hash::flow_hash};
+use lb_common::{GlobalStat, hash::spread_hash};
 use tests::{
     dnat_fixture::*,
     encap_fixture::{
@@ -323,7 +323,7 @@ fn error_about_a_reply_to_a_vxlan_pod_is_encapsulated_with_the_connections_sourc
     let mut outer = vxlan::outer_header(TUNNEL_SOURCE, NODE_VXLAN, inner.len());
     outer.identification = 0x4321;
     outer.dont_fragment = true;
-    let port = vxlan::linux_src_port(flow_hash(
+    let port = vxlan::linux_src_port(spread_hash(
         ip_be(*CLIENT.ip()),
         ip_be(VIP),
         CLIENT.port().to_be(),
