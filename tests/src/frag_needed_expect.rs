@@ -7,7 +7,19 @@ use etherparse::{
     icmpv4::DestUnreachableHeader,
 };
 
-use crate::packets::{Frame, L4};
+use crate::{
+    dnat_fixture::XDP_REDIRECT,
+    packets::{Frame, L4},
+    xdp::Run,
+};
+
+/// Asserts that `run` answered `input` with the ICMP fragmentation-needed
+/// carrying `mtu` (`expect_frag_needed`), sent back out (`XDP_REDIRECT`).
+#[track_caller]
+pub fn assert_answered(run: &Run, input: &Frame, mtu: u16, label: impl std::fmt::Display) {
+    assert_eq!(run.action, XDP_REDIRECT, "{label}");
+    assert_eq!(run.output, expect_frag_needed(input, mtu), "{label}");
+}
 
 /// The ICMP fragmentation-needed answer to `input` (as the client sent it)
 /// carrying `mtu`: from the VIP back to the client, quoting the client's

@@ -13,7 +13,7 @@ use lb_common::{GlobalStat, icmp_limit};
 use tests::{
     dnat_fixture::{TCP_VIP, UDP_VIP, XDP_DROP, XDP_REDIRECT, client_tcp, client_udp},
     encap_fixture::*,
-    frag_needed_expect::{expect_frag_needed, oversized},
+    frag_needed_expect::{assert_answered, expect_frag_needed, oversized},
     packets::Frame,
     xdp::{START_CLOCK_NS, stay_on_this_cpu},
 };
@@ -29,12 +29,7 @@ fn answered(fx: &EncapFixture, n: u32, fits: usize, what: &str) {
     for i in 0..n {
         let f = packet(i, fits);
         let run = fx.from_client(&f).unwrap();
-        assert_eq!(run.action, XDP_REDIRECT, "{what}: answer {i}");
-        assert_eq!(
-            run.output,
-            expect_frag_needed(&f, fits as u16),
-            "{what}: answer {i}"
-        );
+        assert_answered(&run, &f, fits as u16, format_args!("{what}: answer {i}"));
     }
 }
 

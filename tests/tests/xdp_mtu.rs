@@ -19,7 +19,7 @@ use tests::{
     encap_expect::*,
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, BACKEND2_MAC, CLIENT_IF_MAC, CLIENT_MAC},
-    frag_needed_expect::{expect_frag_needed, oversized},
+    frag_needed_expect::{assert_answered, oversized},
     packets::{Frame, L4, assert_checksums_valid},
 };
 
@@ -190,19 +190,16 @@ fn oversized_df_packet_is_answered_with_icmp_frag_needed() {
         // First packet of a connection: the FIB reports the MTU.
         let first = oversized(client_tcp(TCP_VIP), fits + 1);
         let run = fx.from_client(&first).unwrap();
-        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
-        assert_eq!(run.output, expect_frag_needed(&first, fits as u16), "{pod}");
+        assert_answered(&run, &first, fits as u16, pod);
         // Then from the cached next hop; UDP alike.
         let ok = oversized(client_tcp(TCP_VIP), fits);
         assert_eq!(fx.from_client(&ok).unwrap().action, XDP_REDIRECT, "{pod}");
         let again = oversized(client_tcp(TCP_VIP), fits + 100);
         let run = fx.from_client(&again).unwrap();
-        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
-        assert_eq!(run.output, expect_frag_needed(&again, fits as u16), "{pod}");
+        assert_answered(&run, &again, fits as u16, pod);
         let dgram = oversized(client_udp(UDP_VIP), LINK_MTU as usize);
         let run = fx.from_client(&dgram).unwrap();
-        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
-        assert_eq!(run.output, expect_frag_needed(&dgram, fits as u16), "{pod}");
+        assert_answered(&run, &dgram, fits as u16, pod);
         assert_eq!(
             fx.lb.global(GlobalStat::IcmpFragNeeded).unwrap(),
             3,
@@ -217,8 +214,7 @@ fn small_route_mtu_gets_the_mtu_left_after_the_overhead() {
     let fx = EncapFixture::new(POD_SMALL).unwrap();
     let data = client_tcp(TCP_VIP);
     let run = fx.from_client(&data).unwrap();
-    assert_eq!(run.action, XDP_REDIRECT);
-    assert_eq!(run.output, expect_frag_needed(&data, SMALL_MTU - 20));
+    assert_answered(&run, &data, SMALL_MTU - 20, "");
     // The client's MACs were swapped, not invented.
     assert_eq!(&run.output[..12], &[CLIENT_MAC, CLIENT_IF_MAC].concat()[..]);
     // Without DF the old behaviour stays (the stack fragments).
@@ -269,8 +265,7 @@ fn dsr_oversized_df_packet_is_answered_quoting_the_clients_packet() {
         let fx = EncapFixture::dsr(pod).unwrap();
         let first = oversized(client_tcp(TCP_VIP), fits + 1);
         let run = fx.from_client(&first).unwrap();
-        assert_eq!(run.action, XDP_REDIRECT, "{pod}");
-        assert_eq!(run.output, expect_frag_needed(&first, fits as u16), "{pod}");
+        assert_answered(&run, &first, fits as u16, pod);
         let ok = oversized(client_tcp(TCP_VIP), fits);
         let run = fx.from_client(&ok).unwrap();
         assert_eq!(run.action, XDP_REDIRECT, "{pod}");
@@ -280,6 +275,5 @@ fn dsr_oversized_df_packet_is_answered_quoting_the_clients_packet() {
     let fx = EncapFixture::dsr(POD_SMALL).unwrap();
     let data = client_tcp(TCP_VIP);
     let run = fx.from_client(&data).unwrap();
-    assert_eq!(run.action, XDP_REDIRECT);
-    assert_eq!(run.output, expect_frag_needed(&data, SMALL_MTU - 20));
+    assert_answered(&run, &data, SMALL_MTU - 20, "");
 }

@@ -22,7 +22,7 @@ use tests::{
     encap_expect::*,
     encap_fixture::*,
     fixture_net::{BACKEND_IF_MAC, CLIENT_IF_MAC, CLIENT_MAC},
-    frag_needed_expect::{expect_frag_needed, oversized},
+    frag_needed_expect::{assert_answered, expect_frag_needed, oversized},
     packets::{Frame, L4, assert_checksums_valid, icmp_frame},
     xdp::START_CLOCK_NS,
 };
@@ -121,12 +121,7 @@ fn assert_told_the_path_mtu(
     fx.lb.set_clock(START_CLOCK_NS + EPOCH_NS).unwrap();
     let again = oversized(client_tcp(TCP_VIP), fits_route);
     let run = fx.from_client(&again).unwrap();
-    assert_eq!(run.action, XDP_REDIRECT, "{label}");
-    assert_eq!(
-        run.output,
-        expect_frag_needed(&again, fits_path as u16),
-        "{label}"
-    );
+    assert_answered(&run, &again, fits_path as u16, label);
     assert_checksums_valid(&run.output);
 }
 
