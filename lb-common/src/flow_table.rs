@@ -24,10 +24,10 @@
 //! so cache-hot).
 //!
 //! The datapath and userspace compute buckets with `bucket_index`, with the
-//! seed and bucket count the daemon chose at load (kept with the pinned
-//! table, so connections survive a restart).
+//! `BucketHash` the daemon chose at load (kept with the pinned table, so
+//! connections survive a restart).
 
-use crate::{Flow, FlowKey, conntrack::DIR_FORWARD, hash::flow_hash_seeded};
+use crate::{Flow, FlowKey, conntrack::DIR_FORWARD};
 
 /// Entries per bucket (four connections): their keys fill two 64-byte cache
 /// lines. Fewer ways would evict live connections from crowded buckets
@@ -64,25 +64,60 @@ pub const fn buckets_for(entries: u32) -> u32 {
     rounded / ways
 }
 
+/// How a connection end is hashed to its bucket: multiply-shift
+/// (Dietzfelbinger et al.), the top bits of a random odd 64-bit multiplier
+/// times the end's 56 bits. For any two ends, the chance that they share a
+/// bucket is at most 2 / buckets over the multiplier, which nobody outside
+/// knows, so nobody can aim packets at one bucket. One native 64-bit
+/// multiply: the four-round 32-bit hash it replaces cost the datapath a
+/// tenth of an established packet (every 32-bit multiply and rotate is
+/// masked on the BPF target).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BucketHash {
+    /// Odd.
+    pub mult: u64,
+    /// 64 minus log2 of the bucket count.
+    pub shift: u32,
+    /// The bucket count minus one.
+    pub mask: u32,
+}
+const _: () = assert!(core::mem::size_of::<BucketHash>() == 16);
+
+impl BucketHash {
+    /// The hash of a table of `buckets` buckets (a power of two, as
+    /// `buckets_for` gives) with multiplier `seed` (made odd).
+    pub const fn new(seed: u64, buckets: u32) -> BucketHash {
+        let buckets = if buckets == 0 { 1 } else { buckets };
+        BucketHash {
+            mult: seed | 1,
+            shift: 64 - buckets.trailing_zeros(),
+            mask: buckets - 1,
+        }
+    }
+}
+
 /// The bucket of connection end (`ip`, `port`, `proto`), all in network
-/// byte order, in a table of `mask + 1` buckets (a power of two).
+/// byte order. Below `h.mask + 1` even for a made-up `h` (a wrapping shift,
+/// then the mask): the datapath's bounds check keeps the rest.
 #[inline(always)]
-pub const fn bucket_index(ip: u32, port: u16, proto: u8, seed: u32, mask: u32) -> u32 {
-    flow_hash_seeded(seed, ip, 0, port, 0, proto) & mask
+pub const fn bucket_index(ip: u32, port: u16, proto: u8, h: &BucketHash) -> u32 {
+    let end = ((ip as u64) << 24) | ((port as u64) << 8) | proto as u64;
+    (end.wrapping_mul(h.mult).wrapping_shr(h.shift) as u32) & h.mask
 }
 
 /// The bucket a forward entry (key: client -> VIP) is written to.
 #[inline(always)]
-pub const fn forward_bucket(key: &FlowKey, seed: u32, mask: u32) -> u32 {
-    bucket_index(key.src_ip, key.src_port, key.proto, seed, mask)
+pub const fn forward_bucket(key: &FlowKey, h: &BucketHash) -> u32 {
+    bucket_index(key.src_ip, key.src_port, key.proto, h)
 }
 
 /// The bucket a reply entry (key: backend -> client) is written to: the
 /// same as its connection's forward entry, unless the connection is
 /// source-NATed (then the reply's destination is the SNAT address and port).
 #[inline(always)]
-pub const fn reply_bucket(key: &FlowKey, seed: u32, mask: u32) -> u32 {
-    bucket_index(key.dst_ip, key.dst_port, key.proto, seed, mask)
+pub const fn reply_bucket(key: &FlowKey, h: &BucketHash) -> u32 {
+    bucket_index(key.dst_ip, key.dst_port, key.proto, h)
 }
 
 /// The bucket of the other entry of `flow`'s connection: a forward entry's
@@ -90,11 +125,11 @@ pub const fn reply_bucket(key: &FlowKey, seed: u32, mask: u32) -> u32 {
 /// entry's forward entry (client -> VIP) is in the bucket of the client the
 /// reply goes to. Without source NAT both are the entry's own bucket.
 #[inline(always)]
-pub const fn peer_bucket(flow: &Flow, proto: u8, seed: u32, mask: u32) -> u32 {
+pub const fn peer_bucket(flow: &Flow, proto: u8, h: &BucketHash) -> u32 {
     if flow.direction == DIR_FORWARD {
-        bucket_index(flow.nat_src_ip, flow.nat_src_port, proto, seed, mask)
+        bucket_index(flow.nat_src_ip, flow.nat_src_port, proto, h)
     } else {
-        bucket_index(flow.nat_dst_ip, flow.nat_dst_port, proto, seed, mask)
+        bucket_index(flow.nat_dst_ip, flow.nat_dst_port, proto, h)
     }
 }
 
@@ -133,21 +168,87 @@ mod tests {
         assert_eq!(buckets_for(u32::MAX), 1 << 28);
     }
 
+    /// A multiplier as the daemon draws them (at random).
+    const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn table(buckets: u32) -> BucketHash {
+        BucketHash::new(SEED, buckets)
+    }
+
+    #[test]
+    fn hash_parameters_follow_the_bucket_count() {
+        let h = table(32_768);
+        assert_eq!((h.shift, h.mask), (64 - 15, 32_767));
+        assert_eq!(h.mult & 1, 1);
+        assert_eq!(BucketHash::new(2, 1).mult, 3, "made odd");
+        // One bucket: a shift by 64 wraps to 0, the mask keeps bucket 0.
+        let one = BucketHash::new(SEED, 1);
+        assert_eq!(bucket_index(0xffff_ffff, 0xffff, 17, &one), 0);
+    }
+
     #[test]
     fn seed_moves_keys_between_buckets() {
-        let mask = buckets_for(262_144) - 1;
+        let other = BucketHash::new(0xbf58_476d_1ce4_e5b9, 32_768);
         let moved = (0u16..256)
             .filter(|&p| {
                 let k = FlowKey::new(0x0100_000a, 0x0a00_600a, p.to_be(), 80u16.to_be(), 6);
-                forward_bucket(&k, 1, mask) != forward_bucket(&k, 2, mask)
+                forward_bucket(&k, &table(32_768)) != forward_bucket(&k, &other)
             })
             .count();
         assert!(moved > 250, "{moved}");
     }
 
     #[test]
+    fn every_bit_of_the_end_moves_it_to_another_bucket() {
+        let h = table(32_768);
+        for (ip, port, proto) in [(0x0100_000a_u32, 40000u16, 6u8), (0xffff_ffff, 0, 17)] {
+            let base = bucket_index(ip, port, proto, &h);
+            for bit in 0..32 {
+                assert_ne!(
+                    bucket_index(ip ^ 1 << bit, port, proto, &h),
+                    base,
+                    "ip bit {bit}"
+                );
+            }
+            for bit in 0..16 {
+                assert_ne!(
+                    bucket_index(ip, port ^ 1 << bit, proto, &h),
+                    base,
+                    "port bit {bit}"
+                );
+            }
+            for bit in 0..8 {
+                assert_ne!(
+                    bucket_index(ip, port, proto ^ 1 << bit, &h),
+                    base,
+                    "proto bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn clients_spread_evenly_over_the_buckets() {
+        // 64 clients per bucket on average: one address and every port, and
+        // consecutive addresses on one port.
+        let h = table(1024);
+        let mut load = [0u32; 1024];
+        for port in 0..=u16::MAX {
+            load[bucket_index(0x0201_000a, port.to_be(), 6, &h) as usize] += 1;
+        }
+        for host in 0..65_536u32 {
+            load[bucket_index((0x0a00_0000 | host).to_be(), 443u16.to_be(), 6, &h) as usize] += 1;
+        }
+        let (min, max) = (load.iter().min().unwrap(), load.iter().max().unwrap());
+        assert!(
+            *min >= 96 && *max <= 160,
+            "bucket loads {min}..{max} around 128"
+        );
+    }
+
+    #[test]
     fn both_entries_of_a_connection_share_a_bucket() {
-        let mask = buckets_for(262_144) - 1;
+        let h = table(buckets_for(262_144));
         let forward = FlowKey::new(0x0201_000a, 0x0a00_600a, 40000u16.to_be(), 80u16.to_be(), 6);
         let reply = FlowKey::new(
             0x0202_000a,
@@ -156,15 +257,12 @@ mod tests {
             40000u16.to_be(),
             6,
         );
-        assert_eq!(
-            forward_bucket(&forward, 7, mask),
-            reply_bucket(&reply, 7, mask)
-        );
+        assert_eq!(forward_bucket(&forward, &h), reply_bucket(&reply, &h));
     }
 
     #[test]
     fn peer_bucket_names_the_other_entrys_bucket() {
-        let mask = buckets_for(262_144) - 1;
+        let h = table(buckets_for(262_144));
         let client = FlowKey::new(0x0201_000a, 0x0a00_600a, 40000u16.to_be(), 80u16.to_be(), 6);
         // Source-NATed to 172.16.1.1:2000 toward 10.244.1.2:8080.
         let forward = Flow {
@@ -176,10 +274,7 @@ mod tests {
             ..Flow::default()
         };
         let reply_key = forward.peer_key(6);
-        assert_eq!(
-            peer_bucket(&forward, 6, 7, mask),
-            reply_bucket(&reply_key, 7, mask)
-        );
+        assert_eq!(peer_bucket(&forward, 6, &h), reply_bucket(&reply_key, &h));
         let reply = Flow {
             nat_src_ip: client.dst_ip,
             nat_src_port: client.dst_port,
@@ -188,13 +283,10 @@ mod tests {
             direction: crate::conntrack::DIR_REPLY,
             ..Flow::default()
         };
-        assert_eq!(
-            peer_bucket(&reply, 6, 7, mask),
-            forward_bucket(&client, 7, mask)
-        );
+        assert_eq!(peer_bucket(&reply, 6, &h), forward_bucket(&client, &h));
         assert_ne!(
-            forward_bucket(&client, 7, mask),
-            reply_bucket(&reply_key, 7, mask),
+            forward_bucket(&client, &h),
+            reply_bucket(&reply_key, &h),
             "this example's two ends hash to different buckets"
         );
     }

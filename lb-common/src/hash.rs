@@ -1,5 +1,5 @@
 //! The flow hash: picks a backend for `select::HASH` services; seeded
-//! (`flow_hash_seeded`), it indexes the connection table. A cheaper one
+//! (`flow_hash_seeded`), it picks SNAT ports. A cheaper one
 //! (`spread_hash`) picks the VXLAN source port. Userspace and tests use the
 //! same functions to predict where a flow lands.
 
@@ -33,8 +33,8 @@ pub const fn flow_hash(src_ip: u32, dst_ip: u32, src_port: u16, dst_port: u16, p
     flow_hash_seeded(0x9747_b28c, src_ip, dst_ip, src_port, dst_port, proto)
 }
 
-/// `flow_hash` with another seed (the connection table's, chosen at random
-/// by the daemon so nobody can aim at a bucket).
+/// `flow_hash` with another seed (for SNAT ports: derived from the
+/// connection table's random multiplier, so nobody can predict them).
 #[inline(always)]
 pub const fn flow_hash_seeded(
     seed: u32,

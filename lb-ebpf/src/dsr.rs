@@ -13,7 +13,7 @@ use lb_common::{
 
 use crate::{
     encap_ipip, encap_vxlan,
-    error::Error,
+    error::or_verdict,
     forward,
     nat::decrement_ttl,
     parse::Packet,
@@ -45,13 +45,13 @@ pub fn deliver(
     flow: &Flow,
     cache: Option<*mut NextHop>,
     now: u64,
-) -> Result<u32, Error> {
+) -> u32 {
     let Some((o, t)) = outer(ctx, flow, now) else {
-        return Ok(no_tunnel_source());
+        return no_tunnel_source();
     };
-    let hop = tunnel::resolve(ctx, pkt, &o, cache, now)?;
+    let hop = or_verdict!(tunnel::resolve(ctx, pkt, &o, cache, now));
     if hop.state == tunnel::HOP_ANSWERED {
-        return Ok(hop.action);
+        return hop.action;
     }
     tunnel::clamp_syn(ctx, pkt, &o, &hop);
     encapsulate_send(ctx, pkt, flow, t, hop)
@@ -73,9 +73,9 @@ pub fn relay(
     flow: &Flow,
     cache: Option<*mut NextHop>,
     now: u64,
-) -> Result<u32, Error> {
+) -> u32 {
     let Some((o, t)) = outer(ctx, flow, now) else {
-        return Ok(no_tunnel_source());
+        return no_tunnel_source();
     };
     stats::inc(GlobalStat::IcmpToBackend);
     let hop = tunnel::relay_hop(ctx, pkt, &o, cache, now);
@@ -136,20 +136,26 @@ fn encapsulate_send(
     flow: &Flow,
     t: *mut Tunnel,
     hop: tunnel::Hop,
-) -> Result<u32, Error> {
+) -> u32 {
     // SAFETY: per-CPU slot (`outer`).
     let t = unsafe { &*t };
     let key = pkt.key;
     decrement_ttl(pkt);
     stats::inc(GlobalStat::EncapIpip);
-    let ipip = encap_ipip::encapsulate_to(ctx, pkt, t.src_ip, flow.nat_dst_ip)?;
+    // Errors counted here, not returned (`Error::verdict`).
+    let ipip = match encap_ipip::encapsulate_to(ctx, pkt, t.src_ip, flow.nat_dst_ip) {
+        Ok(ipip) => ipip,
+        Err(e) => return e.verdict(),
+    };
     // From here on `pkt`'s pointers are invalid.
     if t.encap == encap::VXLAN {
         stats::inc(GlobalStat::EncapVxlan);
-        let outer = encap_vxlan::encapsulate(ctx, &ipip, t, &key)?;
-        return Ok(tunnel::send(ctx, &outer, hop));
+        return match encap_vxlan::encapsulate(ctx, &ipip, t, &key) {
+            Ok(outer) => tunnel::send(ctx, &outer, hop),
+            Err(e) => e.verdict(),
+        };
     }
-    Ok(tunnel::send(ctx, &ipip, hop))
+    tunnel::send(ctx, &ipip, hop)
 }
 
 /// Where the outer packets of a DSR connection to `backend_ip` behind route

@@ -3,6 +3,18 @@
 use aya_ebpf::bindings::xdp_action;
 use lb_common::GlobalStat;
 
+/// The value of a `Result<_, Error>`, or from the enclosing function the
+/// error's verdict (`Error::verdict`: counted, its action).
+macro_rules! or_verdict {
+    ($r:expr) => {
+        match $r {
+            Ok(v) => v,
+            Err(e) => return e.verdict(),
+        }
+    };
+}
+pub(crate) use or_verdict;
+
 #[derive(Clone, Copy)]
 pub enum Error {
     /// No live connection: the new-flow stage schedules the packet (not an
@@ -76,6 +88,17 @@ impl Error {
             | Error::FragNeededRateLimited
             | Error::NoConnection => xdp_action::XDP_DROP,
         }
+    }
+
+    /// Counts this error and returns its action: for paths that cannot
+    /// hand an `Err` back. A `Result<u32, Error>` whose `Err` leaves the
+    /// action half undefined may be packed by LLVM from any register, a
+    /// pointer included, and the verifier rejects the shift that packs a
+    /// pointer (seen after the encapsulations' head adjustment).
+    #[inline(always)]
+    pub fn verdict(self) -> u32 {
+        crate::stats::inc(self.stat());
+        self.action()
     }
 
     #[inline(always)]

@@ -21,7 +21,7 @@ use core::{
 
 use lb_common::{
     Flow, FlowBucket, FlowKey, GlobalStat,
-    flow_table::{FLOW_WAYS, bucket_index, forward_bucket, peer_bucket, reply_bucket},
+    flow_table::{BucketHash, FLOW_WAYS, bucket_index, forward_bucket, peer_bucket, reply_bucket},
 };
 
 use crate::{
@@ -30,41 +30,41 @@ use crate::{
     stats,
 };
 
-/// The bucket `index(seed, mask)` names (see `lb_common::flow_table`).
+/// The bucket `index(hash)` names (see `lb_common::flow_table`).
 #[inline(always)]
-fn bucket(index: impl FnOnce(u32, u32) -> u32) -> Option<*mut FlowBucket> {
-    // The hash seed and bucket mask come with the clock (same cache line).
-    // A mask larger than the table only makes the lookup below fail.
+fn bucket(index: impl FnOnce(&BucketHash) -> u32) -> Option<*mut FlowBucket> {
+    // The bucket hash comes with the clock (same cache line). A mask larger
+    // than the table only makes the lookup below fail.
     let clock = CLOCK.get(0)?;
-    CONNTRACK.get_ptr_mut(index(clock.flow_seed, clock.flow_mask))
+    CONNTRACK.get_ptr_mut(index(&clock.bucket_hash))
 }
 
 /// The bucket of the client end of `key`, a client's packet (forward
 /// entries live there).
 #[inline(always)]
 pub fn source_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
-    bucket(|seed, mask| forward_bucket(key, seed, mask))
+    bucket(|h| forward_bucket(key, h))
 }
 
 /// The bucket of the client end of `key`, a packet toward a client (reply
 /// entries live there).
 #[inline(always)]
 fn destination_bucket(key: &FlowKey) -> Option<*mut FlowBucket> {
-    bucket(|seed, mask| reply_bucket(key, seed, mask))
+    bucket(|h| reply_bucket(key, h))
 }
 
 /// The bucket of the other entry of `flow`'s connection (usually `flow`'s
 /// own; see `lb_common::flow_table::peer_bucket`).
 #[inline(always)]
 pub fn peer_bucket_of(flow: &Flow, proto: u8) -> Option<*mut FlowBucket> {
-    bucket(|seed, mask| peer_bucket(flow, proto, seed, mask))
+    bucket(|h| peer_bucket(flow, proto, h))
 }
 
 /// The bucket of connection end (`ip`, `port`, `proto`): where the reply
 /// entry of a connection source-NATed to it goes.
 #[inline(always)]
 pub fn end_bucket(ip: u32, port: u16, proto: u8) -> Option<*mut FlowBucket> {
-    bucket(|seed, mask| bucket_index(ip, port, proto, seed, mask))
+    bucket(|h| bucket_index(ip, port, proto, h))
 }
 
 #[inline(always)]

@@ -23,7 +23,7 @@ use lb_common::{GlobalStat, NextHop};
 use crate::{
     maps::TX_PORTS,
     nat::decrement_ttl,
-    packet::{load, store},
+    packet::{copy_mac, load, store},
     parse::Packet,
     path_mtu, stats,
 };
@@ -145,7 +145,17 @@ pub fn route_mtu(ctx: &XdpContext, src_ip: u32, dst_ip: u32, proto: u8) -> Optio
 /// Forwards the rewritten packet, using and refreshing `cache`.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
-    let Ok(nh) = next_hop(ctx, &Query::of(pkt), cache, now, false) else {
+    let q = Query::of(pkt);
+    // The usual case, a valid cached next hop, is used in place: copied
+    // out (`next_hop`'s answer) it went through the stack three times.
+    if let Some(c) = cache {
+        // SAFETY: map value pointer (see `next_hop`).
+        let nh = unsafe { &*c };
+        if nh.valid_for(q.dst_ip, NextHop::epoch_of(now)) && q.tot_len <= nh.mtu {
+            return transmit_cached(ctx, pkt, nh);
+        }
+    }
+    let Ok(nh) = next_hop(ctx, &q, cache, now, false) else {
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     };
@@ -220,12 +230,40 @@ pub fn source_toward(ctx: &XdpContext, dst: u32) -> Option<u32> {
 /// outer header is new and keeps its TTL (the inner one was decremented).
 #[inline(always)]
 pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -> u32 {
-    let (action, stat) = if nh.ifindex == ctx.ingress_ifindex() as u32 {
+    transmit_with(ctx, pkt, nh.ifindex, route_ttl, || {
+        store(unsafe { &raw mut (*pkt.eth).dst }, nh.dmac);
+        store(unsafe { &raw mut (*pkt.eth).src }, nh.smac);
+    })
+}
+
+/// `transmit` (routed: TTL decremented) with the next hop `nh` cached in a
+/// map value: its MACs are copied as words (`copy_mac`), not byte by byte
+/// (a copy on the stack cannot be: its 6-byte fields are rarely 4-byte
+/// aligned there, and the verifier rejects misaligned stack access).
+#[inline(always)]
+fn transmit_cached(ctx: &XdpContext, pkt: &Packet, nh: &NextHop) -> u32 {
+    transmit_with(ctx, pkt, nh.ifindex, true, || {
+        copy_mac(unsafe { &raw mut (*pkt.eth).dst }, &raw const nh.dmac);
+        copy_mac(unsafe { &raw mut (*pkt.eth).src }, &raw const nh.smac);
+    })
+}
+
+/// Transmits the frame on `ifindex` (see `transmit`); `set_macs` writes the
+/// next hop's MACs once the frame is known to leave.
+#[inline(always)]
+fn transmit_with(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    ifindex: u32,
+    route_ttl: bool,
+    set_macs: impl FnOnce(),
+) -> u32 {
+    let (action, stat) = if ifindex == ctx.ingress_ifindex() as u32 {
         (xdp_action::XDP_TX, GlobalStat::Tx)
     } else {
         // The redirect helper only records the target (the frame leaves
         // after the program returns): the frame may still be written below.
-        match TX_PORTS.redirect(nh.ifindex, xdp_action::XDP_PASS as u64) {
+        match TX_PORTS.redirect(ifindex, xdp_action::XDP_PASS as u64) {
             Ok(action) => (action, GlobalStat::Redirect),
             Err(_) => {
                 // Not ours to transmit on: the stack must see the frame as
@@ -236,8 +274,7 @@ pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -
             }
         }
     };
-    store(unsafe { &raw mut (*pkt.eth).dst }, nh.dmac);
-    store(unsafe { &raw mut (*pkt.eth).src }, nh.smac);
+    set_macs();
     if route_ttl {
         decrement_ttl(pkt);
     }

@@ -118,7 +118,7 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     // destination too (for DSR: the backend, as it stays inside the tunnel).
     let next_hop = Some(unsafe { &raw mut (*ptr).next_hop });
     if dsr {
-        return dsr::relay(ctx, &pkt, flow, next_hop, now);
+        return Ok(dsr::relay(ctx, &pkt, flow, next_hop, now));
     }
     let tunnel = tunnel::route(flow, now)?;
     translate(ctx, ip, flow, q.len)?;
@@ -129,7 +129,7 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
         GlobalStat::IcmpToClient
     });
     match tunnel {
-        Some(t) => tunnel::relay(ctx, &pkt, t, next_hop, now),
+        Some(t) => Ok(tunnel::relay(ctx, &pkt, t, next_hop, now)),
         None => Ok(forward::forward(ctx, &pkt, next_hop, now)),
     }
 }

@@ -46,7 +46,10 @@ use lb_common::{
     service::mode,
 };
 
-use crate::{error::Error, maps::PROGRAMS};
+use crate::{
+    error::{Error, or_verdict},
+    maps::PROGRAMS,
+};
 
 /// The balancer's entry: encapsulated replies, then packets of live
 /// connections. A packet with no live connection goes on to the new-flow
@@ -75,8 +78,7 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
 /// Counts `e` and returns its action.
 #[inline(always)]
 fn fail(e: Error) -> u32 {
-    stats::inc(e.stat());
-    e.action()
+    e.verdict()
 }
 
 /// Tail-calls stage `index`; returns only if that fails (counted).
@@ -114,7 +116,13 @@ fn established(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> R
         packet::frame_len(ctx),
         false,
     );
-    send(ctx, &pkt, f, Some(unsafe { &raw mut (*ptr).next_hop }), now)
+    Ok(send(
+        ctx,
+        &pkt,
+        f,
+        Some(unsafe { &raw mut (*ptr).next_hop }),
+        now,
+    ))
 }
 
 /// The new-flow stage: schedules a packet that has no live connection (a
@@ -142,7 +150,7 @@ fn new_flow(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
         packet::frame_len(ctx),
         true,
     );
-    send(ctx, &pkt, f, backend_next_hop, now)
+    Ok(send(ctx, &pkt, f, backend_next_hop, now))
 }
 
 /// The ICMP stage: a router's fragmentation-needed about one of our
@@ -172,7 +180,8 @@ pub fn ferrolb_icmp(ctx: XdpContext) -> u32 {
 /// encapsulating paths answer ICMP fragmentation-needed for what would not
 /// fit and clamp a SYN's MSS to the tunnel (`tunnel::resolve`,
 /// `tunnel::clamp_syn`); a SYN-ACK coming back from behind a tunnel is
-/// clamped here (`clamp_reply`).
+/// clamped here (`clamp_reply`). Returns the action, failures counted
+/// (`Error::verdict`): nothing after this point goes to another stage.
 #[inline(always)]
 fn send(
     ctx: &XdpContext,
@@ -180,20 +189,20 @@ fn send(
     flow: &Flow,
     next_hop: Option<*mut NextHop>,
     now: u64,
-) -> Result<u32, Error> {
+) -> u32 {
     if flow.mode == mode::DSR {
         // Not rewritten: encapsulated to the backend as it is.
         return dsr::deliver(ctx, pkt, flow, next_hop, now);
     }
-    if let Some(t) = tunnel::route(flow, now)? {
+    if let Some(t) = or_verdict!(tunnel::route(flow, now)) {
         // NATed in there, once the next hop is known to take it.
         return tunnel::deliver(ctx, pkt, flow, t, next_hop, now);
     }
-    nat::rewrite(ctx, pkt, flow)?;
+    or_verdict!(nat::rewrite(ctx, pkt, flow));
     if flow.direction == DIR_REPLY && mss_clamp::is_syn(pkt) {
         clamp_reply(ctx, pkt, flow, now);
     }
-    Ok(forward::forward(ctx, pkt, next_hop, now))
+    forward::forward(ctx, pkt, next_hop, now)
 }
 
 /// A SYN-ACK from a backend behind an encapsulating tunnel route: its MSS

@@ -30,8 +30,8 @@ pub static RINGS: Array<u32> = Array::pinned(MAX_SERVICES * RING_SIZE, 0);
 pub static BACKENDS: Array<Backend> = Array::pinned(MAX_BACKENDS, 0);
 
 /// The connection table: buckets of `FLOW_WAYS` entries (`flow_table.rs`).
-/// The daemon sizes it at load and tells the datapath the bucket mask
-/// (`Clock::flow_mask`).
+/// The daemon sizes it at load and tells the datapath the bucket hash
+/// (`Clock::bucket_hash`).
 #[map]
 pub static CONNTRACK: Array<FlowBucket> = Array::pinned(buckets_for(CONNTRACK_ENTRIES), 0);
 

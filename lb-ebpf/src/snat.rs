@@ -43,9 +43,11 @@ pub fn allocate(
     backend: &Backend,
     now: u64,
 ) -> Result<(u16, *mut FlowBucket), Error> {
-    // A different seed than the table's buckets use, so a port says nothing
-    // about where the client's entries are.
-    let seed = CLOCK.get(0).map_or(0, |c| c.flow_seed).rotate_left(16);
+    // Seeded from the table's random multiplier, in another hash than the
+    // buckets', so a port says nothing about where the client's entries are.
+    let seed = CLOCK
+        .get(0)
+        .map_or(0, |c| (c.bucket_hash.mult >> 32) as u32);
     for n in 0..SNAT_PORT_TRIES {
         let port = candidate(seed, key, n);
         let reply_key = FlowKey::new(backend.ip, backend.snat_ip, backend.port, port, key.proto);

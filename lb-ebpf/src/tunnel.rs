@@ -15,7 +15,7 @@ use lb_common::{
 
 use crate::{
     encap_ipip, encap_vxlan,
-    error::Error,
+    error::{Error, or_verdict},
     forward::{self, Miss, Query},
     frag_needed,
     headers::IP_DF_RAW,
@@ -286,15 +286,15 @@ pub fn deliver(
     t: *const Tunnel,
     cache: Option<*mut NextHop>,
     now: u64,
-) -> Result<u32, Error> {
+) -> u32 {
     // SAFETY: points into a per-CPU map slot (`route`).
     let t = unsafe { &*t };
     let o = Outer::to_node(t);
-    let hop = resolve(ctx, pkt, &o, cache, now)?;
+    let hop = or_verdict!(resolve(ctx, pkt, &o, cache, now));
     if hop.state == HOP_ANSWERED {
-        return Ok(hop.action);
+        return hop.action;
     }
-    nat::rewrite(ctx, pkt, flow)?;
+    or_verdict!(nat::rewrite(ctx, pkt, flow));
     clamp_syn(ctx, pkt, &o, &hop);
     encapsulate_send(ctx, pkt, t, hop)
 }
@@ -311,7 +311,7 @@ pub fn relay(
     t: *const Tunnel,
     cache: Option<*mut NextHop>,
     now: u64,
-) -> Result<u32, Error> {
+) -> u32 {
     // SAFETY: points into a per-CPU map slot (`route`).
     let t = unsafe { &*t };
     let hop = relay_hop(ctx, pkt, &Outer::to_node(t), cache, now);
@@ -342,17 +342,21 @@ pub fn relay_hop(
 /// the datapath or the stack transmits the outer packet), encapsulates it
 /// for `t` and sends it with `hop`.
 #[inline(always)]
-fn encapsulate_send(ctx: &XdpContext, pkt: &Packet, t: &Tunnel, hop: Hop) -> Result<u32, Error> {
+fn encapsulate_send(ctx: &XdpContext, pkt: &Packet, t: &Tunnel, hop: Hop) -> u32 {
     decrement_ttl(pkt);
+    // Errors counted here, not returned (`Error::verdict`).
     let outer = if t.encap == encap::IPIP {
         stats::inc(GlobalStat::EncapIpip);
-        encap_ipip::encapsulate(ctx, pkt, t)?
+        encap_ipip::encapsulate(ctx, pkt, t)
     } else {
         stats::inc(GlobalStat::EncapVxlan);
-        encap_vxlan::encapsulate(ctx, pkt, t, &pkt.key)?
+        encap_vxlan::encapsulate(ctx, pkt, t, &pkt.key)
     };
     // From here on `pkt`'s pointers are invalid: only `outer` is used.
-    Ok(send(ctx, &outer, hop))
+    match outer {
+        Ok(outer) => send(ctx, &outer, hop),
+        Err(e) => e.verdict(),
+    }
 }
 
 /// Sends the encapsulated packet `outer` on with the next hop `resolve`

@@ -17,7 +17,7 @@ use aya::{
 use lb_common::{
     Backend, Clock, Counters, DecapStat, EndpointSet, Flow, FlowBucket, FlowKey, GlobalStat,
     IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
-    flow_table::{FLOW_WAYS, bucket_index, buckets_for},
+    flow_table::{BucketHash, FLOW_WAYS, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
     service::{BACKEND_ACTIVE, mode},
@@ -27,10 +27,12 @@ use lb_common::{
 /// non-zero monotonic time).
 pub const START_CLOCK_NS: u64 = 1_000 * 1_000_000_000;
 
-/// The connection table's hash seed in fixtures (the daemon picks one at
-/// random), and its bucket mask at the object's default size.
-pub const FLOW_SEED: u32 = 0x5eed_f10e;
-pub const FLOW_MASK: u32 = buckets_for(lb_common::limits::CONNTRACK_ENTRIES) - 1;
+/// The connection table's bucket hash in fixtures (the daemon draws its
+/// multiplier at random), at the object's default size.
+pub const FLOW_HASH: BucketHash = BucketHash::new(
+    0x5eed_f10e_9e37_79b9,
+    buckets_for(lb_common::limits::CONNTRACK_ENTRIES),
+);
 
 /// Network byte order value of an address, as the maps store it.
 pub fn ip_be(addr: std::net::Ipv4Addr) -> u32 {
@@ -102,14 +104,12 @@ impl Harness {
     }
 
     /// Sets the datapath's clock (the daemon ticks it; fixtures move it),
-    /// with the connection table's seed and mask (`FLOW_SEED`, the object's
-    /// default size).
+    /// with the connection table's bucket hash (`FLOW_HASH`).
     pub fn set_clock(&mut self, now_ns: u64) -> Result<()> {
         let mut clock: Array<&mut MapData, Clock> = Array::try_from(self.map(names::CLOCK)?)?;
         let value = Clock {
             now_ns,
-            flow_seed: FLOW_SEED,
-            flow_mask: FLOW_MASK,
+            bucket_hash: FLOW_HASH,
         };
         clock.set(0, value, 0)?;
         Ok(())
@@ -431,8 +431,7 @@ impl Harness {
             ip_be(*client.ip()),
             client.port().to_be(),
             proto,
-            FLOW_SEED,
-            FLOW_MASK,
+            &FLOW_HASH,
         )
     }
 }

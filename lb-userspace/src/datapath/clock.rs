@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use aya::maps::{Array, MapData};
-use lb_common::maps as names;
+use lb_common::{flow_table::BucketHash, maps as names};
 
 use super::DatapathError;
 
@@ -25,24 +25,18 @@ pub fn monotonic_coarse_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// The `CLOCK` map, which also carries the connection table's hash seed
-/// and bucket mask (`lb_common::Clock`).
+/// The `CLOCK` map, which also carries the connection table's bucket hash
+/// (`lb_common::Clock`).
 pub struct Clock {
     map: Mutex<Array<MapData, lb_common::Clock>>,
-    flow_seed: u32,
-    flow_mask: u32,
+    bucket_hash: BucketHash,
 }
 
 impl Clock {
-    pub(crate) fn new(
-        map: Array<MapData, lb_common::Clock>,
-        flow_seed: u32,
-        flow_mask: u32,
-    ) -> Self {
+    pub(crate) fn new(map: Array<MapData, lb_common::Clock>, bucket_hash: BucketHash) -> Self {
         Self {
             map: Mutex::new(map),
-            flow_seed,
-            flow_mask,
+            bucket_hash,
         }
     }
 
@@ -56,8 +50,7 @@ impl Clock {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let clock = lb_common::Clock {
             now_ns,
-            flow_seed: self.flow_seed,
-            flow_mask: self.flow_mask,
+            bucket_hash: self.bucket_hash,
         };
         map.set(0, clock, 0)
             .map_err(DatapathError::map(names::CLOCK))

@@ -18,7 +18,7 @@ use aya::maps::{Array, MapData};
 use lb_common::{
     Flow, FlowBucket, FlowKey,
     conntrack::DIR_FORWARD,
-    flow_table::{FLOW_WAYS, forward_bucket, reply_bucket},
+    flow_table::{BucketHash, FLOW_WAYS, forward_bucket, reply_bucket},
     maps::CONNTRACK,
     service::mode::DSR,
 };
@@ -29,8 +29,7 @@ use super::{DatapathError, clock::monotonic_coarse_ns};
 /// task.
 pub struct Conntrack {
     map: Mutex<Array<MapData, FlowBucket>>,
-    seed: u32,
-    mask: u32,
+    hash: BucketHash,
     live: AtomicU64,
 }
 
@@ -51,11 +50,10 @@ fn pair_live(flow: &Flow, partner: Option<&Flow>, now_ns: u64) -> bool {
 }
 
 impl Conntrack {
-    pub(crate) fn new(map: Array<MapData, FlowBucket>, seed: u32, mask: u32) -> Self {
+    pub(crate) fn new(map: Array<MapData, FlowBucket>, hash: BucketHash) -> Self {
         Self {
             map: Mutex::new(map),
-            seed,
-            mask,
+            hash,
             live: AtomicU64::new(0),
         }
     }
@@ -109,9 +107,9 @@ impl Conntrack {
     pub fn insert(&self, key: FlowKey, flow: Flow) -> Result<(), DatapathError> {
         let map = &mut *self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let index = if flow.direction == DIR_FORWARD {
-            forward_bucket(&key, self.seed, self.mask)
+            forward_bucket(&key, &self.hash)
         } else {
-            reply_bucket(&key, self.seed, self.mask)
+            reply_bucket(&key, &self.hash)
         };
         let mut b = map.get(&index, 0).map_err(DatapathError::map(CONNTRACK))?;
         let way = b

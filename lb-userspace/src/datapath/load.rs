@@ -3,7 +3,10 @@
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use aya::EbpfLoader;
-use lb_common::{flow_table, limits, maps as names};
+use lb_common::{
+    flow_table::{self, BucketHash},
+    limits, maps as names,
+};
 
 use super::{
     Datapath, DatapathError, XdpModeArg,
@@ -101,18 +104,14 @@ impl Datapath {
             take(&mut ebpf, names::TUNNEL_ENDPOINT_SET)?,
             opts.tunnel_end,
         )?;
+        let bucket_hash = BucketHash::new(table.seed, buckets);
         let conntrack = Arc::new(Conntrack::new(
             take(&mut ebpf, names::CONNTRACK)?,
-            table.seed,
-            buckets - 1,
+            bucket_hash,
         ));
-        // The clock (with the table's seed and mask) must run before the
+        // The clock (with the table's bucket hash) must run before the
         // program sees its first packet.
-        let clock = Arc::new(Clock::new(
-            take(&mut ebpf, names::CLOCK)?,
-            table.seed,
-            buckets - 1,
-        ));
+        let clock = Arc::new(Clock::new(take(&mut ebpf, names::CLOCK)?, bucket_hash));
         clock.tick()?;
         icmp_limit::write(&mut ebpf, opts.icmp_limit)?;
 

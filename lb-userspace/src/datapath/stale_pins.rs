@@ -58,8 +58,9 @@ fn others() -> [Expected; 16] {
 
 /// What `prepare` found.
 pub struct TablePins {
-    /// The bucket hash seed: the pinned table's, or a new random one.
-    pub seed: u32,
+    /// The bucket hash multiplier (`BucketHash::mult`): the pinned table's,
+    /// or a new random one.
+    pub seed: u64,
 }
 
 /// Checks the pins of `CONNTRACK` (an array of `buckets` `FlowBucket`s) and
@@ -131,26 +132,26 @@ fn remove_pin(dir: &Path, name: &str) {
 }
 
 /// The seed in the pinned clock, if the table is pinned (restart).
-fn pinned_seed(dir: &Path) -> Option<u32> {
+fn pinned_seed(dir: &Path) -> Option<u64> {
     if !dir.join(names::CONNTRACK).exists() {
         return None;
     }
     let data = MapData::from_pin(dir.join(names::CLOCK)).ok()?;
     let clock: Array<MapData, Clock> = Array::try_from(Map::Array(data)).ok()?;
-    clock.get(&0, 0).ok().map(|c| c.flow_seed)
+    clock.get(&0, 0).ok().map(|c| c.bucket_hash.mult)
 }
 
 /// A seed nobody outside can predict, so nobody can aim packets at one
 /// bucket of the table.
-fn random_seed() -> u32 {
-    let mut b = [0u8; 4];
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
     if let Err(e) = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
     {
         tracing::warn!(error = %e, "no /dev/urandom: connection table seed from the clock");
-        return super::clock::monotonic_coarse_ns() as u32 ^ std::process::id();
+        return super::clock::monotonic_coarse_ns() ^ u64::from(std::process::id()) << 32;
     }
-    u32::from_ne_bytes(b)
+    u64::from_ne_bytes(b)
 }
 
 #[cfg(test)]
