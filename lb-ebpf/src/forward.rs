@@ -23,7 +23,7 @@ use lb_common::{GlobalStat, NextHop};
 use crate::{
     maps::TX_PORTS,
     nat::decrement_ttl,
-    packet::{copy_mac, load, store},
+    packet::{copy_mac, load},
     parse::Packet,
     path_mtu, stats,
 };
@@ -145,32 +145,27 @@ pub fn route_mtu(ctx: &XdpContext, src_ip: u32, dst_ip: u32, proto: u8) -> Optio
 /// Forwards the rewritten packet, using and refreshing `cache`.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now: u64) -> u32 {
-    let q = Query::of(pkt);
-    // The usual case, a valid cached next hop, is used in place: copied
-    // out (`next_hop`'s answer) it went through the stack three times.
-    if let Some(c) = cache {
-        // SAFETY: map value pointer (see `next_hop`).
-        let nh = unsafe { &*c };
-        if nh.valid_for(q.dst_ip, NextHop::epoch_of(now)) && q.tot_len <= nh.mtu {
-            return transmit_cached(ctx, pkt, nh);
-        }
-    }
-    let Ok(nh) = next_hop(ctx, &q, cache, now, false) else {
+    let Ok(nh) = next_hop(ctx, &Query::of(pkt), cache, now, false) else {
         stats::inc(GlobalStat::PassFibMiss);
         return xdp_action::XDP_PASS;
     };
-    transmit(ctx, pkt, &nh, true)
+    // SAFETY: `next_hop` answers with the cache slot, a map value.
+    transmit(ctx, pkt, unsafe { &*nh }, true)
 }
 
 /// The next hop of the packet `q` describes, toward `q.dst_ip` (the
 /// packet's destination, or the node an encapsulated packet goes
 /// through): `cache` when it is valid for that address in this epoch,
-/// else the FIB's answer (stored into `cache`). `Miss::TooBig` when the
-/// packet exceeds the route MTU (the FIB's verdict, or the cached MTU: it
-/// was resolved for another packet). `learned`: the packet is an outer
-/// packet toward a node, whose MTU is lowered to the path MTU learned
-/// toward it (`path_mtu::cap`) when it is resolved: cached with the next
-/// hop, so a cache hit pays nothing for it.
+/// else the FIB's answer, stored into `cache` first. Either way the answer
+/// is the cache slot itself, used in place: copied out, a next hop went
+/// through the stack up to three times, its MACs byte by byte.
+/// `Miss::TooBig` when the packet exceeds the route MTU (the FIB's verdict,
+/// or the cached MTU: it was resolved for another packet). `learned`: the
+/// packet is an outer packet toward a node, whose MTU is lowered to the
+/// path MTU learned toward it (`path_mtu::cap`) when it is resolved: cached
+/// with the next hop, so a cache hit pays nothing for it. Without a cache
+/// slot (a backend id beyond the per-backend array, which the daemon never
+/// allocates) the stack resolves: `Miss::NoNextHop`.
 #[inline(always)]
 pub fn next_hop(
     ctx: &XdpContext,
@@ -178,27 +173,20 @@ pub fn next_hop(
     cache: Option<*mut NextHop>,
     now: u64,
     learned: bool,
-) -> Result<NextHop, Miss> {
+) -> Result<*const NextHop, Miss> {
+    let c = cache.ok_or(Miss::NoNextHop)?;
     let epoch = NextHop::epoch_of(now);
     // SAFETY: map value pointer (connection entry or per-CPU slot); a racing
     // writer stores an equally valid resolution.
-    let cached = cache
-        .map(|c| unsafe { *c })
-        .filter(|nh| nh.valid_for(q.dst_ip, epoch));
-    let nh = match cached {
-        Some(nh) => nh,
-        None => {
-            let nh = resolve(ctx, q, epoch, learned)?;
-            if let Some(c) = cache {
-                unsafe { *c = nh };
-            }
-            nh
-        }
-    };
-    if q.tot_len > nh.mtu {
-        return Err(Miss::TooBig(u32::from(nh.mtu)));
+    if !unsafe { (*c).valid_for(q.dst_ip, epoch) } {
+        let nh = resolve(ctx, q, epoch, learned)?;
+        unsafe { *c = nh };
     }
-    Ok(nh)
+    let mtu = unsafe { (*c).mtu };
+    if q.tot_len > mtu {
+        return Err(Miss::TooBig(u32::from(mtu)));
+    }
+    Ok(c)
 }
 
 /// The kernel's preferred source address toward `dst` (network byte
@@ -224,46 +212,19 @@ pub fn source_toward(ctx: &XdpContext, dst: u32) -> Option<u32> {
     (src != 0).then_some(src)
 }
 
-/// Sets the frame's MACs for `nh` and transmits it: `XDP_TX` on the ingress
-/// interface, else a redirect through `TX_PORTS`. `route_ttl`: decrement the
-/// IPv4 TTL (router semantics) when transmitting; an encapsulated packet's
-/// outer header is new and keeps its TTL (the inner one was decremented).
+/// Sets the frame's MACs for `nh` (a cached next hop, in a map value) and
+/// transmits it: `XDP_TX` on the ingress interface, else a redirect through
+/// `TX_PORTS`. `route_ttl`: decrement the IPv4 TTL (router semantics) when
+/// transmitting; an encapsulated packet's outer header is new and keeps its
+/// TTL (the inner one was decremented).
 #[inline(always)]
 pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -> u32 {
-    transmit_with(ctx, pkt, nh.ifindex, route_ttl, || {
-        store(unsafe { &raw mut (*pkt.eth).dst }, nh.dmac);
-        store(unsafe { &raw mut (*pkt.eth).src }, nh.smac);
-    })
-}
-
-/// `transmit` (routed: TTL decremented) with the next hop `nh` cached in a
-/// map value: its MACs are copied as words (`copy_mac`), not byte by byte
-/// (a copy on the stack cannot be: its 6-byte fields are rarely 4-byte
-/// aligned there, and the verifier rejects misaligned stack access).
-#[inline(always)]
-fn transmit_cached(ctx: &XdpContext, pkt: &Packet, nh: &NextHop) -> u32 {
-    transmit_with(ctx, pkt, nh.ifindex, true, || {
-        copy_mac(unsafe { &raw mut (*pkt.eth).dst }, &raw const nh.dmac);
-        copy_mac(unsafe { &raw mut (*pkt.eth).src }, &raw const nh.smac);
-    })
-}
-
-/// Transmits the frame on `ifindex` (see `transmit`); `set_macs` writes the
-/// next hop's MACs once the frame is known to leave.
-#[inline(always)]
-fn transmit_with(
-    ctx: &XdpContext,
-    pkt: &Packet,
-    ifindex: u32,
-    route_ttl: bool,
-    set_macs: impl FnOnce(),
-) -> u32 {
-    let (action, stat) = if ifindex == ctx.ingress_ifindex() as u32 {
+    let (action, stat) = if nh.ifindex == ctx.ingress_ifindex() as u32 {
         (xdp_action::XDP_TX, GlobalStat::Tx)
     } else {
         // The redirect helper only records the target (the frame leaves
         // after the program returns): the frame may still be written below.
-        match TX_PORTS.redirect(ifindex, xdp_action::XDP_PASS as u64) {
+        match TX_PORTS.redirect(nh.ifindex, xdp_action::XDP_PASS as u64) {
             Ok(action) => (action, GlobalStat::Redirect),
             Err(_) => {
                 // Not ours to transmit on: the stack must see the frame as
@@ -274,7 +235,9 @@ fn transmit_with(
             }
         }
     };
-    set_macs();
+    // Words, not bytes (`copy_mac`): `nh` is a map value, not on the stack.
+    copy_mac(unsafe { &raw mut (*pkt.eth).dst }, &raw const nh.dmac);
+    copy_mac(unsafe { &raw mut (*pkt.eth).src }, &raw const nh.smac);
     if route_ttl {
         decrement_ttl(pkt);
     }

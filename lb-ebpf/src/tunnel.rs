@@ -170,14 +170,11 @@ pub const HOP_TOO_BIG: u8 = 2;
 pub const HOP_ANSWERED: u8 = 3;
 
 /// What resolving the outer packet's next hop, before the packet changes,
-/// came to. A plain 8-byte aligned struct rather than an enum around
-/// `Result<NextHop, Miss>`: kept on the stack across the encapsulation and
-/// moved whole, the enum's fields at 2-byte offsets became misaligned
-/// 8-byte copies (the misaligned-access code generation, `build.rs`), which
-/// the verifier rejects on the stack.
-#[repr(C, align(8))]
+/// came to: kept across the encapsulation, which invalidates every packet
+/// pointer (the next hop is a map value, used in place).
 pub struct Hop {
-    pub nh: NextHop,
+    /// The cached next hop (`HOP_OK`), else null.
+    pub nh: *const NextHop,
     pub action: u32,
     /// The route MTU (`HOP_OK`, `HOP_TOO_BIG`).
     pub mtu: u16,
@@ -187,10 +184,11 @@ pub struct Hop {
 impl Hop {
     /// `forward::next_hop`'s answer as a `Hop`.
     #[inline(always)]
-    fn of(r: Result<NextHop, Miss>) -> Hop {
+    fn of(r: Result<*const NextHop, Miss>) -> Hop {
         match r {
             Ok(nh) => Hop {
-                mtu: nh.mtu,
+                // SAFETY: a map value (`forward::next_hop`).
+                mtu: unsafe { (*nh).mtu },
                 nh,
                 action: 0,
                 state: HOP_OK,
@@ -200,19 +198,11 @@ impl Hop {
         }
     }
 
-    /// A `Hop` without a next hop. Its `nh` is written field by field (a
-    /// zeroing `Default` may become a memset call).
+    /// A `Hop` without a next hop.
     #[inline(always)]
     fn not(state: u8, mtu: u16, action: u32) -> Hop {
         Hop {
-            nh: NextHop {
-                dst_ip: 0,
-                ifindex: 0,
-                epoch: 0,
-                mtu: 0,
-                dmac: [0; 6],
-                smac: [0; 6],
-            },
+            nh: core::ptr::null(),
             action,
             mtu,
             state,
@@ -364,7 +354,8 @@ fn encapsulate_send(ctx: &XdpContext, pkt: &Packet, t: &Tunnel, hop: Hop) -> u32
 #[inline(always)]
 pub fn send(ctx: &XdpContext, outer: &Packet, hop: Hop) -> u32 {
     if hop.state == HOP_OK {
-        return forward::transmit(ctx, outer, &hop.nh, false);
+        // SAFETY: `HOP_OK`: a map value (`Hop::of`).
+        return forward::transmit(ctx, outer, unsafe { &*hop.nh }, false);
     }
     if hop.state == HOP_TOO_BIG {
         // Without DF: the stack fragments the outer packet (its DF is the
