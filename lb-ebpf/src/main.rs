@@ -194,7 +194,7 @@ fn send(
         // Not rewritten: encapsulated to the backend as it is.
         return dsr::deliver(ctx, pkt, flow, next_hop, now);
     }
-    if let Some(t) = or_verdict!(tunnel::route(flow, now)) {
+    if let Some(t) = or_verdict!(tunnel::route_unless_direct(flow, next_hop, now)) {
         // NATed in there, once the next hop is known to take it.
         return tunnel::deliver(ctx, pkt, flow, t, next_hop, now);
     }

@@ -69,7 +69,9 @@ pub struct EncapFixture {
     pub lb: Harness,
 }
 
-fn tunnel(node_ip: Ipv4Addr, kind: u8, src: Ipv4Addr) -> Tunnel {
+/// A tunnel route toward `node_ip` of kind `kind` (`encap::*`), from tunnel
+/// source `src` (unspecified: not resolved).
+pub fn tunnel(node_ip: Ipv4Addr, kind: u8, src: Ipv4Addr) -> Tunnel {
     let vxlan = kind == encap::VXLAN;
     Tunnel {
         node_ip: ip_be(node_ip),

@@ -6,7 +6,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::Ipv4Header;
-use lb_common::{EndpointSet, GlobalStat, TunnelEndpoint, proto, tunnel::INLINE_ENDPOINTS};
+use lb_common::{
+    EndpointSet, GlobalStat, TunnelEndpoint, proto,
+    tunnel::{INLINE_ENDPOINTS, encap},
+};
 use tests::{
     dnat_fixture::{
         CLIENT, TCP_VIP, UDP_VIP, XDP_DROP, XDP_PASS, XDP_REDIRECT, client_tcp, client_udp,
@@ -70,6 +73,38 @@ fn established_ipip_flow_stays_encapsulated_and_follows_route_changes_within_an_
     let plain = dnated(&data, tcp_backend(POD_IPIP)).ttl(data.ip.time_to_live);
     assert_eq!(run.output, plain.bytes());
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 4);
+}
+
+#[test]
+fn established_plain_flow_is_encapsulated_from_the_epoch_after_a_route_to_its_pod_appears() {
+    // A plain connection skips the route cache while its next hop, resolved
+    // toward the backend itself, is of this epoch (route_unless_direct):
+    // a route that appears is followed in the next epoch, as a route that
+    // goes (the test above).
+    let mut fx = EncapFixture::new(POD_PLAIN).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let data = client_tcp(TCP_VIP);
+    let plain = dnated(&data, tcp_backend(POD_PLAIN)).macs(BACKEND_IF_MAC, BACKEND2_MAC);
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+
+    fx.lb
+        .add_tunnel(
+            Ipv4Addr::new(10, 244, 3, 0),
+            24,
+            tunnel(NODE_IPIP, encap::IPIP, TUNNEL_SOURCE),
+        )
+        .unwrap();
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 0);
+
+    fx.lb.set_clock(START_CLOCK_NS + (2 << 30)).unwrap();
+    let run = fx.from_client(&data).unwrap();
+    let inner = dnated(&data, tcp_backend(POD_PLAIN));
+    let expected = expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner);
+    assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 1);
 }
 
 #[test]

@@ -370,6 +370,22 @@ pub fn validate_tunnel(
         None => {}
     }
 
+    // The node's address on the node network cannot be one of the pod
+    // addresses it is the way to: encapsulated to itself, a packet would
+    // never arrive. (The datapath relies on it: a connection whose next hop
+    // was resolved toward its backend itself is not encapsulated,
+    // `tunnel::route_unless_direct`.)
+    if let (Some(c), Some(ip), Some(Encap::Ipip | Encap::Vxlan)) = (&pod_cidr, node_ip, encap)
+        && c.contains(ip)
+    {
+        err(
+            "node_ip",
+            format!(
+                "{ip} is inside pod_cidr {c}: it must be the node's address on the node network"
+            ),
+        );
+    }
+
     match (name, pod_cidr, node_ip, encap) {
         (Some(name), Some(pod_cidr), Some(node_ip), Some(encap)) if errors.is_empty() => {
             Ok(TunnelSpec {

@@ -101,6 +101,12 @@ fn each_error_names_its_field() {
         ),
         (without("node_ip"), Some("n"), "node_ip", "required"),
         (
+            with("node_ip", json!("10.244.1.7")),
+            Some("n"),
+            "node_ip",
+            "10.244.1.7 is inside pod_cidr 10.244.1.0/24: it must be the node's address",
+        ),
+        (
             with("encap", json!("gre")),
             Some("n"),
             "encap",
