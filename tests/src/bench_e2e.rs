@@ -35,7 +35,8 @@ pub struct Options {
     pub rounds: u32,
 }
 
-/// One setup's figures (medians over the rounds).
+/// One setup's figures: medians over the rounds, and each round's (setups
+/// are compared round by round, `median_ratio`).
 #[derive(Debug, Clone)]
 pub struct Row {
     pub setup: &'static str,
@@ -43,6 +44,10 @@ pub struct Row {
     pub conns_per_second: f64,
     /// Failed connections, all rounds.
     pub conn_errors: u64,
+    /// Throughput in each round, in order.
+    pub bps_rounds: Vec<f64>,
+    /// Connections per second in each round, in order.
+    pub cps_rounds: Vec<f64>,
 }
 
 /// Run all three setups; rows in [`SETUPS`] order.
@@ -104,11 +109,17 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     Ok(SETUPS
         .iter()
         .zip(samples)
-        .map(|(setup, samples)| Row {
-            setup,
-            throughput_bps: median(samples.iter().map(|s| s.bps).collect()),
-            conns_per_second: median(samples.iter().map(|s| s.conn.per_second()).collect()),
-            conn_errors: samples.iter().map(|s| s.conn.errors).sum(),
+        .map(|(setup, samples)| {
+            let bps_rounds: Vec<f64> = samples.iter().map(|s| s.bps).collect();
+            let cps_rounds: Vec<f64> = samples.iter().map(|s| s.conn.per_second()).collect();
+            Row {
+                setup,
+                throughput_bps: median(bps_rounds.clone()),
+                conns_per_second: median(cps_rounds.clone()),
+                conn_errors: samples.iter().map(|s| s.conn.errors).sum(),
+                bps_rounds,
+                cps_rounds,
+            }
         })
         .collect())
 }
@@ -119,6 +130,21 @@ pub const SETUPS: [&str; 3] = ["no load balancer", "ferrolb (XDP)", "nftables DN
 struct Sample {
     bps: f64,
     conn: ConnRate,
+}
+
+/// The median over rounds of `a[i] / b[i]`, the two setups' figures of
+/// round `i`, measured minutes apart at most: this shared machine's load
+/// drifts between rounds by more than the difference being measured, and
+/// a ratio of the medians would compare figures of different rounds. Rounds
+/// where `b` measured nothing are left out; `None` without any.
+pub fn median_ratio(a: &[f64], b: &[f64]) -> Option<f64> {
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|&(_, &b)| b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios))
 }
 
 /// The median (0 for no values).
@@ -156,4 +182,18 @@ fn measure(
         conn.errors
     );
     Ok(Sample { bps, conn })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_are_taken_round_by_round() {
+        // Medians 10 and 5 (2.0x), but ahead in one round of three only.
+        let (a, b) = ([10.0, 2.0, 10.0], [5.0, 4.0, 20.0]);
+        assert_eq!(median_ratio(&a, &b), Some(0.5));
+        assert_eq!(median_ratio(&[3.0, 1.0], &[0.0, 2.0]), Some(0.5));
+        assert_eq!(median_ratio(&[1.0], &[0.0]), None);
+    }
 }

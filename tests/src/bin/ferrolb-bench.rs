@@ -120,16 +120,17 @@ fn overlay_table(rows: &[bench_overlay::Row]) -> Table {
 
 fn print_e2e(rows: &[Row], opts: &Options) {
     println!(
-        "\nEnd to end, same topology, same run; medians of {} interleaved round(s) (iperf3 {} s, connections {} s \
-         on {} threads; ferrolb/nftables balance connections over {} backends, iperf3 goes to one):",
+        "\nEnd to end, same topology, same run; medians of {} interleaved round(s), ratios taken within each round \
+         (iperf3 {} s, connections {} s on {} threads; ferrolb/nftables balance connections over {} backends, \
+         iperf3 goes to one):",
         opts.rounds, opts.iperf_seconds, opts.conn_seconds, opts.conn_workers, opts.backends
     );
     println!("{}", e2e_table(rows));
     if let (Some(lb), Some(nft)) = (row(rows, SETUPS[1]), row(rows, SETUPS[2])) {
         println!(
             "ferrolb / nftables DNAT: throughput {}, new connections/s {} (above 1.00x: ferrolb ahead)",
-            ratio(lb.throughput_bps, nft.throughput_bps),
-            ratio(lb.conns_per_second, nft.conns_per_second)
+            round_ratio(&lb.bps_rounds, &nft.bps_rounds),
+            round_ratio(&lb.cps_rounds, &nft.cps_rounds)
         );
     }
 }
@@ -151,11 +152,15 @@ fn e2e_table(rows: &[Row]) -> Table {
     ]);
     let base = rows.first();
     let nft = row(rows, SETUPS[2]);
-    let vs = |other: Option<&Row>, f: fn(&Row) -> f64, r: &Row| {
-        other.map_or_else(|| "-".to_string(), |o| ratio(f(r), f(o)))
+    let vs = |other: Option<&Row>, f: fn(&Row) -> &[f64], r: &Row| {
+        other.map_or_else(|| "-".to_string(), |o| round_ratio(f(r), f(o)))
     };
-    let tput = |r: &Row| r.throughput_bps;
-    let conns = |r: &Row| r.conns_per_second;
+    fn tput(r: &Row) -> &[f64] {
+        &r.bps_rounds
+    }
+    fn conns(r: &Row) -> &[f64] {
+        &r.cps_rounds
+    }
     for r in rows {
         table.add_row(vec![
             r.setup.to_string(),
@@ -173,6 +178,12 @@ fn e2e_table(rows: &[Row]) -> Table {
 
 fn row<'a>(rows: &'a [Row], setup: &str) -> Option<&'a Row> {
     rows.iter().find(|r| r.setup == setup)
+}
+
+/// The median over rounds of `a / b` (`bench_e2e::median_ratio`) as
+/// `1.23x`; `-` when nothing was measured.
+fn round_ratio(a: &[f64], b: &[f64]) -> String {
+    bench_e2e::median_ratio(a, b).map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
 }
 
 /// `a / b` as `1.23x`; `-` when `b` is not positive (nothing measured).
@@ -195,6 +206,8 @@ mod table_tests {
             throughput_bps: gbps * 1e9,
             conns_per_second: conns,
             conn_errors: 0,
+            bps_rounds: vec![gbps * 1e9],
+            cps_rounds: vec![conns],
         };
         let rows = [
             r(SETUPS[0], 10.0, 4000.0),
@@ -224,6 +237,28 @@ mod table_tests {
         );
         assert!(text.contains("vs nftables"), "{text}");
         assert_eq!(ratio(1.0, 0.0), "-");
+    }
+
+    #[test]
+    fn e2e_ratios_are_medians_of_each_rounds_ratio() {
+        let r = |setup, cps: [f64; 3]| Row {
+            setup,
+            throughput_bps: 1e9,
+            conns_per_second: bench_e2e::median(cps.to_vec()),
+            conn_errors: 0,
+            bps_rounds: vec![1e9; 3],
+            cps_rounds: cps.to_vec(),
+        };
+        // Medians 6000 vs 6300 (0.95x), but ferrolb ahead in two rounds of
+        // three, 1.10x in the middle one.
+        let rows = [
+            r(SETUPS[0], [6000.0; 3]),
+            r(SETUPS[1], [7000.0, 5500.0, 6000.0]),
+            r(SETUPS[2], [6300.0, 5000.0, 6800.0]),
+        ];
+        let text = e2e_table(&rows).to_string();
+        let ferrolb = text.lines().find(|l| l.contains(SETUPS[1])).unwrap();
+        assert!(ferrolb.contains("1.10x"), "{text}");
     }
 
     #[test]
