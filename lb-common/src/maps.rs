@@ -27,8 +27,8 @@ pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
 /// hop toward each backend, so new connections skip the FIB lookup.
 pub const BACKEND_NEXT_HOP: &str = "BACKEND_NEXT_HOP";
 /// `Array<Clock>` of 1: the datapath's clock, CLOCK_MONOTONIC_COARSE in ns,
-/// and the connection table's hash seed and bucket mask, written by the
-/// daemon every `CLOCK_TICK_MS`. Reading it is an inlined
+/// and the connection table's bucket hash (multiplier, shift, mask),
+/// written by the daemon every `CLOCK_TICK_MS`. Reading it is an inlined
 /// array load, far cheaper per packet than a time helper; the XDP link is
 /// owned by the daemon, so the datapath never runs with a stopped clock.
 pub const CLOCK: &str = "CLOCK";

@@ -9,14 +9,14 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, DevMap, HashMap, MapData, PerCpuArray,
+        Array, DevMap, HashMap, MapData, PerCpuArray, PerCpuValues,
         lpm_trie::{Key, LpmTrie},
     },
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Backend, Clock, Counters, DecapStat, EndpointSet, Flow, FlowBucket, FlowKey, GlobalStat,
-    IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
+    Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, Flow, FlowBucket, FlowKey,
+    GlobalStat, IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::{BucketHash, FLOW_WAYS, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
@@ -303,6 +303,16 @@ impl Harness {
         let mut map: Array<&mut MapData, IcmpLimit> =
             Array::try_from(self.map(names::ICMP_LIMIT)?)?;
         map.set(0, IcmpLimit { rate_per_s, burst }, 0)?;
+        Ok(())
+    }
+
+    /// Writes `value` into backend `id`'s tunnel-route cache slot on every
+    /// CPU (`BACKEND_TUNNEL`, which only the datapath fills otherwise).
+    pub fn set_backend_tunnel(&mut self, id: u32, value: BackendTunnel) -> Result<()> {
+        let mut map: PerCpuArray<&mut MapData, BackendTunnel> =
+            PerCpuArray::try_from(self.map(names::BACKEND_TUNNEL)?)?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        map.set(id, PerCpuValues::try_from(vec![value; cpus])?, 0)?;
         Ok(())
     }
 

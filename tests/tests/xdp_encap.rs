@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::Ipv4Header;
 use lb_common::{
-    EndpointSet, GlobalStat, TunnelEndpoint, proto,
+    BackendTunnel, EndpointSet, GlobalStat, NextHop, TunnelEndpoint, proto,
     tunnel::{INLINE_ENDPOINTS, encap},
 };
 use tests::{
@@ -105,6 +105,37 @@ fn established_plain_flow_is_encapsulated_from_the_epoch_after_a_route_to_its_po
     let expected = expect_ipip((BACKEND_IF_MAC, NODE_IPIP_MAC), NODE_IPIP, &inner);
     assert_encapsulated(&run, XDP_REDIRECT, &expected, IPIP_INNER);
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 1);
+}
+
+#[test]
+fn a_plain_connection_does_not_read_the_route_cache_while_its_next_hop_is_current() {
+    // The connection's next hop, resolved toward the backend itself in this
+    // epoch, says it is not encapsulated: the per-CPU route slot is not
+    // read (route_unless_direct). Filled here with an IPIP route, the slot
+    // would have the packet encapsulated if it were.
+    let mut fx = EncapFixture::new(POD_PLAIN).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let data = client_tcp(TCP_VIP);
+    let plain = dnated(&data, tcp_backend(POD_PLAIN)).macs(BACKEND_IF_MAC, BACKEND2_MAC);
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+
+    let tcp_backend_id = 1;
+    fx.lb
+        .set_backend_tunnel(
+            tcp_backend_id,
+            BackendTunnel {
+                tunnel: tunnel(NODE_IPIP, encap::IPIP, TUNNEL_SOURCE),
+                backend_ip: ip_be(POD_PLAIN),
+                epoch: NextHop::epoch_of(START_CLOCK_NS),
+                valid: 1,
+                _pad: 0,
+            },
+        )
+        .unwrap();
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 0);
 }
 
 #[test]

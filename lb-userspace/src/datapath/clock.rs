@@ -1,8 +1,8 @@
 //! The datapath's clock. The XDP program reads the time from the `CLOCK`
 //! map (an inlined array load, cheaper per packet than a time helper); the
 //! daemon writes CLOCK_MONOTONIC_COARSE there every `CLOCK_TICK_MS`, with
-//! the connection table's hash seed and bucket mask. The table scan compares
-//! `Flow::last_seen_ns` against the same clock.
+//! the connection table's bucket hash (multiplier, shift, mask). The table
+//! scan compares `Flow::last_seen_ns` against the same clock.
 
 use std::sync::Mutex;
 

@@ -3,7 +3,8 @@
 //! its pin is removed so the loader creates it anew (its entries are lost,
 //! which is what resizing the connection table or upgrading a map's layout
 //! means; services and tunnels come back from the state directory). Also
-//! keeps the connection table's hash seed with the pinned table.
+//! keeps the connection table's bucket hash (its multiplier) with the
+//! pinned table, and drops a table whose hash is lost.
 
 use std::path::Path;
 
@@ -88,7 +89,11 @@ pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
     } else {
         None
     };
-    if !table_ok {
+    // A table whose bucket hash is not kept (its clock pin gone or of
+    // another layout) is unusable: its entries sit in buckets of an
+    // unknown hash, where lookups miss while they look live to the scans
+    // and fill their buckets. It starts empty with the new hash.
+    if !table_ok || kept.is_none() {
         remove_pin(dir, names::CONNTRACK);
     }
     if !clock_ok {
@@ -170,6 +175,25 @@ mod tests {
             assert!(fits(&pins, &e), "{} fits", e.name);
         }
         drop(dp);
+    }
+
+    /// A restart keeps the table with its bucket hash; a table whose hash is
+    /// lost (here its clock pin is gone, as when an upgrade changes the
+    /// clock's layout) is recreated rather than kept with a new hash.
+    #[test]
+    fn the_table_is_kept_only_with_its_hash() {
+        let dirs = crate::test_support::Dirs::new();
+        let buckets = lb_common::flow_table::buckets_for(dirs.options().conntrack_size.unwrap());
+        drop(dirs.load());
+        let pins = dirs.pin.clone();
+        let seed = pinned_seed(&pins).expect("the clock and table are pinned");
+        assert_eq!(prepare(&pins, buckets).seed, seed);
+        assert!(pins.join(names::CONNTRACK).exists());
+
+        std::fs::remove_file(pins.join(names::CLOCK)).unwrap();
+        let fresh = prepare(&pins, buckets);
+        assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
+        assert_ne!(fresh.seed, seed);
     }
 
     /// A pin an earlier build made for a map this one no longer has is
