@@ -75,18 +75,28 @@ fn established_ipip_flow_stays_encapsulated_and_follows_route_changes_within_an_
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 4);
 }
 
+/// A connection to the pod behind the plain (`encap::NONE`) route, one data
+/// packet sent: the fixture, that packet and how it leaves (plain DNAT,
+/// asserted).
+fn plain_connection() -> (EncapFixture, tests::packets::Frame, Vec<u8>) {
+    let fx = EncapFixture::new(POD_PLAIN).unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let data = client_tcp(TCP_VIP);
+    let plain = dnated(&data, tcp_backend(POD_PLAIN))
+        .macs(BACKEND_IF_MAC, BACKEND2_MAC)
+        .bytes();
+    let run = fx.from_client(&data).unwrap();
+    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain));
+    (fx, data, plain)
+}
+
 #[test]
 fn established_plain_flow_is_encapsulated_from_the_epoch_after_a_route_to_its_pod_appears() {
     // A plain connection skips the route cache while its next hop, resolved
     // toward the backend itself, is of this epoch (route_unless_direct):
     // a route that appears is followed in the next epoch, as a route that
     // goes (the test above).
-    let mut fx = EncapFixture::new(POD_PLAIN).unwrap();
-    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
-    let data = client_tcp(TCP_VIP);
-    let plain = dnated(&data, tcp_backend(POD_PLAIN)).macs(BACKEND_IF_MAC, BACKEND2_MAC);
-    let run = fx.from_client(&data).unwrap();
-    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+    let (mut fx, data, plain) = plain_connection();
 
     fx.lb
         .add_tunnel(
@@ -96,7 +106,7 @@ fn established_plain_flow_is_encapsulated_from_the_epoch_after_a_route_to_its_po
         )
         .unwrap();
     let run = fx.from_client(&data).unwrap();
-    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain));
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 0);
 
     fx.lb.set_clock(START_CLOCK_NS + (2 << 30)).unwrap();
@@ -113,12 +123,7 @@ fn a_plain_connection_does_not_read_the_route_cache_while_its_next_hop_is_curren
     // epoch, says it is not encapsulated: the per-CPU route slot is not
     // read (route_unless_direct). Filled here with an IPIP route, the slot
     // would have the packet encapsulated if it were.
-    let mut fx = EncapFixture::new(POD_PLAIN).unwrap();
-    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
-    let data = client_tcp(TCP_VIP);
-    let plain = dnated(&data, tcp_backend(POD_PLAIN)).macs(BACKEND_IF_MAC, BACKEND2_MAC);
-    let run = fx.from_client(&data).unwrap();
-    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+    let (mut fx, data, plain) = plain_connection();
 
     let tcp_backend_id = 1;
     fx.lb
@@ -134,7 +139,7 @@ fn a_plain_connection_does_not_read_the_route_cache_while_its_next_hop_is_curren
         )
         .unwrap();
     let run = fx.from_client(&data).unwrap();
-    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain.bytes()));
+    assert_eq!((run.action, &run.output), (XDP_REDIRECT, &plain));
     assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 0);
 }
 
