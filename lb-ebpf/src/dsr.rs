@@ -142,18 +142,17 @@ fn encapsulate_send(
     let key = pkt.key;
     decrement_ttl(pkt);
     stats::inc(GlobalStat::EncapIpip);
-    // Errors counted here, not returned (`Error::verdict`).
-    let ipip = match encap_ipip::encapsulate_to(ctx, pkt, t.src_ip, flow.nat_dst_ip) {
-        Ok(ipip) => ipip,
-        Err(e) => return e.verdict(),
-    };
+    let ipip = or_verdict!(encap_ipip::encapsulate_to(
+        ctx,
+        pkt,
+        t.src_ip,
+        flow.nat_dst_ip
+    ));
     // From here on `pkt`'s pointers are invalid.
     if t.encap == encap::VXLAN {
         stats::inc(GlobalStat::EncapVxlan);
-        return match encap_vxlan::encapsulate(ctx, &ipip, t, &key) {
-            Ok(outer) => tunnel::send(ctx, &outer, hop),
-            Err(e) => e.verdict(),
-        };
+        let outer = or_verdict!(encap_vxlan::encapsulate(ctx, &ipip, t, &key));
+        return tunnel::send(ctx, &outer, hop);
     }
     tunnel::send(ctx, &ipip, hop)
 }

@@ -120,7 +120,7 @@ fn relay(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     if dsr {
         return Ok(dsr::relay(ctx, &pkt, flow, next_hop, now));
     }
-    let tunnel = tunnel::route(flow, now)?;
+    let tunnel = tunnel::route(flow, next_hop, now)?;
     translate(ctx, ip, flow, q.len)?;
 
     stats::inc(if flow.direction == DIR_FORWARD {

@@ -65,20 +65,14 @@ pub fn ferrolb(ctx: XdpContext) -> u32 {
             }
             found
         }
-        Err(e) => return fail(e),
+        Err(e) => return e.verdict(),
     };
     match established(&ctx, now, found) {
         Ok(action) => action,
         Err(Error::Icmp) => stage(&ctx, STAGE_ICMP),
         Err(Error::NoConnection) => stage(&ctx, STAGE_NEW_FLOW),
-        Err(e) => fail(e),
+        Err(e) => e.verdict(),
     }
-}
-
-/// Counts `e` and returns its action.
-#[inline(always)]
-fn fail(e: Error) -> u32 {
-    e.verdict()
 }
 
 /// Tail-calls stage `index`; returns only if that fails (counted).
@@ -132,7 +126,7 @@ pub fn ferrolb_new_flow(ctx: XdpContext) -> u32 {
     let now = conntrack::now_ns();
     match new_flow(&ctx, now) {
         Ok(action) => action,
-        Err(e) => fail(e),
+        Err(e) => e.verdict(),
     }
 }
 
@@ -194,7 +188,7 @@ fn send(
         // Not rewritten: encapsulated to the backend as it is.
         return dsr::deliver(ctx, pkt, flow, next_hop, now);
     }
-    if let Some(t) = or_verdict!(tunnel::route_unless_direct(flow, next_hop, now)) {
+    if let Some(t) = or_verdict!(tunnel::route(flow, next_hop, now)) {
         // NATed in there, once the next hop is known to take it.
         return tunnel::deliver(ctx, pkt, flow, t, next_hop, now);
     }

@@ -72,34 +72,28 @@ pub fn cached_for(backend_id: u32, ip: u32, now: u64) -> Option<*mut BackendTunn
 
 /// The tunnel the packets of `flow` (after DNAT) go through, if they are
 /// encapsulated: only the forward direction (toward the backend) is.
+/// `cache`: the connection's next hop. One resolved in this epoch toward
+/// the backend itself settles it without the per-CPU route slot (two cache
+/// lines a plain packet saves): an encapsulated connection's next hop is
+/// resolved toward its node, which is never inside the pod CIDR of its own
+/// encapsulating route (the API refuses such a route), and the route slot
+/// is refilled per epoch too.
 #[inline(always)]
-pub fn route(flow: &Flow, now: u64) -> Result<Option<*const Tunnel>, Error> {
-    if flow.direction != DIR_FORWARD {
-        return Ok(None);
-    }
-    backend_route(flow.backend_id, flow.nat_dst_ip, now)
-}
-
-/// `route`, skipped for a packet whose connection's next hop (`cache`) was
-/// resolved in this epoch toward its backend itself: an encapsulated
-/// packet's next hop is resolved toward its node, which is never inside the
-/// pod CIDR of its own encapsulating route (the API refuses such a route),
-/// so that next hop says the backend was behind no encapsulating route
-/// this epoch, and the route cache is refilled per epoch too. Saves a
-/// plain connection's packets the per-CPU route slot (two cache lines).
-#[inline(always)]
-pub fn route_unless_direct(
+pub fn route(
     flow: &Flow,
     cache: Option<*mut NextHop>,
     now: u64,
 ) -> Result<Option<*const Tunnel>, Error> {
+    if flow.direction != DIR_FORWARD {
+        return Ok(None);
+    }
     if let Some(c) = cache
         // SAFETY: map value pointer (see `forward::next_hop`).
         && unsafe { (*c).valid_for(flow.nat_dst_ip, NextHop::epoch_of(now)) }
     {
         return Ok(None);
     }
-    route(flow, now)
+    backend_route(flow.backend_id, flow.nat_dst_ip, now)
 }
 
 /// The tunnel route of backend `backend_id` at address `ip` (network byte
@@ -356,19 +350,15 @@ pub fn relay_hop(
 #[inline(always)]
 fn encapsulate_send(ctx: &XdpContext, pkt: &Packet, t: &Tunnel, hop: Hop) -> u32 {
     decrement_ttl(pkt);
-    // Errors counted here, not returned (`Error::verdict`).
     let outer = if t.encap == encap::IPIP {
         stats::inc(GlobalStat::EncapIpip);
-        encap_ipip::encapsulate(ctx, pkt, t)
+        or_verdict!(encap_ipip::encapsulate(ctx, pkt, t))
     } else {
         stats::inc(GlobalStat::EncapVxlan);
-        encap_vxlan::encapsulate(ctx, pkt, t, &pkt.key)
+        or_verdict!(encap_vxlan::encapsulate(ctx, pkt, t, &pkt.key))
     };
     // From here on `pkt`'s pointers are invalid: only `outer` is used.
-    match outer {
-        Ok(outer) => send(ctx, &outer, hop),
-        Err(e) => e.verdict(),
-    }
+    send(ctx, &outer, hop)
 }
 
 /// Sends the encapsulated packet `outer` on with the next hop `resolve`

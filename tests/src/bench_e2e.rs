@@ -35,13 +35,11 @@ pub struct Options {
     pub rounds: u32,
 }
 
-/// One setup's figures: medians over the rounds, and each round's (setups
-/// are compared round by round, `median_ratio`).
+/// One setup's figures in each round (setups are compared round by round,
+/// `median_ratio`; the table shows the medians).
 #[derive(Debug, Clone)]
 pub struct Row {
     pub setup: &'static str,
-    pub throughput_bps: f64,
-    pub conns_per_second: f64,
     /// Failed connections, all rounds.
     pub conn_errors: u64,
     /// Throughput in each round, in order.
@@ -109,19 +107,25 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     Ok(SETUPS
         .iter()
         .zip(samples)
-        .map(|(setup, samples)| {
-            let bps_rounds: Vec<f64> = samples.iter().map(|s| s.bps).collect();
-            let cps_rounds: Vec<f64> = samples.iter().map(|s| s.conn.per_second()).collect();
-            Row {
-                setup,
-                throughput_bps: median(bps_rounds.clone()),
-                conns_per_second: median(cps_rounds.clone()),
-                conn_errors: samples.iter().map(|s| s.conn.errors).sum(),
-                bps_rounds,
-                cps_rounds,
-            }
+        .map(|(setup, samples)| Row {
+            setup,
+            conn_errors: samples.iter().map(|s| s.conn.errors).sum(),
+            bps_rounds: samples.iter().map(|s| s.bps).collect(),
+            cps_rounds: samples.iter().map(|s| s.conn.per_second()).collect(),
         })
         .collect())
+}
+
+impl Row {
+    /// Median throughput over the rounds.
+    pub fn throughput_bps(&self) -> f64 {
+        median(self.bps_rounds.clone())
+    }
+
+    /// Median connections per second over the rounds.
+    pub fn conns_per_second(&self) -> f64 {
+        median(self.cps_rounds.clone())
+    }
 }
 
 /// The three setups, in table order.

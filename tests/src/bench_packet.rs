@@ -299,18 +299,13 @@ pub struct Spread {
 
 impl Spread {
     /// `None` for no values.
-    pub fn of(mut values: Vec<f64>) -> Option<Spread> {
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        let median = match n {
-            0 => return None,
-            _ if n % 2 == 1 => values[n / 2],
-            _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-        };
+    pub fn of(values: Vec<f64>) -> Option<Spread> {
+        let low = values.iter().copied().reduce(f64::min)?;
+        let high = values.iter().copied().reduce(f64::max)?;
         Some(Spread {
-            median,
-            low: values[0],
-            high: values[n - 1],
+            median: crate::bench_e2e::median(values),
+            low,
+            high,
         })
     }
 }

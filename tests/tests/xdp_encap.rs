@@ -93,7 +93,7 @@ fn plain_connection() -> (EncapFixture, tests::packets::Frame, Vec<u8>) {
 #[test]
 fn established_plain_flow_is_encapsulated_from_the_epoch_after_a_route_to_its_pod_appears() {
     // A plain connection skips the route cache while its next hop, resolved
-    // toward the backend itself, is of this epoch (route_unless_direct):
+    // toward the backend itself, is of this epoch (tunnel::route):
     // a route that appears is followed in the next epoch, as a route that
     // goes (the test above).
     let (mut fx, data, plain) = plain_connection();
@@ -121,7 +121,7 @@ fn established_plain_flow_is_encapsulated_from_the_epoch_after_a_route_to_its_po
 fn a_plain_connection_does_not_read_the_route_cache_while_its_next_hop_is_current() {
     // The connection's next hop, resolved toward the backend itself in this
     // epoch, says it is not encapsulated: the per-CPU route slot is not
-    // read (route_unless_direct). Filled here with an IPIP route, the slot
+    // read (tunnel::route). Filled here with an IPIP route, the slot
     // would have the packet encapsulated if it were.
     let (mut fx, data, plain) = plain_connection();
 

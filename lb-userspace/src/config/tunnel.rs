@@ -374,7 +374,7 @@ pub fn validate_tunnel(
     // addresses it is the way to: encapsulated to itself, a packet would
     // never arrive. (The datapath relies on it: a connection whose next hop
     // was resolved toward its backend itself is not encapsulated,
-    // `tunnel::route_unless_direct`.)
+    // `tunnel::route`.)
     if let (Some(c), Some(ip), Some(Encap::Ipip | Encap::Vxlan)) = (&pod_cidr, node_ip, encap)
         && c.contains(ip)
     {
