@@ -1,8 +1,12 @@
 //! The benchmark's end-to-end part: on one namespace topology, in one run,
-//! ferrolb (XDP, through ferrolbd) vs nftables DNAT (kube-proxy style) vs no
-//! load balancer (the lb namespace as a plain router, client talking to one
-//! backend directly). Measures TCP throughput (iperf3) and new TCP
-//! connections per second (see [`crate::traffic::connect_rate`]).
+//! ferrolb (XDP, through ferrolbd, attached in driver and in generic mode)
+//! vs nftables DNAT (kube-proxy style) vs no load balancer (the lb namespace
+//! as a plain router, client talking to one backend directly). Measures TCP
+//! throughput (iperf3) and new TCP connections per second (see
+//! [`crate::traffic::connect_rate`]) to backends that greet and close each
+//! connection from their accepting thread (`server::start_greeter`): a
+//! thread started per connection took half the machine's time, more than
+//! anything the balancers do.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -48,10 +52,10 @@ pub struct Row {
     pub cps_rounds: Vec<f64>,
 }
 
-/// Run all three setups; rows in [`SETUPS`] order.
+/// Run all setups; rows in [`SETUPS`] order.
 pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let mut topo = Topology::new(opts.backends)?;
-    topo.start_servers(CONN_PORT)?;
+    topo.start_greeters(CONN_PORT)?;
     let b0_ip = topo.backends[0].ip;
     let iperf_backend = SocketAddrV4::new(b0_ip, IPERF_PORT);
     let iperf = traffic::iperf3_server(&topo.backends[0].ns, iperf_backend)?;
@@ -60,22 +64,22 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let vip_conn = SocketAddrV4::new(VIP, CONN_PORT);
     let vip_iperf = SocketAddrV4::new(VIP, IPERF_PORT);
 
-    // Setups alternate within every round (no LB, ferrolb, nftables, then
-    // again), so drift in the machine's load spreads over all of them.
-    let mut samples: [Vec<Sample>; 3] = Default::default();
+    // Setups alternate within every round (no LB, ferrolb in both XDP
+    // modes, nftables, then again), so drift in the machine's load spreads
+    // over all of them.
+    let mut samples: [Vec<Sample>; 4] = Default::default();
     for round in 0..opts.rounds.max(1) {
         println!("[bench] round {}/{}", round + 1, opts.rounds.max(1));
         // Without a balancer the client spreads its connections over the
-        // same backends itself, so the three setups do the same work.
-        samples[0].push(measure(
-            &topo,
-            opts,
-            SETUPS[0],
-            iperf_backend,
-            &conn_backends,
-        )?);
+        // same backends itself, so all setups do the same work.
+        samples[0].push(measure(&topo, opts, NO_LB, iperf_backend, &conn_backends)?);
+        for (i, (setup, mode)) in [(FERROLB, "driver"), (FERROLB_GENERIC, "skb")]
+            .into_iter()
+            .enumerate()
         {
-            let daemon = Daemon::start(&topo.lb, DaemonConfig::new(topo.lb_ifaces()))?;
+            let mut config = DaemonConfig::new(topo.lb_ifaces());
+            config.xdp_mode = mode.to_string();
+            let daemon = Daemon::start(&topo.lb, config)?;
             let api = daemon.api();
             api.put_service(&service_json(
                 "bench/conn",
@@ -91,7 +95,7 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
                 "rr",
                 &[iperf_backend],
             ))?;
-            samples[1].push(measure(&topo, opts, SETUPS[1], vip_iperf, &[vip_conn])?);
+            samples[1 + i].push(measure(&topo, opts, setup, vip_iperf, &[vip_conn])?);
         }
         nft::add_dnat_many(
             &topo.lb,
@@ -100,9 +104,9 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
                 nft::DnatService::new("tcp", vip_iperf, vec![iperf_backend]),
             ],
         )?;
-        let sample = measure(&topo, opts, SETUPS[2], vip_iperf, &[vip_conn]);
+        let sample = measure(&topo, opts, NFT, vip_iperf, &[vip_conn]);
         nft::remove(&topo.lb);
-        samples[2].push(sample?);
+        samples[3].push(sample?);
     }
     Ok(SETUPS
         .iter()
@@ -128,8 +132,22 @@ impl Row {
     }
 }
 
-/// The three setups, in table order.
-pub const SETUPS: [&str; 3] = ["no load balancer", "ferrolb (XDP)", "nftables DNAT"];
+/// The lb namespace as a plain router, the client connecting to the
+/// backends itself.
+pub const NO_LB: &str = "no load balancer";
+/// ferrolb with its program attached in driver (native) mode, as `auto`
+/// attaches it on a veth and on any NIC with XDP support.
+pub const FERROLB: &str = "ferrolb (XDP driver)";
+/// ferrolb attached in generic (skb) mode. On a veth, native XDP costs a
+/// copy of every locally sent TCP packet (the sender keeps a clone for
+/// retransmission, and a cloned skb cannot be handed to XDP as it is), a
+/// NAPI pass and a new skb built on the far side; generic mode costs the
+/// copy only. A real NIC runs driver mode without any of them.
+pub const FERROLB_GENERIC: &str = "ferrolb (XDP generic)";
+/// nftables DNAT, the kube-proxy way.
+pub const NFT: &str = "nftables DNAT";
+/// The setups, in table order.
+pub const SETUPS: [&str; 4] = [NO_LB, FERROLB, FERROLB_GENERIC, NFT];
 
 struct Sample {
     bps: f64,
@@ -180,7 +198,7 @@ fn measure(
     )
     .with_context(|| format!("{setup}: connections to {conn:?}"))?;
     println!(
-        "  {setup:<18} {:.2} Gbit/s, {:.0} conn/s ({} errors)",
+        "  {setup:<22} {:.2} Gbit/s, {:.0} conn/s ({} errors)",
         bps / 1e9,
         conn.per_second(),
         conn.errors

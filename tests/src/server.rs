@@ -25,8 +25,20 @@ pub const READY: &str = "ready";
 /// Start the test server in `ns`, listening on `addr` (TCP and UDP), and wait
 /// until it is bound.
 pub fn start(ns: &Netns, name: &str, addr: SocketAddrV4) -> Result<Proc> {
+    spawn(ns, name, addr, &[])
+}
+
+/// Start the test server in `ns` as `start` does, TCP only, closing every
+/// connection once greeted, from the accepting thread (`--greet-only`):
+/// cheap connections for connection-rate benchmarks.
+pub fn start_greeter(ns: &Netns, name: &str, addr: SocketAddrV4) -> Result<Proc> {
+    spawn(ns, name, addr, &["--tcp-only", "--greet-only"])
+}
+
+fn spawn(ns: &Netns, name: &str, addr: SocketAddrV4, extra: &[&str]) -> Result<Proc> {
     let mut cmd = ns.command(bin_path(BINARY)?);
     cmd.args(["--name", name, "--listen", &addr.to_string()]);
+    cmd.args(extra);
     let mut proc = Proc::spawn(&format!("{BINARY} {name}"), &mut cmd)?;
     proc.wait_for_line(Duration::from_secs(10), |line| line == READY)?;
     Ok(proc)

@@ -130,8 +130,22 @@ impl Topology {
     /// Start the test server (TCP and UDP on `port`) in every backend, each
     /// answering with its backend's name; returns once all listen.
     pub fn start_servers(&mut self, port: u16) -> Result<()> {
+        self.start_each(port, server::start)
+    }
+
+    /// Starts a greet-and-close test server on every backend
+    /// (`server::start_greeter`: TCP only, for connection-rate runs).
+    pub fn start_greeters(&mut self, port: u16) -> Result<()> {
+        self.start_each(port, server::start_greeter)
+    }
+
+    fn start_each(
+        &mut self,
+        port: u16,
+        start: fn(&Netns, &str, SocketAddrV4) -> Result<Proc>,
+    ) -> Result<()> {
         for backend in &self.backends {
-            let proc = server::start(
+            let proc = start(
                 &backend.ns,
                 &backend.name,
                 SocketAddrV4::new(backend.ip, port),

@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, SocketAddrV4};
 
-use tests::client::{self, Proto};
+use tests::client::{self, Proto, TcpSession};
 use tests::nft;
 use tests::topology::{IO_TIMEOUT, Topology, VIP};
 
@@ -63,4 +63,27 @@ fn nftables_dnat_balances_the_vip_over_all_backends() {
         3,
         "random DNAT over 60 connections reaches all 3 backends: {spread:?}"
     );
+}
+
+#[test]
+fn greeters_greet_then_close_every_connection() {
+    // The connection-rate benchmark's backends: no echo, and no thread
+    // per connection, so a run of connections is served one after another
+    // by the accepting thread.
+    let mut topo = Topology::new(1).expect("topology");
+    topo.start_greeters(PORT).expect("greeters");
+    let addr = topo.backend_addrs(PORT)[0];
+    let name = topo.backends[0].name.clone();
+    topo.client
+        .run(|| {
+            for i in 0..20 {
+                let mut session = TcpSession::connect(addr, IO_TIMEOUT)
+                    .unwrap_or_else(|e| panic!("connection {i}: {e:#}"));
+                assert_eq!(session.hello.backend, name);
+                assert_eq!(session.hello.seen_client, session.hello.local);
+                let echo = session.echo("x");
+                assert!(echo.is_err(), "closed after greeting: {echo:?}");
+            }
+        })
+        .unwrap();
 }

@@ -30,6 +30,12 @@ struct Args {
     /// Only UDP.
     #[arg(long)]
     udp_only: bool,
+    /// TCP: greet and close at once, in the accepting thread (no echo, no
+    /// thread per connection). For connection-rate benchmarks: a thread
+    /// started per connection costs the server more than the balancer being
+    /// measured costs the connection.
+    #[arg(long, conflicts_with = "udp_only")]
+    greet_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -57,6 +63,9 @@ fn main() -> Result<()> {
     if let Some(listener) = tcp {
         for stream in listener.incoming() {
             match stream {
+                Ok(stream) if args.greet_only => {
+                    let _ = greet(&stream, &args.name);
+                }
                 Ok(stream) => {
                     let name = args.name.clone();
                     thread::spawn(move || {
@@ -73,11 +82,16 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn serve_tcp(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
+/// Writes the greeting (`NAME PEER MSS`) to a newly accepted connection.
+fn greet(mut stream: &TcpStream, name: &str) -> std::io::Result<()> {
     let peer = stream.peer_addr()?;
-    let mss = tcp_maxseg(&stream)?;
+    let mss = tcp_maxseg(stream)?;
+    stream.write_all(format!("{}\n", format_greeting(name, peer, mss)).as_bytes())
+}
+
+fn serve_tcp(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(600)))?;
-    stream.write_all(format!("{}\n", format_greeting(name, peer, mss)).as_bytes())?;
+    greet(&stream, name)?;
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = stream.read(&mut buf)?;
