@@ -32,7 +32,7 @@ pub use flow_table::FlowBucket;
 pub use icmp_limit::{IcmpBucket, IcmpLimit};
 pub use path_mtu::PathMtu;
 pub use service::{Backend, Service, VipKey};
-pub use stats::{Counters, GlobalStat};
+pub use stats::{Counters, GlobalCounters, GlobalStat};
 pub use tunnel::{BackendTunnel, EndpointSet, Tunnel, TunnelEndpoint};
 
 /// IP protocol numbers the balancer handles.
@@ -59,6 +59,7 @@ mod pod {
     unsafe impl aya::Pod for crate::FlowBucket {}
     unsafe impl aya::Pod for crate::NextHop {}
     unsafe impl aya::Pod for crate::Counters {}
+    unsafe impl aya::Pod for crate::GlobalCounters {}
     unsafe impl aya::Pod for crate::Tunnel {}
     unsafe impl aya::Pod for crate::BackendTunnel {}
     unsafe impl aya::Pod for crate::TunnelEndpoint {}

@@ -8,7 +8,7 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use lb_common::{
-    Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, FlowBucket, GlobalStat,
+    Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, FlowBucket, GlobalCounters,
     IcmpBucket, IcmpLimit, NextHop, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::buckets_for,
     limits::{
@@ -45,7 +45,7 @@ pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_SERVIC
 pub static BACKEND_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_BACKENDS, 0);
 
 #[map]
-pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::pinned(GlobalStat::COUNT, 0);
+pub static GLOBAL_STATS: PerCpuArray<GlobalCounters> = PerCpuArray::pinned(1, 0);
 
 #[map]
 pub static BACKEND_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(MAX_BACKENDS, 0);

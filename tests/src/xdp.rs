@@ -16,7 +16,7 @@ use aya::{
 };
 use lb_common::{
     Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, Flow, FlowBucket, FlowKey,
-    GlobalStat, IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
+    GlobalCounters, GlobalStat, IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
     flow_table::{BucketHash, FLOW_WAYS, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
@@ -370,12 +370,12 @@ impl Harness {
     }
 
     pub fn global(&self, stat: GlobalStat) -> Result<u64> {
-        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
+        let map: PerCpuArray<&MapData, GlobalCounters> = PerCpuArray::try_from(
             self.ebpf
                 .map(names::GLOBAL_STATS)
                 .ok_or_else(|| anyhow!("no GLOBAL_STATS"))?,
         )?;
-        Ok(map.get(&(stat as u32), 0)?.iter().sum())
+        Ok(map.get(&0, 0)?.iter().map(|c| c.get(stat)).sum())
     }
 
     fn counters(&self, map_name: &str, id: u32) -> Result<Counters> {

@@ -6,7 +6,7 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues, xdp::DevMap},
 };
-use lb_common::{Backend, Counters, Service, VipKey, maps as names};
+use lb_common::{Backend, Counters, GlobalCounters, Service, VipKey, maps as names};
 
 use super::{
     DatapathError,
@@ -30,7 +30,7 @@ pub(crate) struct Maps {
     pub(crate) rr_state: PerCpuArray<MapData, u32>,
     pub(crate) service_stats: PerCpuArray<MapData, Counters>,
     pub(crate) backend_stats: PerCpuArray<MapData, Counters>,
-    pub(crate) global_stats: PerCpuArray<MapData, u64>,
+    pub(crate) global_stats: PerCpuArray<MapData, GlobalCounters>,
     pub(crate) tx_ports: DevMap<MapData>,
     nr_cpus: usize,
 }
@@ -127,11 +127,19 @@ impl Maps {
             .map_err(DatapathError::map(names::BACKEND_STATS))
     }
 
-    pub(crate) fn global_counter(&self, index: u32) -> Result<u64, DatapathError> {
-        self.global_stats
-            .get(&index, 0)
-            .map(|v| v.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
-            .map_err(DatapathError::map(names::GLOBAL_STATS))
+    /// Every CPU's global counters, summed.
+    pub(crate) fn global_counters(&self) -> Result<GlobalCounters, DatapathError> {
+        let per_cpu = self
+            .global_stats
+            .get(&0, 0)
+            .map_err(DatapathError::map(names::GLOBAL_STATS))?;
+        let mut total = GlobalCounters::default();
+        for cpu in per_cpu.iter() {
+            for (t, c) in total.counts.iter_mut().zip(cpu.counts) {
+                *t = t.wrapping_add(c);
+            }
+        }
+        Ok(total)
     }
 
     // ---- writes outside a transaction (ids just allocated) ----

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use aya::maps::{Array, Map, MapData, MapInfo, MapType};
 use lb_common::{
-    Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, FlowBucket, GlobalStat,
+    Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, FlowBucket, GlobalCounters,
     NextHop, Service, Tunnel, TunnelEndpoint, VipKey, limits, maps as names,
 };
 
@@ -44,7 +44,7 @@ fn others() -> [Expected; 16] {
         expected::<u32, u32>(names::RR_STATE, P, limits::MAX_SERVICES),
         expected::<u32, Counters>(names::SERVICE_STATS, P, limits::MAX_SERVICES),
         expected::<u32, Counters>(names::BACKEND_STATS, P, limits::MAX_BACKENDS),
-        expected::<u32, u64>(names::GLOBAL_STATS, P, GlobalStat::COUNT),
+        expected::<u32, GlobalCounters>(names::GLOBAL_STATS, P, 1),
         expected::<u32, NextHop>(names::BACKEND_NEXT_HOP, P, limits::MAX_BACKENDS),
         expected::<u32, u64>(names::DECAP_STATS, P, DecapStat::COUNT),
         expected::<u32, u32>(names::DECAP_ADDRS, H, limits::MAX_DECAP_ADDRS),

@@ -48,9 +48,7 @@ impl Datapath {
 
     /// Every `GLOBAL_STATS` counter.
     pub fn global_counters(&self) -> Result<Vec<(GlobalStat, u64)>, DatapathError> {
-        GlobalStat::ALL
-            .iter()
-            .map(|&s| Ok((s, self.maps.global_counter(s as u32)?)))
-            .collect()
+        let total = self.maps.global_counters()?;
+        Ok(GlobalStat::ALL.iter().map(|&s| (s, total.get(s))).collect())
     }
 }
