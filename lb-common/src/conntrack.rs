@@ -24,9 +24,12 @@ pub struct FlowKey {
     /// Network byte order.
     pub dst_port: u16,
     pub proto: u8,
-    // Scalar padding, not a byte array: LLVM's BPF backend zeroes an odd
-    // 3-byte array with a call to a memset loop.
-    pub _pad0: u8,
+    /// In the connection table: non-zero while a CPU writes the slot (its
+    /// `proto` is then 0, so it matches no packet; `flow_table`). 0 in
+    /// every other key.
+    pub claim: u8,
+    // A scalar, not a byte array: LLVM's BPF backend zeroes an odd-sized
+    // byte array with a call to a memset loop.
     pub _pad1: u16,
 }
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 16);
@@ -41,7 +44,7 @@ impl FlowKey {
             src_port,
             dst_port,
             proto,
-            _pad0: 0,
+            claim: 0,
             _pad1: 0,
         }
     }

@@ -36,21 +36,44 @@ pub const FLOW_WAYS: usize = 8;
 
 /// Value of `CONNTRACK`: one bucket.
 ///
-/// A slot is free while its key's protocol is 0 (no real key has protocol
-/// 0). Writers (the datapath) take `locks[way]` (64-bit: the BPF ISA has no 32-bit compare-and-swap
-/// without ALU32) with a compare-and-swap from
-/// 0 to 1 before writing a slot and store 0 after, so two CPUs never write
-/// one slot at once; readers take no lock (see the datapath's
-/// `flow_table.rs` for what a reader may see during a write).
+/// A slot is free while its key's protocol and claim byte are 0 (no real
+/// key has protocol 0). A writer (the datapath) claims a slot with one
+/// compare-and-swap on the second word of its key (`key_word`), setting the
+/// claim byte and clearing the protocol, and publishes the entry with one
+/// store of that word; readers take no lock (see the datapath's
+/// `flow_table.rs` for what a reader may see during a write). The claim
+/// lives in the key's cache line, which the writer has just read: a
+/// separate lock word would cost a new connection one more cache miss.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FlowBucket {
     pub keys: [FlowKey; FLOW_WAYS],
-    pub locks: [u64; FLOW_WAYS],
     pub flows: [Flow; FLOW_WAYS],
 }
-const _: () = assert!(core::mem::size_of::<FlowBucket>() == (16 + 8 + 64) * FLOW_WAYS);
+const _: () = assert!(core::mem::size_of::<FlowBucket>() == (16 + 64) * FLOW_WAYS);
 const _: () = assert!(core::mem::align_of::<FlowBucket>() == 8);
+
+/// The second 8 bytes of a key in the table (ports, protocol, claim byte,
+/// padding; 8-byte aligned in the bucket) read as one little-endian word,
+/// as the datapath (BPF, little-endian) claims and publishes slots.
+pub mod key_word {
+    use crate::FlowKey;
+
+    /// Offset of the word in a `FlowKey`.
+    pub const OFFSET: usize = 8;
+    /// The protocol's bits.
+    pub const PROTO: u64 = 0xff << 32;
+    /// The claim byte's bits.
+    pub const CLAIM: u64 = 0xff << 40;
+    /// A claimed slot's claim byte.
+    pub const CLAIMED: u64 = 1 << 40;
+
+    /// The word of `key` as published: its ports and protocol, no claim.
+    #[inline(always)]
+    pub const fn of(key: &FlowKey) -> u64 {
+        (key.src_port as u64) | (key.dst_port as u64) << 16 | (key.proto as u64) << 32
+    }
+}
 
 /// Buckets of a table sized for `entries` connections' entries (rounded up
 /// to a power of two, at least one bucket).
@@ -134,7 +157,7 @@ pub const fn peer_bucket(flow: &Flow, proto: u8, h: &BucketHash) -> u32 {
 }
 
 impl FlowBucket {
-    /// Whether slot `way` holds an entry.
+    /// Whether slot `way` holds an entry (a slot being written does not).
     pub fn used(&self, way: usize) -> bool {
         self.keys[way].proto != 0
     }
@@ -288,6 +311,25 @@ mod tests {
             forward_bucket(&client, &h),
             reply_bucket(&reply_key, &h),
             "this example's two ends hash to different buckets"
+        );
+    }
+
+    #[test]
+    fn key_word_is_the_keys_second_eight_bytes() {
+        let key = FlowKey {
+            claim: 1,
+            ..FlowKey::new(0x0201_000a, 0x0a00_600a, 40000u16.to_be(), 80u16.to_be(), 6)
+        };
+        // SAFETY: FlowKey is repr(C), 16 bytes without padding.
+        let bytes: [u8; 16] = unsafe { core::mem::transmute(key) };
+        let word = u64::from_le_bytes(bytes[key_word::OFFSET..16].try_into().unwrap());
+        assert_eq!(word & key_word::PROTO, 6 << 32);
+        assert_eq!(word & key_word::CLAIM, key_word::CLAIMED);
+        assert_eq!(word & !key_word::CLAIM, key_word::of(&key));
+        assert_eq!(
+            core::mem::offset_of!(FlowKey, src_port),
+            key_word::OFFSET,
+            "the word starts at the ports"
         );
     }
 

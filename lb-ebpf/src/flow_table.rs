@@ -1,27 +1,32 @@
 //! The connection table's slots: find a key in its bucket, write an entry.
 //! Layout and why it is not a kernel hash map: `lb_common::flow_table`.
 //!
-//! Concurrency. Writers take the slot's lock word with a compare-and-swap
-//! (a BPF atomic) and give up when another CPU holds it: the packet is
-//! dropped and counted (`drop_flow_busy`), the sender retransmits. They
-//! write the key's protocol byte to 0 first (the slot stops matching), then
-//! the entry, then the key with its protocol last, as volatile stores the
-//! compiler keeps in order, which x86's store ordering keeps for the other
-//! CPU. Readers take no lock: a reader that matched a key just before its
-//! slot is rewritten may read a mix of the old and new entry for that one
-//! packet. A slot is rewritten only when its connection ended (closed,
+//! Concurrency. A writer claims a slot with a compare-and-swap (a BPF
+//! atomic) on the second word of its key (`lb_common::flow_table::key_word`),
+//! which sets the claim byte and clears the protocol: the slot stops
+//! matching, and no other CPU claims it. A writer that finds the slot
+//! claimed, or loses the swap, gives up: the packet is dropped and counted
+//! (`drop_flow_busy`), the sender retransmits. It then writes the entry and
+//! the key's addresses, and publishes the slot with one store of the key's
+//! second word (its ports and protocol, claim cleared), as volatile stores
+//! the compiler keeps in order, which x86's store ordering keeps for the
+//! other CPU. Readers take no lock: a reader that matched a key just before
+//! its slot is rewritten may read a mix of the old and new entry for that
+//! one packet. A slot is rewritten only when its connection ended (closed,
 //! expired, backend gone) or is evicted from a full bucket, so that packet
 //! belonged to a connection that is over.
 
 use core::{
     intrinsics::{AtomicOrdering, atomic_cxchg},
-    ptr::write_volatile,
+    ptr::{read_volatile, write_volatile},
     sync::atomic::{Ordering, compiler_fence},
 };
 
 use lb_common::{
     Flow, FlowBucket, FlowKey, GlobalStat,
-    flow_table::{BucketHash, FLOW_WAYS, bucket_index, forward_bucket, peer_bucket, reply_bucket},
+    flow_table::{
+        BucketHash, FLOW_WAYS, bucket_index, forward_bucket, key_word, peer_bucket, reply_bucket,
+    },
 };
 
 use crate::{
@@ -79,10 +84,17 @@ fn flow_at(b: *mut FlowBucket, way: usize) -> *mut Flow {
     unsafe { (&raw mut (*b).flows).cast::<Flow>().add(way) }
 }
 
+/// The second word of slot `way`'s key (`key_word`): 8-byte aligned, as
+/// the bucket is and the key's size is.
 #[inline(always)]
-fn lock_at(b: *mut FlowBucket, way: usize) -> *mut u64 {
-    // SAFETY: as `key_at`.
-    unsafe { (&raw mut (*b).locks).cast::<u64>().add(way) }
+fn word_at(b: *mut FlowBucket, way: usize) -> *mut u64 {
+    // SAFETY: as `key_at`; the word lies inside the key.
+    unsafe {
+        key_at(b, way)
+            .cast::<u8>()
+            .add(key_word::OFFSET)
+            .cast::<u64>()
+    }
 }
 
 /// Whether the slot's key is `key` (which has a non-zero protocol, so a
@@ -144,13 +156,18 @@ fn find_first_in(
 }
 
 /// The slot of a full bucket to reuse: an expired one, else the one seen
-/// longest ago (a live connection evicted, counted).
+/// longest ago (a live connection evicted, counted). Slots other CPUs
+/// are writing (claimed) are skipped; when all are, slot 0 (whose claim
+/// then fails).
 #[inline(always)]
 fn oldest(b: *mut FlowBucket, now: u64) -> usize {
     let mut chosen = 0;
     let mut best = u64::MAX;
     for way in 0..FLOW_WAYS {
-        // SAFETY: map value pointer (see `flow_at`), read only.
+        // SAFETY: map value pointers (see `key_at`), read only.
+        if unsafe { *word_at(b, way) } & key_word::CLAIM != 0 {
+            continue;
+        }
         let f = unsafe { &*flow_at(b, way) };
         let rank = if f.expired_at(f.last_seen_ns, now) {
             0
@@ -163,22 +180,18 @@ fn oldest(b: *mut FlowBucket, now: u64) -> usize {
             chosen = way;
         }
     }
-    if best > 0 {
+    if best > 0 && best < u64::MAX {
         stats::inc(GlobalStat::ConntrackEvicted);
     }
     chosen
 }
 
-/// Writes `flow` under `key` into bucket `b`: over `key`'s own slot if it
-/// has one, else a free slot, else an expired one, else the slot seen
-/// longest ago (a live connection is evicted, counted).
+/// Claims the slot of bucket `b` that `key` goes to: its own slot if it has
+/// one, else a free slot, else an expired one, else the one seen longest
+/// ago (a live connection is evicted, counted); returns its way.
+/// `Err(FlowBusy)` when another CPU is writing it.
 #[inline(always)]
-pub fn insert_in(
-    b: *mut FlowBucket,
-    key: &FlowKey,
-    flow: &Flow,
-    now: u64,
-) -> Result<*mut Flow, Error> {
+fn claim(b: *mut FlowBucket, key: &FlowKey, now: u64) -> Result<usize, Error> {
     // Keys first (two cache lines): the key's own slot, else the first
     // free one. Only a full bucket has its entries read (up to eight more
     // lines, in a table far bigger than the cache): a new connection in a
@@ -186,14 +199,15 @@ pub fn insert_in(
     let mut own = FLOW_WAYS;
     let mut free = FLOW_WAYS;
     for way in 0..FLOW_WAYS {
-        let k = key_at(b, way);
-        if matches(k, key) {
+        if matches(key_at(b, way), key) {
             own = way;
             break;
         }
-        // SAFETY: map value pointer (see `key_at`); racing writers are
-        // harmless here, the slot is locked below before it is written.
-        if free == FLOW_WAYS && unsafe { (*k).proto } == 0 {
+        // SAFETY: map value pointer (see `word_at`); racing writers are
+        // harmless here, the slot is claimed below with a compare-and-swap.
+        if free == FLOW_WAYS
+            && unsafe { *word_at(b, way) } & (key_word::PROTO | key_word::CLAIM) == 0
+        {
             free = way;
         }
     }
@@ -209,33 +223,54 @@ pub fn insert_in(
     if chosen >= FLOW_WAYS {
         return Err(Error::FlowBusy);
     }
-
-    let lock = lock_at(b, chosen);
-    // SAFETY: `lock` points into the map value; BPF_CMPXCHG on a map value
+    let word = word_at(b, chosen);
+    // SAFETY: `word` points into the map value; BPF_CMPXCHG on a map value
     // is allowed (kernel >= 5.12).
-    let (_, locked) = unsafe {
-        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(lock, 0, 1)
-    };
-    if !locked {
+    let seen = unsafe { read_volatile(word) };
+    if seen & key_word::CLAIM != 0 {
         return Err(Error::FlowBusy);
     }
-    let k = key_at(b, chosen);
-    let slot = flow_at(b, chosen);
-    // SAFETY: map value pointers; the slot is ours until the lock is
-    // released. Order matters (see the module comment): volatile stores,
-    // and compiler fences around the plain copy of the entry (a volatile
-    // copy would go through the stack, which is full).
+    let claimed = (seen & !key_word::PROTO) | key_word::CLAIMED;
+    let (_, won) = unsafe {
+        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+            word, seen, claimed,
+        )
+    };
+    if !won {
+        return Err(Error::FlowBusy);
+    }
+    Ok(chosen)
+}
+
+/// Writes `flow` under `key` into slot `way` of bucket `b`, which this CPU
+/// claimed, and publishes it.
+#[inline(always)]
+fn fill(b: *mut FlowBucket, way: usize, key: &FlowKey, flow: &Flow) -> *mut Flow {
+    let k = key_at(b, way);
+    let slot = flow_at(b, way);
+    // SAFETY: map value pointers; the slot is ours until published. Order
+    // matters (see the module comment): volatile stores, and compiler
+    // fences around the plain copy of the entry (a volatile copy would go
+    // through the stack, which is full).
     unsafe {
-        write_volatile(&raw mut (*k).proto, 0);
         compiler_fence(Ordering::SeqCst);
         *slot = *flow;
         compiler_fence(Ordering::SeqCst);
         write_volatile(&raw mut (*k).src_ip, key.src_ip);
         write_volatile(&raw mut (*k).dst_ip, key.dst_ip);
-        write_volatile(&raw mut (*k).src_port, key.src_port);
-        write_volatile(&raw mut (*k).dst_port, key.dst_port);
-        write_volatile(&raw mut (*k).proto, key.proto);
-        write_volatile(lock, 0);
+        write_volatile(word_at(b, way), key_word::of(key));
     }
-    Ok(slot)
+    slot
+}
+
+/// Writes `flow` under `key` into bucket `b` (`claim`, then `fill`).
+#[inline(always)]
+pub fn insert_in(
+    b: *mut FlowBucket,
+    key: &FlowKey,
+    flow: &Flow,
+    now: u64,
+) -> Result<*mut Flow, Error> {
+    let way = claim(b, key, now)?;
+    Ok(fill(b, way, key, flow))
 }

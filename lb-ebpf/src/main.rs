@@ -8,7 +8,7 @@
 //! See docs/datapath.md for the per-packet walk-through.
 #![no_std]
 #![no_main]
-// BPF_CMPXCHG for the connection table's slot locks (`flow_table.rs`):
+// BPF_CMPXCHG for the connection table's slot claims (`flow_table.rs`):
 // the BPF target has no compare-and-swap in `core::sync::atomic`.
 #![feature(core_intrinsics)]
 #![allow(internal_features)]

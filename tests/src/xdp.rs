@@ -17,7 +17,7 @@ use aya::{
 use lb_common::{
     Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, Flow, FlowBucket, FlowKey,
     GlobalCounters, GlobalStat, IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
-    flow_table::{BucketHash, FLOW_WAYS, bucket_index, buckets_for},
+    flow_table::{BucketHash, bucket_index, buckets_for},
     limits::RING_SIZE,
     maps as names,
     service::{BACKEND_ACTIVE, mode},
@@ -423,13 +423,19 @@ impl Harness {
         Ok(map.get(&index, 0)?.entries().collect())
     }
 
-    /// Sets every slot lock of connection-table bucket `index`, as if other
-    /// CPUs were writing them all (`locked`), or clears them.
-    pub fn set_bucket_locked(&mut self, index: u32, locked: bool) -> Result<()> {
+    /// Claims every slot of connection-table bucket `index` (their keys'
+    /// claim byte set, protocol cleared), as if other CPUs were writing them
+    /// all (`claimed`), or clears the claims.
+    pub fn set_bucket_claimed(&mut self, index: u32, claimed: bool) -> Result<()> {
         let mut map: Array<&mut MapData, FlowBucket> =
             Array::try_from(self.map(names::CONNTRACK)?)?;
         let mut b = map.get(&index, 0)?;
-        b.locks = [u64::from(locked); FLOW_WAYS];
+        for key in &mut b.keys {
+            key.claim = u8::from(claimed);
+            if claimed {
+                key.proto = 0;
+            }
+        }
         map.set(index, b, 0)?;
         Ok(())
     }

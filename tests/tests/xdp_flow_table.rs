@@ -113,7 +113,7 @@ fn expired_slots_are_reused_before_live_ones() {
 fn a_slot_another_cpu_is_writing_drops_the_new_connection() {
     let mut fx = DnatFixture::new().unwrap();
     let bucket = Harness::client_bucket(CLIENT, proto::TCP);
-    fx.lb.set_bucket_locked(bucket, true).unwrap();
+    fx.lb.set_bucket_claimed(bucket, true).unwrap();
     let run = fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
     assert_eq!(run.action, XDP_DROP);
     assert_eq!(fx.lb.global(GlobalStat::DropFlowBusy).unwrap(), 1);
@@ -123,7 +123,7 @@ fn a_slot_another_cpu_is_writing_drops_the_new_connection() {
     );
 
     // Released: the retransmitted SYN gets through.
-    fx.lb.set_bucket_locked(bucket, false).unwrap();
+    fx.lb.set_bucket_claimed(bucket, false).unwrap();
     let syn = client_tcp(TCP_VIP).syn();
     let run = fx.from_client(&syn).unwrap();
     assert_eq!(run.action, XDP_REDIRECT);

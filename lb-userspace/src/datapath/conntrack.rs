@@ -3,7 +3,7 @@
 //! Only the datapath writes the table (`lb_common::flow_table`): expired
 //! entries and entries of removed backends are not deleted, the datapath
 //! treats them as free slots and ends such connections at their next
-//! packet. Userspace cannot take the datapath's slot locks, so it never
+//! packet. Userspace does not claim slots as the datapath does, so it never
 //! writes a bucket while the program runs (tests do, on an idle table).
 
 use std::{
