@@ -136,6 +136,22 @@ impl Api {
         ))
     }
 
+    /// The non-zero `ferrolb_datapath_packets_total` series whose reason
+    /// starts with `prefix` (e.g. `drop_`), as (reason, count).
+    pub fn datapath_counts(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let metrics = self.get("/metrics")?.body;
+        let start = format!("ferrolb_datapath_packets_total{{reason=\"{prefix}");
+        Ok(metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix(&start))
+            .filter_map(|rest| {
+                let (reason, value) = rest.split_once("\"} ")?;
+                let n: u64 = value.trim().parse().ok()?;
+                (n > 0).then(|| (format!("{prefix}{reason}"), n))
+            })
+            .collect())
+    }
+
     /// Whether GET /healthz answers 200.
     pub fn healthy(&self) -> bool {
         self.get("/healthz").is_ok_and(|r| r.status == 200)

@@ -96,6 +96,14 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
                 &[iperf_backend],
             ))?;
             samples[1 + i].push(measure(&topo, opts, setup, vip_iperf, &[vip_conn])?);
+            // What the datapath dropped or evicted, to explain connection
+            // errors (the daemon's counters start at zero with its run).
+            let mut lost = api.datapath_counts("drop_")?;
+            lost.extend(api.datapath_counts("conntrack_evicted")?);
+            if !lost.is_empty() {
+                let lost: Vec<String> = lost.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                println!("  {:<22} datapath: {}", "", lost.join(", "));
+            }
         }
         nft::add_dnat_many(
             &topo.lb,
