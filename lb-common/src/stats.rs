@@ -100,8 +100,9 @@ pub enum GlobalStat {
     /// Dropped: another CPU was writing the connection-table slot the new
     /// connection needed (the sender retransmits).
     DropFlowBusy = 14,
-    /// A live connection was evicted from a full bucket of the connection
-    /// table to make room for a new one (not a drop).
+    /// An open connection (no FIN or RST seen) was evicted from a full
+    /// bucket of the connection table to make room for a new one (not a
+    /// drop). Closing connections go first and are not counted.
     ConntrackEvicted = 15,
     /// Sent IPIP-encapsulated to a pod's node (counted with `tx`/`redirect`
     /// or the pass that followed).

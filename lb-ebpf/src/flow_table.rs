@@ -24,6 +24,7 @@ use core::{
 
 use lb_common::{
     Flow, FlowBucket, FlowKey, GlobalStat,
+    conntrack::CT_CLOSING,
     flow_table::{
         BucketHash, FLOW_WAYS, bucket_index, forward_bucket, key_word, peer_bucket, reply_bucket,
     },
@@ -155,10 +156,16 @@ fn find_first_in(
     find_in(second(key)?, key)
 }
 
-/// The slot of a full bucket to reuse: an expired one, else the one seen
-/// longest ago (a live connection evicted, counted). Slots other CPUs
-/// are writing (claimed) are skipped; when all are, slot 0 (whose claim
-/// then fails).
+/// Rank in `oldest` of a connection that is not closing: above every
+/// closing one (`last_seen_ns` stays far below it).
+const OPEN_RANK: u64 = 1 << 62;
+
+/// The slot of a full bucket to reuse: an expired one, else the closing
+/// connection (FIN or RST seen) seen longest ago, else the open one seen
+/// longest ago (evicted, counted): a flood of short connections waiting out
+/// their close timeout does not push out long-lived open ones. Slots other
+/// CPUs are writing (claimed) are skipped; when all are, slot 0 (whose
+/// claim then fails).
 #[inline(always)]
 fn oldest(b: *mut FlowBucket, now: u64) -> usize {
     let mut chosen = 0;
@@ -171,16 +178,17 @@ fn oldest(b: *mut FlowBucket, now: u64) -> usize {
         let f = unsafe { &*flow_at(b, way) };
         let rank = if f.expired_at(f.last_seen_ns, now) {
             0
-        } else {
-            // Live: the least recently seen goes.
+        } else if f.tcp_flags & CT_CLOSING != 0 {
             1u64.saturating_add(f.last_seen_ns)
+        } else {
+            OPEN_RANK.saturating_add(f.last_seen_ns)
         };
         if rank < best {
             best = rank;
             chosen = way;
         }
     }
-    if best > 0 && best < u64::MAX {
+    if (OPEN_RANK..u64::MAX).contains(&best) {
         stats::inc(GlobalStat::ConntrackEvicted);
     }
     chosen

@@ -57,8 +57,9 @@ fn both_entries_of_a_connection_share_the_clients_bucket() {
     assert!(bucket.iter().any(|(k, _)| (k.dst_ip, k.dst_port) == client));
 }
 
-#[test]
-fn a_full_bucket_evicts_the_connection_seen_longest_ago() {
+/// A bucket filled with connections one second apart (the oldest first),
+/// and one more client of that bucket (last of the clients).
+fn full_bucket() -> (DnatFixture, Vec<SocketAddrV4>, usize) {
     let mut fx = DnatFixture::new().unwrap();
     let per_bucket = FLOW_WAYS / 2;
     let clients = clients_in_one_bucket(per_bucket + 1);
@@ -67,6 +68,12 @@ fn a_full_bucket_evicts_the_connection_seen_longest_ago() {
         let run = fx.from_client(&syn_from(c)).unwrap();
         assert_eq!(run.action, XDP_REDIRECT);
     }
+    (fx, clients, per_bucket)
+}
+
+#[test]
+fn a_full_bucket_evicts_the_connection_seen_longest_ago() {
+    let (mut fx, clients, per_bucket) = full_bucket();
     assert_eq!(fx.lb.global(GlobalStat::ConntrackEvicted).unwrap(), 0);
 
     fx.lb
@@ -81,6 +88,33 @@ fn a_full_bucket_evicts_the_connection_seen_longest_ago() {
     for &c in &clients[1..] {
         assert!(has_connection(&fx, c), "{c} kept");
     }
+}
+
+#[test]
+fn a_full_bucket_evicts_closing_connections_before_open_ones() {
+    let (mut fx, clients, per_bucket) = full_bucket();
+    // The newest connection closes (RST); the older ones stay open.
+    let closing = clients[per_bucket - 1];
+    let rst = client_tcp(TCP_VIP).addrs(closing, TCP_VIP).rst();
+    assert_eq!(fx.from_client(&rst).unwrap().action, XDP_REDIRECT);
+
+    fx.lb
+        .set_clock(START_CLOCK_NS + per_bucket as u64 * S)
+        .unwrap();
+    let run = fx.from_client(&syn_from(clients[per_bucket])).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert!(!has_connection(&fx, closing), "the closing one went");
+    for &c in clients[..per_bucket - 1]
+        .iter()
+        .chain(&clients[per_bucket..])
+    {
+        assert!(has_connection(&fx, c), "{c} kept");
+    }
+    assert_eq!(
+        fx.lb.global(GlobalStat::ConntrackEvicted).unwrap(),
+        0,
+        "no open connection evicted"
+    );
 }
 
 #[test]
