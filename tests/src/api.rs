@@ -6,6 +6,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use lb_common::GlobalStat;
 use lb_userspace::config::TunnelSpec;
 use serde_json::{Value, json};
 
@@ -117,45 +118,49 @@ impl Api {
     /// text shows it (e.g.
     /// `ferrolb_decap_packets_total{result="decapsulated"}`).
     pub fn metric(&self, series: &str) -> Result<u64> {
-        let metrics = self.get("/metrics")?.body;
-        let prefix = format!("{series} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .with_context(|| format!("no {series} in /metrics:\n{metrics}"))?
-            .trim()
-            .parse()
-            .with_context(|| format!("{series}: not an integer"))
+        series_value(&self.get("/metrics")?.body, series)
     }
 
     /// `ferrolb_datapath_packets_total{reason="..."}`: a datapath counter
     /// (`lb_common::GlobalStat::name`).
     pub fn datapath_packets(&self, reason: &str) -> Result<u64> {
-        self.metric(&format!(
-            "ferrolb_datapath_packets_total{{reason=\"{reason}\"}}"
-        ))
+        self.metric(&datapath_series(reason))
     }
 
-    /// The non-zero `ferrolb_datapath_packets_total` series whose reason
-    /// starts with `prefix` (e.g. `drop_`), as (reason, count).
-    pub fn datapath_counts(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+    /// The non-zero datapath counters among `stats`, from one scrape.
+    pub fn datapath_counts(&self, stats: &[GlobalStat]) -> Result<Vec<(GlobalStat, u64)>> {
         let metrics = self.get("/metrics")?.body;
-        let start = format!("ferrolb_datapath_packets_total{{reason=\"{prefix}");
-        Ok(metrics
-            .lines()
-            .filter_map(|l| l.strip_prefix(&start))
-            .filter_map(|rest| {
-                let (reason, value) = rest.split_once("\"} ")?;
-                let n: u64 = value.trim().parse().ok()?;
-                (n > 0).then(|| (format!("{prefix}{reason}"), n))
-            })
-            .collect())
+        let mut out = Vec::new();
+        for &stat in stats {
+            let n = series_value(&metrics, &datapath_series(stat.name()))?;
+            if n > 0 {
+                out.push((stat, n));
+            }
+        }
+        Ok(out)
     }
 
     /// Whether GET /healthz answers 200.
     pub fn healthy(&self) -> bool {
         self.get("/healthz").is_ok_and(|r| r.status == 200)
     }
+}
+
+/// The series of datapath counter `reason` in `/metrics`.
+fn datapath_series(reason: &str) -> String {
+    format!("ferrolb_datapath_packets_total{{reason=\"{reason}\"}}")
+}
+
+/// The value of `series` (named with its labels) in the `/metrics` text.
+fn series_value(metrics: &str, series: &str) -> Result<u64> {
+    let prefix = format!("{series} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .with_context(|| format!("no {series} in /metrics:\n{metrics}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{series}: not an integer"))
 }
 
 /// `/v1/services/{protocol}/{vip}/{port}`.

@@ -12,6 +12,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use lb_common::GlobalStat;
 
 use crate::api::service_json;
 use crate::daemon::{Daemon, DaemonConfig};
@@ -98,10 +99,16 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
             samples[1 + i].push(measure(&topo, opts, setup, vip_iperf, &[vip_conn])?);
             // What the datapath dropped or evicted, to explain connection
             // errors (the daemon's counters start at zero with its run).
-            let mut lost = api.datapath_counts("drop_")?;
-            lost.extend(api.datapath_counts("conntrack_evicted")?);
+            let watched: Vec<GlobalStat> = GlobalStat::ALL
+                .into_iter()
+                .filter(|s| s.name().starts_with("drop_") || *s == GlobalStat::ConntrackEvicted)
+                .collect();
+            let lost = api.datapath_counts(&watched)?;
             if !lost.is_empty() {
-                let lost: Vec<String> = lost.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                let lost: Vec<String> = lost
+                    .iter()
+                    .map(|(s, n)| format!("{} {n}", s.name()))
+                    .collect();
                 println!("  {:<22} datapath: {}", "", lost.join(", "));
             }
         }
