@@ -24,10 +24,7 @@ pub struct FlowKey {
     /// Network byte order.
     pub dst_port: u16,
     pub proto: u8,
-    /// In the connection table: non-zero while a CPU writes the slot (its
-    /// `proto` is then 0, so it matches no packet; `flow_table`). 0 in
-    /// every other key.
-    pub claim: u8,
+    pub _pad0: u8,
     // A scalar, not a byte array: LLVM's BPF backend zeroes an odd-sized
     // byte array with a call to a memset loop.
     pub _pad1: u16,
@@ -44,7 +41,7 @@ impl FlowKey {
             src_port,
             dst_port,
             proto,
-            claim: 0,
+            _pad0: 0,
             _pad1: 0,
         }
     }

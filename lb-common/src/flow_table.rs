@@ -1,27 +1,37 @@
 //! Layout of the connection table (`maps::CONNTRACK`): an array of buckets,
 //! each holding `FLOW_WAYS` entries, indexed by a seeded hash of a
-//! connection's client end.
+//! connection's client end, and beside it one tag word per bucket
+//! (`maps::CONNTRACK_TAGS`).
 //!
 //! Why not a kernel (LRU) hash map: inserting into one costs a helper call,
 //! a bucket lock and the LRU free-list bookkeeping, measured at about three
 //! times the cost of a whole established-flow packet here, twice per new
 //! connection. An array lookup is inlined by the verifier, so a lookup is a
-//! hash, one bounds check and up to eight key compares in two cache lines,
-//! and an insert is plain stores. Eviction is LRU within a bucket: a new entry
-//! takes a free slot, else an expired one, else the one seen longest ago.
+//! hash, one bounds check and a few compares, and an insert is plain
+//! stores. Eviction is LRU within a bucket: a new entry takes a free slot,
+//! else an expired one, else the one seen longest ago.
+//!
+//! Tags. A bucket's tag word holds one byte per slot (`tag`): free, being
+//! written, or a hash of the slot's key. A lookup reads the tag word and
+//! compares only the keys whose tag matches: a key that is not in the
+//! bucket (every new connection) costs one read of the tag word and no
+//! access to the bucket itself. The tag words are 80 times denser than the
+//! buckets (8 bytes per 640), so they stay in the CPU's cache where the
+//! buckets cannot: a new connection's lookups then miss no cache line, and
+//! its writes into its random bucket are stores the CPU does not wait for.
+//! Slots are claimed by a compare-and-swap on the tag word (see the
+//! datapath's `flow_table.rs`).
 //!
 //! Both entries of a connection live in one bucket, the bucket of its
 //! client end (address, port, protocol): the forward entry's source, the
 //! reply entry's destination. A new connection then touches one bucket, a
-//! random one, which is what a new connection costs most here (a cache and
-//! TLB miss in a table of tens of megabytes). A source-NATed connection
-//! (`onearm`, `fullnat`) has two client ends, the client's and the SNAT
-//! address and port its replies come back to: its reply entry lives in the
-//! bucket of the latter (`peer_bucket`). A packet is looked up in the
-//! bucket of its source (a client's packet), then of its destination (a
-//! reply toward a client; the first probe then went to the bucket of the
-//! backend's address and port, the same few buckets for all its replies,
-//! so cache-hot).
+//! random one. A source-NATed connection (`onearm`, `fullnat`) has two
+//! client ends, the client's and the SNAT address and port its replies come
+//! back to: its reply entry lives in the bucket of the latter
+//! (`peer_bucket`). A packet is looked up in the bucket of its source (a
+//! client's packet), then of its destination (a reply toward a client; the
+//! first probe then went to the bucket of the backend's address and port,
+//! the same few buckets for all its replies, so cache-hot).
 //!
 //! The datapath and userspace compute buckets with `bucket_index`, with the
 //! `BucketHash` the daemon chose at load (kept with the pinned table, so
@@ -29,21 +39,13 @@
 
 use crate::{Flow, FlowKey, conntrack::DIR_FORWARD};
 
-/// Entries per bucket (four connections): their keys fill two 64-byte cache
-/// lines. Fewer ways would evict live connections from crowded buckets
-/// while the table is far from full.
+/// Entries per bucket (four connections), one tag byte each in the bucket's
+/// 64-bit tag word. Fewer ways would evict live connections from crowded
+/// buckets while the table is far from full.
 pub const FLOW_WAYS: usize = 8;
 
-/// Value of `CONNTRACK`: one bucket.
-///
-/// A slot is free while its key's protocol and claim byte are 0 (no real
-/// key has protocol 0). A writer (the datapath) claims a slot with one
-/// compare-and-swap on the second word of its key (`key_word`), setting the
-/// claim byte and clearing the protocol, and publishes the entry with one
-/// store of that word; readers take no lock (see the datapath's
-/// `flow_table.rs` for what a reader may see during a write). The claim
-/// lives in the key's cache line, which the writer has just read: a
-/// separate lock word would cost a new connection one more cache miss.
+/// Value of `CONNTRACK`: one bucket. Which slots hold an entry is in the
+/// bucket's tag word (`tag`), not here.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FlowBucket {
@@ -53,25 +55,62 @@ pub struct FlowBucket {
 const _: () = assert!(core::mem::size_of::<FlowBucket>() == (16 + 64) * FLOW_WAYS);
 const _: () = assert!(core::mem::align_of::<FlowBucket>() == 8);
 
-/// The second 8 bytes of a key in the table (ports, protocol, claim byte,
-/// padding; 8-byte aligned in the bucket) read as one little-endian word,
-/// as the datapath (BPF, little-endian) claims and publishes slots.
-pub mod key_word {
+/// A bucket's tag word (value of `CONNTRACK_TAGS`): byte `way` (from the
+/// least significant, as the little-endian datapath reads it) is slot
+/// `way`'s tag.
+pub mod tag {
     use crate::FlowKey;
 
-    /// Offset of the word in a `FlowKey`.
-    pub const OFFSET: usize = 8;
-    /// The protocol's bits.
-    pub const PROTO: u64 = 0xff << 32;
-    /// The claim byte's bits.
-    pub const CLAIM: u64 = 0xff << 40;
-    /// A claimed slot's claim byte.
-    pub const CLAIMED: u64 = 1 << 40;
+    /// A slot that never held an entry.
+    pub const FREE: u8 = 0;
+    /// A slot a CPU is writing: it matches no key and no other CPU takes it.
+    pub const CLAIMED: u8 = 1;
+    /// The lowest tag of a slot holding an entry.
+    pub const FIRST: u8 = 2;
 
-    /// The word of `key` as published: its ports and protocol, no claim.
+    /// The tag of an entry under `key`: a hash of the whole key (the bucket
+    /// is a hash of one end only), one of `FIRST..=255`. Not seeded: which
+    /// bucket a key goes to is secret (`BucketHash`), so a sender cannot
+    /// crowd one bucket with keys of one tag either.
     #[inline(always)]
-    pub const fn of(key: &FlowKey) -> u64 {
-        (key.src_port as u64) | (key.dst_port as u64) << 16 | (key.proto as u64) << 32
+    pub const fn of(key: &FlowKey) -> u8 {
+        let addrs = ((key.src_ip as u64) << 32) | key.dst_ip as u64;
+        let rest = ((key.src_port as u64) << 40) | ((key.dst_port as u64) << 24) | key.proto as u64;
+        let h = (addrs ^ rest).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
+        // The top byte scaled onto the 254 tags without a branch: a branch
+        // here doubles the datapath verifier's states at every lookup.
+        ((h * (256 - FIRST as u64)) >> 8) as u8 + FIRST
+    }
+
+    /// Slot `way`'s tag in tag word `word`.
+    #[inline(always)]
+    pub const fn at(word: u64, way: usize) -> u8 {
+        (word >> (8 * way)) as u8
+    }
+
+    /// Tag word `word` with slot `way`'s tag set to `t`.
+    #[inline(always)]
+    pub const fn with(word: u64, way: usize, t: u8) -> u64 {
+        (word & !(0xff << (8 * way))) | ((t as u64) << (8 * way))
+    }
+
+    /// The slots of tag word `word` whose tag is `t`: bit `8 * way` set for
+    /// each (exact, without a branch).
+    #[inline(always)]
+    pub const fn matching(word: u64, t: u8) -> u64 {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        // Bytes equal to `t` become zero; a byte's top bit is then set
+        // where it is not zero (its low seven bits carried into it, or it
+        // had it).
+        let x = word ^ (t as u64 * 0x0101_0101_0101_0101);
+        let nonzero = ((x & LOW7) + LOW7) | x;
+        (!nonzero & !LOW7) >> 7
+    }
+
+    /// Whether a slot with tag `t` holds an entry.
+    #[inline(always)]
+    pub const fn used(t: u8) -> bool {
+        t >= FIRST
     }
 }
 
@@ -157,21 +196,18 @@ pub const fn peer_bucket(flow: &Flow, proto: u8, h: &BucketHash) -> u32 {
 }
 
 impl FlowBucket {
-    /// Whether slot `way` holds an entry (a slot being written does not).
-    pub fn used(&self, way: usize) -> bool {
-        self.keys[way].proto != 0
+    /// The way holding `key`, if any, in this bucket with tag word `tags`
+    /// (host side; the datapath has its own unrolled copy).
+    pub fn find(&self, tags: u64, key: &FlowKey) -> Option<usize> {
+        let t = tag::of(key);
+        (0..FLOW_WAYS).find(|&w| tag::at(tags, w) == t && self.keys[w] == *key)
     }
 
-    /// The way holding `key`, if any (host side; the datapath has its own
-    /// unrolled copy).
-    pub fn find(&self, key: &FlowKey) -> Option<usize> {
-        (0..FLOW_WAYS).find(|&w| self.used(w) && self.keys[w] == *key)
-    }
-
-    /// The entries of the used slots (host side: listing the table).
-    pub fn entries(&self) -> impl Iterator<Item = (FlowKey, Flow)> + '_ {
+    /// The entries of the used slots, given the bucket's tag word (host
+    /// side: listing the table; a slot being written is left out).
+    pub fn entries(&self, tags: u64) -> impl Iterator<Item = (FlowKey, Flow)> + '_ {
         (0..FLOW_WAYS)
-            .filter(|&w| self.used(w))
+            .filter(move |&w| tag::used(tag::at(tags, w)))
             .map(|w| (self.keys[w], self.flows[w]))
     }
 }
@@ -315,31 +351,91 @@ mod tests {
     }
 
     #[test]
-    fn key_word_is_the_keys_second_eight_bytes() {
-        let key = FlowKey {
-            claim: 1,
-            ..FlowKey::new(0x0201_000a, 0x0a00_600a, 40000u16.to_be(), 80u16.to_be(), 6)
-        };
-        // SAFETY: FlowKey is repr(C), 16 bytes without padding.
-        let bytes: [u8; 16] = unsafe { core::mem::transmute(key) };
-        let word = u64::from_le_bytes(bytes[key_word::OFFSET..16].try_into().unwrap());
-        assert_eq!(word & key_word::PROTO, 6 << 32);
-        assert_eq!(word & key_word::CLAIM, key_word::CLAIMED);
-        assert_eq!(word & !key_word::CLAIM, key_word::of(&key));
-        assert_eq!(
-            core::mem::offset_of!(FlowKey, src_port),
-            key_word::OFFSET,
-            "the word starts at the ports"
-        );
+    fn tags_are_never_free_or_claimed_and_spread() {
+        let mut seen = [0u32; 256];
+        for port in 0..4096u16 {
+            let k = FlowKey::new(0x0201_000a, 0x0a00_600a, port.to_be(), 80u16.to_be(), 6);
+            let t = tag::of(&k);
+            assert!(tag::used(t), "{t}");
+            seen[t as usize] += 1;
+        }
+        // 4096 keys over 254 tags: 16 each on average.
+        assert!(seen.iter().skip(2).all(|&n| n > 0 && n < 48), "{seen:?}");
     }
 
     #[test]
-    fn find_skips_free_slots() {
+    fn every_field_of_the_key_moves_its_tag() {
+        let k = FlowKey::new(0x0201_000a, 0x0a00_600a, 40000u16.to_be(), 80u16.to_be(), 6);
+        let others = [
+            FlowKey {
+                src_ip: 0x0301_000a,
+                ..k
+            },
+            FlowKey {
+                dst_ip: 0x0b00_600a,
+                ..k
+            },
+            FlowKey {
+                src_port: 40001u16.to_be(),
+                ..k
+            },
+            FlowKey {
+                dst_port: 81u16.to_be(),
+                ..k
+            },
+            FlowKey { proto: 17, ..k },
+            // A connection's reply key: the same ends, swapped.
+            FlowKey::new(k.dst_ip, k.src_ip, k.dst_port, k.src_port, 6),
+        ];
+        for o in others {
+            assert_ne!(tag::of(&o), tag::of(&k), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn tag_words_hold_one_byte_per_way() {
+        let w = tag::with(tag::with(0, 0, 7), 7, 0xfe);
+        assert_eq!(w, 0xfe00_0000_0000_0007);
+        assert_eq!((tag::at(w, 0), tag::at(w, 3), tag::at(w, 7)), (7, 0, 0xfe));
+        assert_eq!(tag::with(w, 0, tag::CLAIMED), 0xfe00_0000_0000_0001);
+    }
+
+    #[test]
+    fn matching_finds_exactly_the_slots_of_a_tag() {
+        // Tags next to the one looked for, and 0x80 (the top bit alone),
+        // where carry tricks go wrong.
+        let w = u64::from_le_bytes([1, 0, 1, 2, 0x80, 0x81, 1, 0xff]);
+        assert_eq!(tag::matching(w, 1), 1 | 1 << 16 | 1 << 48);
+        assert_eq!(tag::matching(w, 0), 1 << 8);
+        assert_eq!(tag::matching(w, 0x80), 1 << 32);
+        assert_eq!(tag::matching(w, 0xff), 1 << 56);
+        assert_eq!(tag::matching(w, 3), 0);
+        for way in 0..FLOW_WAYS {
+            for t in [0u8, 1, 2, 0x7f, 0x80, 0xfe, 0xff] {
+                let w = tag::with(0x5555_5555_5555_5555, way, t);
+                let expected = (0..FLOW_WAYS)
+                    .filter(|&i| tag::at(w, i) == t)
+                    .fold(0, |m, i| m | 1 << (8 * i));
+                assert_eq!(tag::matching(w, t), expected, "way {way} tag {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn find_and_entries_follow_the_tags() {
         let mut b = FlowBucket::default();
         let k = FlowKey::new(1, 2, 3, 4, 6);
-        assert_eq!(b.find(&k), None);
-        assert_eq!(b.find(&FlowKey::default()), None);
+        assert_eq!(b.find(0, &k), None);
         b.keys[2] = k;
-        assert_eq!(b.find(&k), Some(2));
+        assert_eq!(b.find(0, &k), None, "written, not published");
+        assert_eq!(b.entries(0).count(), 0);
+        let published = tag::with(0, 2, tag::of(&k));
+        assert_eq!(b.find(published, &k), Some(2));
+        let mut listed = b.entries(published);
+        assert_eq!(listed.next().map(|(key, _)| key), Some(k));
+        assert!(listed.next().is_none());
+        let claimed = tag::with(0, 2, tag::CLAIMED);
+        assert_eq!(b.find(claimed, &k), None, "being rewritten");
+        assert_eq!(b.entries(claimed).count(), 0);
     }
 }

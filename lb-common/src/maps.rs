@@ -15,6 +15,9 @@ pub const BACKENDS: &str = "BACKENDS";
 /// `Array<FlowBucket>`: the connection table (`flow_table`), sized by the
 /// daemon (`flow_table::buckets_for`).
 pub const CONNTRACK: &str = "CONNTRACK";
+/// `Array<u64>`, one per `CONNTRACK` bucket: the buckets' tag words
+/// (`flow_table::tag`), sized with it.
+pub const CONNTRACK_TAGS: &str = "CONNTRACK_TAGS";
 /// `PerCpuArray<u32>` of `MAX_SERVICES`: round-robin position per service.
 pub const RR_STATE: &str = "RR_STATE";
 /// `PerCpuArray<Counters>` of `MAX_SERVICES`, indexed by service id.

@@ -3,7 +3,7 @@
 //! table itself: `flow_table.rs`).
 
 use lb_common::{
-    Backend, Flow, FlowBucket, FlowKey, GlobalStat, NextHop, Service,
+    Backend, Flow, FlowKey, GlobalStat, NextHop, Service,
     conntrack::{CT_CLOSING, CT_FIN, CT_RST, DIR_FORWARD, DIR_REPLY, LAST_SEEN_GRANULARITY_NS},
     limits::TCP_CLOSE_TIMEOUT_S,
     service::mode,
@@ -11,9 +11,10 @@ use lb_common::{
 
 use crate::{
     error::Error,
-    flow_table::{self, find, find_in, insert_in},
+    flow_table::{self, Bucket, claim, find, find_in, release},
     headers::{TCP_FIN, TCP_RST, TCP_SYN},
     maps::CLOCK,
+    new_entries::{self, FORWARD, REPLY},
     select, snat, stats,
 };
 
@@ -131,8 +132,10 @@ fn is_reopen(flow: &Flow, tcp_flags: u8) -> bool {
 }
 
 /// Records a new connection from `key` (client -> VIP) to `backend`, and
-/// returns its forward entry (in the table). `next_hop` (toward the
-/// backend, possibly not resolved) seeds the forward entry's next-hop cache.
+/// returns its forward entry. The entries are staged (`new_entries`): the
+/// new-flow stage writes them into the table last (`new_entries::commit`);
+/// their slots are claimed here. `next_hop` (toward the backend, possibly
+/// not resolved) seeds the forward entry's next-hop cache.
 /// A backend with an SNAT address (`onearm`, `fullnat`) gets the
 /// connection from that address and a port `snat::allocate` finds free.
 /// A DSR service's connection gets the forward entry only: its replies do
@@ -146,14 +149,18 @@ pub fn create(
     next_hop: NextHop,
     tcp_flags: u8,
     now: u64,
-) -> Result<*mut Flow, Error> {
+) -> Result<*const Flow, Error> {
+    let scratch = new_entries::scratch().ok_or(Error::ConntrackFull)?;
     let closing = tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let (flags, timeout_s) = if closing {
         (CT_CLOSING, TCP_CLOSE_TIMEOUT_S)
     } else {
         (0, svc.timeout_s)
     };
-    let mut forward = Flow {
+    // Built in the scratch, not on the stack (which is full).
+    // SAFETY: map value pointers (`new_entries::entry`), this CPU's.
+    let forward = unsafe { &mut (*new_entries::entry(scratch, FORWARD)).flow };
+    *forward = Flow {
         nat_src_ip: key.src_ip,
         nat_dst_ip: backend.ip,
         nat_src_port: key.src_port,
@@ -172,7 +179,10 @@ pub fn create(
     // The forward entry goes to the bucket of the client end (`flow_table`).
     let bucket = flow_table::source_bucket(key).ok_or(Error::ConntrackFull)?;
     if svc.mode == mode::DSR {
-        return insert_in(bucket, key, &forward, now);
+        let c = claim(bucket, key, now)?;
+        new_entries::stage(scratch, FORWARD, &c, key);
+        new_entries::ready(scratch, FORWARD);
+        return Ok(forward);
     }
     // The reply entry goes to the bucket of the end the backend answers:
     // the same one, or the SNAT address and port.
@@ -187,21 +197,34 @@ pub fn create(
         forward.nat_src_port = port;
         b
     };
-    let mut reply = Flow {
+    let reply = unsafe { &mut (*new_entries::entry(scratch, REPLY)).flow };
+    *reply = Flow {
         nat_src_ip: key.dst_ip,
         nat_dst_ip: key.src_ip,
         nat_src_port: key.dst_port,
         nat_dst_port: key.src_port,
         direction: DIR_REPLY,
-        ..forward
+        ..*forward
     };
     // The reply goes toward the client: not resolved yet (clearing only the
     // validity field is enough).
     reply.next_hop.ifindex = 0;
-    // Reply entry first: once the forward entry exists the backend may
-    // answer, and its answer must find the reply entry.
-    insert_in(reply_bucket, &forward.peer_key(key.proto), &reply, now)?;
-    insert_in(bucket, key, &forward, now)
+    // Both slots claimed before either is written: a compare-and-swap
+    // waits for every earlier store, and the entries' stores miss the cache
+    // (`flow_table`).
+    let reply_key = forward.peer_key(key.proto);
+    let reply_slot = claim(reply_bucket, &reply_key, now)?;
+    let forward_slot = match claim(bucket, key, now) {
+        Ok(c) => c,
+        Err(e) => {
+            release(reply_slot);
+            return Err(e);
+        }
+    };
+    new_entries::stage(scratch, REPLY, &reply_slot, &reply_key);
+    new_entries::stage(scratch, FORWARD, &forward_slot, key);
+    new_entries::ready(scratch, REPLY);
+    Ok(forward)
 }
 
 /// Whether a new connection from `key` may take the reply tuple
@@ -214,7 +237,7 @@ pub fn create(
 /// VIP. (Entries are not deleted when a backend goes: one whose backend is
 /// gone counts as dead.)
 #[inline(always)]
-pub fn reply_tuple_free(b: *mut FlowBucket, reply_key: &FlowKey, key: &FlowKey, now: u64) -> bool {
+pub fn reply_tuple_free(b: Bucket, reply_key: &FlowKey, key: &FlowKey, now: u64) -> bool {
     let Some(other) = find_in(b, reply_key) else {
         return true;
     };

@@ -29,6 +29,7 @@ mod icmp_error;
 mod maps;
 mod mss_clamp;
 mod nat;
+mod new_entries;
 mod packet;
 mod parse;
 mod path_mtu;
@@ -135,7 +136,7 @@ fn new_flow(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     // Parsed again: a tail call keeps nothing but the packet.
     let pkt = parse::parse(ctx)?;
     let (ptr, backend_next_hop) = schedule::schedule(&pkt, now)?;
-    // SAFETY: the entry just written, in the table (valid for this run).
+    // SAFETY: the forward entry, staged (`new_entries`: valid for this run).
     let f = unsafe { &*ptr };
     stats::count(
         f.service_id,
@@ -144,7 +145,10 @@ fn new_flow(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
         packet::frame_len(ctx),
         true,
     );
-    Ok(send(ctx, &pkt, f, backend_next_hop, now))
+    let action = send(ctx, &pkt, f, backend_next_hop, now);
+    // Last: the entries' stores miss the cache (`new_entries`).
+    new_entries::commit();
+    Ok(action)
 }
 
 /// The ICMP stage: a router's fragmentation-needed about one of our

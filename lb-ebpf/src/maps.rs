@@ -3,6 +3,7 @@
 //! All but `TX_PORTS`, `PROGRAMS` and `PATH_MTU` are pinned by name so the
 //! connection table survives a daemon restart.
 
+use crate::new_entries::NewEntries;
 use aya_ebpf::{
     macros::map,
     maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
@@ -34,6 +35,16 @@ pub static BACKENDS: Array<Backend> = Array::pinned(MAX_BACKENDS, 0);
 /// (`Clock::bucket_hash`).
 #[map]
 pub static CONNTRACK: Array<FlowBucket> = Array::pinned(buckets_for(CONNTRACK_ENTRIES), 0);
+
+/// The connection table's tag words, one per bucket (`flow_table.rs`),
+/// sized with it.
+#[map]
+pub static CONNTRACK_TAGS: Array<u64> = Array::pinned(buckets_for(CONNTRACK_ENTRIES), 0);
+
+/// A new connection's entries until the new-flow stage writes them into
+/// `CONNTRACK` (`new_entries.rs`). Not pinned: empty between programs.
+#[map]
+pub static NEW_ENTRIES: PerCpuArray<NewEntries> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static RR_STATE: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);

@@ -12,10 +12,10 @@ use crate::{
     select,
 };
 
-/// The new connection's forward entry (in the connection table), and the
+/// The new connection's forward entry (staged: `new_entries`), and the
 /// per-CPU next-hop cache of its backend (for `forward`).
 #[inline(always)]
-pub fn schedule(pkt: &Packet, now: u64) -> Result<(*mut Flow, Option<*mut NextHop>), Error> {
+pub fn schedule(pkt: &Packet, now: u64) -> Result<(*const Flow, Option<*mut NextHop>), Error> {
     let vip = VipKey {
         ip: pkt.key.dst_ip,
         port: pkt.key.dst_port,

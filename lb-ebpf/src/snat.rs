@@ -18,12 +18,17 @@
 //! new connections hashing to one port within the time of one insert.
 
 use lb_common::{
-    Backend, FlowBucket, FlowKey,
+    Backend, FlowKey,
     hash::flow_hash_seeded,
     limits::{SNAT_PORT_MAX, SNAT_PORT_MIN, SNAT_PORT_TRIES},
 };
 
-use crate::{conntrack::reply_tuple_free, error::Error, flow_table::end_bucket, maps::CLOCK};
+use crate::{
+    conntrack::reply_tuple_free,
+    error::Error,
+    flow_table::{Bucket, end_bucket},
+    maps::CLOCK,
+};
 
 /// Port `n` of the tries for client end (`ip`, `port`, `proto`): network
 /// byte order.
@@ -38,11 +43,7 @@ fn candidate(seed: u32, key: &FlowKey, n: u32) -> u16 {
 /// A free source port for a connection from `key` to `backend` from its SNAT
 /// address, and the bucket its reply entry goes to.
 #[inline(always)]
-pub fn allocate(
-    key: &FlowKey,
-    backend: &Backend,
-    now: u64,
-) -> Result<(u16, *mut FlowBucket), Error> {
+pub fn allocate(key: &FlowKey, backend: &Backend, now: u64) -> Result<(u16, Bucket), Error> {
     // Seeded from the table's random multiplier, in another hash than the
     // buckets', so a port says nothing about where the client's entries are.
     let seed = CLOCK

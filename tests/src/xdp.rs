@@ -17,7 +17,7 @@ use aya::{
 use lb_common::{
     Backend, BackendTunnel, Clock, Counters, DecapStat, EndpointSet, Flow, FlowBucket, FlowKey,
     GlobalCounters, GlobalStat, IcmpLimit, PathMtu, Service, Tunnel, TunnelEndpoint, VipKey,
-    flow_table::{BucketHash, bucket_index, buckets_for},
+    flow_table::{BucketHash, FLOW_WAYS, bucket_index, buckets_for, tag},
     limits::RING_SIZE,
     maps as names,
     service::{BACKEND_ACTIVE, mode},
@@ -33,6 +33,9 @@ pub const FLOW_HASH: BucketHash = BucketHash::new(
     0x5eed_f10e_9e37_79b9,
     buckets_for(lb_common::limits::CONNTRACK_ENTRIES),
 );
+
+/// A read-only view of one of the connection table's maps.
+type TableMap<'a, V> = Array<&'a MapData, V>;
 
 /// Network byte order value of an address, as the maps store it.
 pub fn ip_be(addr: std::net::Ipv4Addr) -> u32 {
@@ -401,43 +404,63 @@ impl Harness {
 
     /// All connection-table entries (used slots, live or not).
     pub fn conntrack(&self) -> Result<Vec<(FlowKey, Flow)>> {
-        let map: Array<&MapData, FlowBucket> = Array::try_from(
-            self.ebpf
-                .map(names::CONNTRACK)
-                .ok_or_else(|| anyhow!("no CONNTRACK"))?,
-        )?;
+        let (buckets, tags) = self.conntrack_maps()?;
         let mut out = Vec::new();
-        for b in map.iter() {
-            out.extend(b?.entries());
+        for (b, t) in buckets.iter().zip(tags.iter()) {
+            out.extend(b?.entries(t?));
         }
         Ok(out)
     }
 
     /// The entries (used slots) of connection-table bucket `index`.
     pub fn conntrack_bucket(&self, index: u32) -> Result<Vec<(FlowKey, Flow)>> {
-        let map: Array<&MapData, FlowBucket> = Array::try_from(
-            self.ebpf
-                .map(names::CONNTRACK)
-                .ok_or_else(|| anyhow!("no CONNTRACK"))?,
-        )?;
-        Ok(map.get(&index, 0)?.entries().collect())
+        let (buckets, tags) = self.conntrack_maps()?;
+        Ok(buckets
+            .get(&index, 0)?
+            .entries(tags.get(&index, 0)?)
+            .collect())
     }
 
-    /// Claims every slot of connection-table bucket `index` (their keys'
-    /// claim byte set, protocol cleared), as if other CPUs were writing them
-    /// all (`claimed`), or clears the claims.
-    pub fn set_bucket_claimed(&mut self, index: u32, claimed: bool) -> Result<()> {
-        let mut map: Array<&mut MapData, FlowBucket> =
-            Array::try_from(self.map(names::CONNTRACK)?)?;
-        let mut b = map.get(&index, 0)?;
-        for key in &mut b.keys {
-            key.claim = u8::from(claimed);
-            if claimed {
-                key.proto = 0;
-            }
-        }
-        map.set(index, b, 0)?;
+    /// The connection table's buckets and their tag words.
+    fn conntrack_maps(&self) -> Result<(TableMap<'_, FlowBucket>, TableMap<'_, u64>)> {
+        let map = |name| self.ebpf.map(name).ok_or_else(|| anyhow!("no {name}"));
+        Ok((
+            Array::try_from(map(names::CONNTRACK)?)?,
+            Array::try_from(map(names::CONNTRACK_TAGS)?)?,
+        ))
+    }
+
+    /// Connection-table bucket `index` as stored, and its tag word.
+    pub fn bucket_raw(&self, index: u32) -> Result<(FlowBucket, u64)> {
+        let (buckets, tags) = self.conntrack_maps()?;
+        Ok((buckets.get(&index, 0)?, tags.get(&index, 0)?))
+    }
+
+    /// Overwrites the tag word of connection-table bucket `index`.
+    pub fn set_bucket_tags(&mut self, index: u32, word: u64) -> Result<()> {
+        let mut tags: Array<&mut MapData, u64> = Array::try_from(self.map(names::CONNTRACK_TAGS)?)?;
+        tags.set(index, word, 0)?;
         Ok(())
+    }
+
+    /// Claims every slot of connection-table bucket `index` (their tags
+    /// set to `CLAIMED`), as if other CPUs were writing them all
+    /// (`claimed`), or gives them back: a slot holding an entry gets its
+    /// key's tag again, an empty one is free.
+    pub fn set_bucket_claimed(&mut self, index: u32, claimed: bool) -> Result<()> {
+        let (b, _) = self.bucket_raw(index)?;
+        let word = (0..FLOW_WAYS).fold(0, |word, way| {
+            let key = &b.keys[way];
+            let t = if claimed {
+                tag::CLAIMED
+            } else if key.proto != 0 {
+                tag::of(key)
+            } else {
+                tag::FREE
+            };
+            tag::with(word, way, t)
+        });
+        self.set_bucket_tags(index, word)
     }
 
     /// The connection-table bucket a client end (address, port, protocol)

@@ -1,10 +1,15 @@
 //! Packet fixtures for the connection table itself (`flow_table`): both
-//! entries of a connection in its client's bucket, eviction from a full
-//! bucket, reuse of expired slots, and a slot another CPU is writing.
+//! entries of a connection in its client's bucket, published under their
+//! tags, eviction from a full bucket, reuse of expired slots, and slots
+//! other CPUs are writing.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use lb_common::{GlobalStat, flow_table::FLOW_WAYS, proto};
+use lb_common::{
+    GlobalStat,
+    flow_table::{FLOW_WAYS, tag},
+    proto,
+};
 use tests::{
     dnat_fixture::*,
     xdp::{Harness, START_CLOCK_NS, ip_be},
@@ -163,5 +168,72 @@ fn a_slot_another_cpu_is_writing_drops_the_new_connection() {
     assert_eq!(run.action, XDP_REDIRECT);
     // Round robin moved on when it picked backend 1 for the dropped SYN.
     assert_eq!(run.output, expect_forwarded(&syn, BACKEND2).bytes());
+    assert_eq!(fx.lb.conntrack().unwrap().len(), 2);
+}
+
+#[test]
+fn a_connections_entries_are_published_under_their_keys_tags() {
+    let fx = DnatFixture::new().unwrap();
+    fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    let (b, tags) = fx
+        .lb
+        .bucket_raw(Harness::client_bucket(CLIENT, proto::TCP))
+        .unwrap();
+    let used: Vec<usize> = (0..FLOW_WAYS)
+        .filter(|&w| tag::used(tag::at(tags, w)))
+        .collect();
+    assert_eq!(used.len(), 2, "two slots published: {tags:#x}");
+    for w in used {
+        assert_eq!(tag::at(tags, w), tag::of(&b.keys[w]), "way {w}");
+    }
+    for w in 0..FLOW_WAYS {
+        assert_ne!(tag::at(tags, w), tag::CLAIMED, "no claim left behind");
+    }
+}
+
+#[test]
+fn a_slot_whose_tag_is_not_its_keys_is_not_found() {
+    let mut fx = DnatFixture::new().unwrap();
+    let syn = client_tcp(TCP_VIP).syn();
+    fx.from_client(&syn).unwrap();
+    let bucket = Harness::client_bucket(CLIENT, proto::TCP);
+    let (b, tags) = fx.lb.bucket_raw(bucket).unwrap();
+    // The forward entry's slot marked free: its key is there, but a lookup
+    // goes by the tags.
+    let forward = (0..FLOW_WAYS)
+        .find(|&w| b.keys[w].src_ip == ip_be(*CLIENT.ip()) && tag::used(tag::at(tags, w)))
+        .unwrap();
+    fx.lb
+        .set_bucket_tags(bucket, tag::with(tags, forward, tag::FREE))
+        .unwrap();
+    let run = fx.from_client(&client_tcp(TCP_VIP)).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
+    assert_eq!(
+        fx.lb
+            .service_counters(TCP_SERVICE_ID)
+            .unwrap()
+            .new_connections,
+        2,
+        "scheduled as a new connection"
+    );
+}
+
+#[test]
+fn a_new_connection_that_gets_one_slot_of_two_gives_it_back() {
+    let mut fx = DnatFixture::new().unwrap();
+    let bucket = Harness::client_bucket(CLIENT, proto::TCP);
+    // Every slot but the last claimed by other CPUs: the reply entry gets
+    // the last one, the forward entry none.
+    let others = (0..FLOW_WAYS - 1).fold(0, |w, way| tag::with(w, way, tag::CLAIMED));
+    fx.lb.set_bucket_tags(bucket, others).unwrap();
+    let run = fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    assert_eq!(run.action, XDP_DROP);
+    assert_eq!(fx.lb.global(GlobalStat::DropFlowBusy).unwrap(), 1);
+    let (_, tags) = fx.lb.bucket_raw(bucket).unwrap();
+    assert_eq!(tags, others, "the last slot is free again");
+
+    fx.lb.set_bucket_tags(bucket, 0).unwrap();
+    let run = fx.from_client(&client_tcp(TCP_VIP).syn()).unwrap();
+    assert_eq!(run.action, XDP_REDIRECT);
     assert_eq!(fx.lb.conntrack().unwrap().len(), 2);
 }

@@ -18,19 +18,24 @@ use aya::maps::{Array, MapData};
 use lb_common::{
     Flow, FlowBucket, FlowKey,
     conntrack::DIR_FORWARD,
-    flow_table::{BucketHash, FLOW_WAYS, forward_bucket, reply_bucket},
-    maps::CONNTRACK,
+    flow_table::{BucketHash, FLOW_WAYS, forward_bucket, reply_bucket, tag},
+    maps::{CONNTRACK, CONNTRACK_TAGS},
     service::mode::DSR,
 };
 
 use super::{DatapathError, clock::monotonic_coarse_ns};
 
-/// The `CONNTRACK` map, shared by the API (listing, metrics) and the scan
-/// task.
+/// The `CONNTRACK` map and its tag words, shared by the API (listing,
+/// metrics) and the scan task.
 pub struct Conntrack {
-    map: Mutex<Array<MapData, FlowBucket>>,
+    maps: Mutex<Maps>,
     hash: BucketHash,
     live: AtomicU64,
+}
+
+struct Maps {
+    buckets: Array<MapData, FlowBucket>,
+    tags: Array<MapData, u64>,
 }
 
 /// What one scan found.
@@ -50,9 +55,13 @@ fn pair_live(flow: &Flow, partner: Option<&Flow>, now_ns: u64) -> bool {
 }
 
 impl Conntrack {
-    pub(crate) fn new(map: Array<MapData, FlowBucket>, hash: BucketHash) -> Self {
+    pub(crate) fn new(
+        buckets: Array<MapData, FlowBucket>,
+        tags: Array<MapData, u64>,
+        hash: BucketHash,
+    ) -> Self {
         Self {
-            map: Mutex::new(map),
+            maps: Mutex::new(Maps { buckets, tags }),
             hash,
             live: AtomicU64::new(0),
         }
@@ -61,11 +70,18 @@ impl Conntrack {
     /// Every used slot's entry, live or not (a snapshot; the datapath keeps
     /// writing).
     pub fn entries(&self) -> Result<Vec<(FlowKey, Flow)>, DatapathError> {
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::new();
-        for i in 0..map.len() {
-            let b = map.get(&i, 0).map_err(DatapathError::map(CONNTRACK))?;
-            out.extend(b.entries());
+        for i in 0..maps.buckets.len() {
+            let b = maps
+                .buckets
+                .get(&i, 0)
+                .map_err(DatapathError::map(CONNTRACK))?;
+            let tags = maps
+                .tags
+                .get(&i, 0)
+                .map_err(DatapathError::map(CONNTRACK_TAGS))?;
+            out.extend(b.entries(tags));
         }
         Ok(out)
     }
@@ -105,19 +121,32 @@ impl Conntrack {
     /// Writes an entry into its bucket's first free slot, or over its own
     /// (tests and tools, on a table the datapath is not writing).
     pub fn insert(&self, key: FlowKey, flow: Flow) -> Result<(), DatapathError> {
-        let map = &mut *self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let maps = &mut *self.maps.lock().unwrap_or_else(PoisonError::into_inner);
         let index = if flow.direction == DIR_FORWARD {
             forward_bucket(&key, &self.hash)
         } else {
             reply_bucket(&key, &self.hash)
         };
-        let mut b = map.get(&index, 0).map_err(DatapathError::map(CONNTRACK))?;
+        let mut b = maps
+            .buckets
+            .get(&index, 0)
+            .map_err(DatapathError::map(CONNTRACK))?;
+        let tags = maps
+            .tags
+            .get(&index, 0)
+            .map_err(DatapathError::map(CONNTRACK_TAGS))?;
         let way = b
-            .find(&key)
-            .or_else(|| (0..FLOW_WAYS).find(|&w| !b.used(w)))
+            .find(tags, &key)
+            .or_else(|| (0..FLOW_WAYS).find(|&w| tag::at(tags, w) == tag::FREE))
             .ok_or_else(|| DatapathError::Full(format!("{CONNTRACK}: bucket {index} is full")))?;
         b.keys[way] = key;
         b.flows[way] = flow;
-        map.set(index, b, 0).map_err(DatapathError::map(CONNTRACK))
+        // Entry first, then its tag (the datapath's publication order).
+        maps.buckets
+            .set(index, b, 0)
+            .map_err(DatapathError::map(CONNTRACK))?;
+        maps.tags
+            .set(index, tag::with(tags, way, tag::of(&key)), 0)
+            .map_err(DatapathError::map(CONNTRACK_TAGS))
     }
 }

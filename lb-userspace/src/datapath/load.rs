@@ -92,6 +92,7 @@ impl Datapath {
         loader.default_map_pin_directory(&opts.bpffs_dir);
         loader.map_max_entries(names::TX_PORTS, tx_ports_size);
         loader.map_max_entries(names::CONNTRACK, buckets);
+        loader.map_max_entries(names::CONNTRACK_TAGS, buckets);
         let mut ebpf = loader
             .load(crate::EBPF_OBJECT)
             .map_err(|e| DatapathError::Load(Box::new(e)))?;
@@ -107,6 +108,7 @@ impl Datapath {
         let bucket_hash = BucketHash::new(table.seed, buckets);
         let conntrack = Arc::new(Conntrack::new(
             take(&mut ebpf, names::CONNTRACK)?,
+            take(&mut ebpf, names::CONNTRACK_TAGS)?,
             bucket_hash,
         ));
         // The clock (with the table's bucket hash) must run before the

@@ -33,7 +33,8 @@ const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> 
     }
 }
 
-/// Every pinned map but `CONNTRACK` and `CLOCK` (checked in `prepare`).
+/// Every pinned map but `CONNTRACK`, `CONNTRACK_TAGS` and `CLOCK` (checked
+/// in `prepare`).
 fn others() -> [Expected; 16] {
     use MapType::{Array as A, Hash as H, LpmTrie as L, PerCpuArray as P};
     [
@@ -64,8 +65,8 @@ pub struct TablePins {
     pub seed: u64,
 }
 
-/// Checks the pins of `CONNTRACK` (an array of `buckets` `FlowBucket`s) and
-/// `CLOCK` in `dir`, removes those that do not fit and those of maps this
+/// Checks the pins of `CONNTRACK` (an array of `buckets` `FlowBucket`s),
+/// its tag words `CONNTRACK_TAGS` and `CLOCK` in `dir`, removes those that do not fit and those of maps this
 /// build no longer has (`RETIRED_PINS`), and returns the seed to use.
 pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
     for name in names::RETIRED_PINS {
@@ -80,10 +81,16 @@ pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
         dir,
         &expected::<u32, Clock>(names::CLOCK, MapType::Array, 1),
     );
+    // The table and its tag words go together: a table pinned without
+    // them (an older build's) has entries no lookup would find.
     let table_ok = fits(
         dir,
         &expected::<u32, FlowBucket>(names::CONNTRACK, MapType::Array, buckets),
-    );
+    ) && fits(
+        dir,
+        &expected::<u32, u64>(names::CONNTRACK_TAGS, MapType::Array, buckets),
+    ) && dir.join(names::CONNTRACK).exists()
+        == dir.join(names::CONNTRACK_TAGS).exists();
     let kept = if table_ok && clock_ok {
         pinned_seed(dir)
     } else {
@@ -95,6 +102,7 @@ pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
     // and fill their buckets. It starts empty with the new hash.
     if !table_ok || kept.is_none() {
         remove_pin(dir, names::CONNTRACK);
+        remove_pin(dir, names::CONNTRACK_TAGS);
     }
     if !clock_ok {
         remove_pin(dir, names::CLOCK);
@@ -193,7 +201,24 @@ mod tests {
         std::fs::remove_file(pins.join(names::CLOCK)).unwrap();
         let fresh = prepare(&pins, buckets);
         assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
+        assert!(!pins.join(names::CONNTRACK_TAGS).exists(), "tags dropped");
         assert_ne!(fresh.seed, seed);
+    }
+
+    /// A table pinned without its tag words (as builds before them pinned
+    /// it) is recreated: no lookup would find its entries.
+    #[test]
+    fn the_table_is_kept_only_with_its_tags() {
+        let dirs = crate::test_support::Dirs::new();
+        let buckets = lb_common::flow_table::buckets_for(dirs.options().conntrack_size.unwrap());
+        drop(dirs.load());
+        let pins = dirs.pin.clone();
+        let seed = pinned_seed(&pins).expect("the clock and table are pinned");
+
+        std::fs::remove_file(pins.join(names::CONNTRACK_TAGS)).unwrap();
+        let fresh = prepare(&pins, buckets);
+        assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
+        assert_ne!(fresh.seed, seed, "a new table gets a new hash");
     }
 
     /// A pin an earlier build made for a map this one no longer has is
