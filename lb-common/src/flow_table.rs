@@ -107,6 +107,17 @@ pub mod tag {
         (!nonzero & !LOW7) >> 7
     }
 
+    /// The lowest way in `slots` (as `matching` returns them), 0 for none;
+    /// below `FLOW_WAYS`. Without a branch: the lowest set bit (bit
+    /// `8 * way`) times a constant whose bytes count up from the top, whose
+    /// top byte is then `way`.
+    #[inline(always)]
+    pub const fn first(slots: u64) -> usize {
+        let lowest = slots & slots.wrapping_neg();
+        (lowest.wrapping_mul(0x0001_0203_0405_0607) >> 56) as usize
+            & (crate::flow_table::FLOW_WAYS - 1)
+    }
+
     /// Whether a slot with tag `t` holds an entry.
     #[inline(always)]
     pub const fn used(t: u8) -> bool {
@@ -419,6 +430,22 @@ mod tests {
                 assert_eq!(tag::matching(w, t), expected, "way {way} tag {t}");
             }
         }
+    }
+
+    #[test]
+    fn first_is_the_lowest_way_of_a_slot_set() {
+        assert_eq!(tag::first(0), 0);
+        for way in 0..FLOW_WAYS {
+            let one = 1u64 << (8 * way);
+            assert_eq!(tag::first(one), way);
+            // Every higher way also set.
+            let above = (way..FLOW_WAYS).fold(0, |m, w| m | 1 << (8 * w));
+            assert_eq!(tag::first(above), way);
+        }
+        let w = u64::from_le_bytes([9, 0, 9, 0, 0, 9, 0, 0]);
+        let m = tag::matching(w, 0);
+        assert_eq!(tag::first(m), 1);
+        assert_eq!(tag::first(m & (m - 1)), 3);
     }
 
     #[test]

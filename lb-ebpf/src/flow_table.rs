@@ -127,20 +127,26 @@ fn tags_of(b: Bucket) -> u64 {
     unsafe { read_volatile(b.tags) }
 }
 
-/// The entry of `key` in bucket `b`, live or not. Only slots whose tag is
-/// the key's have their key compared: a key that is not there costs the
-/// tag word alone.
+/// The way holding `key` in bucket `b` (tag word `tags`), if any: only the
+/// slots whose tag is the key's have their key compared, so a key that is
+/// not there costs the tag word alone.
+#[inline(always)]
+fn way_of(b: Bucket, tags: u64, key: &FlowKey) -> Option<usize> {
+    let t = tag::of(key);
+    // Without a candidate (every new connection), done without a branch
+    // per slot.
+    if tag::matching(tags, t) == 0 {
+        return None;
+    }
+    // Unrolled by the compiler: cheaper than walking the candidates when
+    // there is one.
+    (0..FLOW_WAYS).find(|&way| tag::at(tags, way) == t && matches(key_at(b.slots, way), key))
+}
+
+/// The entry of `key` in bucket `b`, live or not (`way_of`).
 #[inline(always)]
 pub fn find_in(b: Bucket, key: &FlowKey) -> Option<*mut Flow> {
-    let t = tag::of(key);
-    let tags = tags_of(b);
-    // Unrolled by the compiler.
-    for way in 0..FLOW_WAYS {
-        if tag::at(tags, way) == t && matches(key_at(b.slots, way), key) {
-            return Some(flow_at(b.slots, way));
-        }
-    }
-    None
+    way_of(b, tags_of(b), key).map(|way| flow_at(b.slots, way))
 }
 
 /// The entry of `key`, live or not: a forward entry in the bucket of the
@@ -236,29 +242,17 @@ impl Claim {
 /// another CPU is writing it or changed the tag word meanwhile.
 #[inline(always)]
 pub fn claim(b: Bucket, key: &FlowKey, now: u64) -> Result<Claim, Error> {
-    // Tags first: the key's own slot (keys compared only where the tag
-    // matches), else the first free one. Only a full bucket has its entries
-    // read (`oldest`).
-    let t = tag::of(key);
+    // Tags first: the key's own slot, else the first free one (found
+    // without a branch per slot, `tag::first`). Only a full bucket has its
+    // entries read (`oldest`).
     let tags = tags_of(b);
-    let mut own = FLOW_WAYS;
-    let mut free = FLOW_WAYS;
-    for way in 0..FLOW_WAYS {
-        let slot_tag = tag::at(tags, way);
-        if slot_tag == t && matches(key_at(b.slots, way), key) {
-            own = way;
-            break;
-        }
-        if free == FLOW_WAYS && slot_tag == tag::FREE {
-            free = way;
-        }
-    }
-    let way = if own < FLOW_WAYS {
+    let way = if let Some(own) = way_of(b, tags, key) {
         own
-    } else if free < FLOW_WAYS {
-        free
     } else {
-        oldest(b, tags, now)
+        match tag::matching(tags, tag::FREE) {
+            0 => oldest(b, tags, now),
+            free => tag::first(free),
+        }
     };
     // Already below FLOW_WAYS on every path; checked again for the
     // verifier, which may only know the merged range 0..=FLOW_WAYS.
