@@ -72,13 +72,6 @@ pub fn source_bucket(key: &FlowKey) -> Option<Bucket> {
     bucket(|h| forward_bucket(key, h))
 }
 
-/// The bucket of the client end of `key`, a packet toward a client (reply
-/// entries live there).
-#[inline(always)]
-fn destination_bucket(key: &FlowKey) -> Option<Bucket> {
-    bucket(|h| reply_bucket(key, h))
-}
-
 /// The bucket of the other entry of `flow`'s connection (usually `flow`'s
 /// own; see `lb_common::flow_table::peer_bucket`).
 #[inline(always)]
@@ -127,12 +120,11 @@ fn tags_of(b: Bucket) -> u64 {
     unsafe { read_volatile(b.tags) }
 }
 
-/// The way holding `key` in bucket `b` (tag word `tags`), if any: only the
-/// slots whose tag is the key's have their key compared, so a key that is
-/// not there costs the tag word alone.
+/// The way holding `key`, whose tag is `t`, in bucket `b` (tag word
+/// `tags`), if any: only the slots whose tag is the key's have their key
+/// compared, so a key that is not there costs the tag word alone.
 #[inline(always)]
-fn way_of(b: Bucket, tags: u64, key: &FlowKey) -> Option<usize> {
-    let t = tag::of(key);
+fn way_of(b: Bucket, tags: u64, key: &FlowKey, t: u8) -> Option<usize> {
     // Without a candidate (every new connection), done without a branch
     // per slot.
     if tag::matching(tags, t) == 0 {
@@ -143,17 +135,23 @@ fn way_of(b: Bucket, tags: u64, key: &FlowKey) -> Option<usize> {
     (0..FLOW_WAYS).find(|&way| tag::at(tags, way) == t && matches(key_at(b.slots, way), key))
 }
 
+/// The entry of `key`, whose tag is `t`, in bucket `b`, live or not.
+#[inline(always)]
+fn find_tagged(b: Bucket, key: &FlowKey, t: u8) -> Option<*mut Flow> {
+    way_of(b, tags_of(b), key, t).map(|way| flow_at(b.slots, way))
+}
+
 /// The entry of `key` in bucket `b`, live or not (`way_of`).
 #[inline(always)]
 pub fn find_in(b: Bucket, key: &FlowKey) -> Option<*mut Flow> {
-    way_of(b, tags_of(b), key).map(|way| flow_at(b.slots, way))
+    find_tagged(b, key, tag::of(key))
 }
 
 /// The entry of `key`, live or not: a forward entry in the bucket of the
 /// source, else a reply entry in the bucket of the destination.
 #[inline(always)]
 pub fn find(key: &FlowKey) -> Option<*mut Flow> {
-    find_first_in(key, source_bucket, destination_bucket)
+    find_first_in(key, forward_bucket, reply_bucket)
 }
 
 /// The entry of `key`, a packet that can only be a reply (a pod's packet
@@ -161,23 +159,26 @@ pub fn find(key: &FlowKey) -> Option<*mut Flow> {
 /// case probes one bucket.
 #[inline(always)]
 pub fn find_reply(key: &FlowKey) -> Option<*mut Flow> {
-    find_first_in(key, destination_bucket, source_bucket)
+    find_first_in(key, reply_bucket, forward_bucket)
 }
 
 /// The entry of `key` in bucket `first`, else in bucket `second` (of the
-/// key's two ends).
+/// key's two ends: `lb_common::flow_table`'s index functions). The bucket
+/// hash and the key's tag serve both probes.
 #[inline(always)]
 fn find_first_in(
     key: &FlowKey,
-    first: fn(&FlowKey) -> Option<Bucket>,
-    second: fn(&FlowKey) -> Option<Bucket>,
+    first: fn(&FlowKey, &BucketHash) -> u32,
+    second: fn(&FlowKey, &BucketHash) -> u32,
 ) -> Option<*mut Flow> {
-    if let Some(b) = first(key)
-        && let Some(f) = find_in(b, key)
+    let h = &CLOCK.get(0)?.bucket_hash;
+    let t = tag::of(key);
+    if let Some(b) = at(first(key, h))
+        && let Some(f) = find_tagged(b, key, t)
     {
         return Some(f);
     }
-    find_in(second(key)?, key)
+    find_tagged(at(second(key, h))?, key, t)
 }
 
 /// Rank in `oldest` of a connection that is not closing: above every
@@ -246,7 +247,7 @@ pub fn claim(b: Bucket, key: &FlowKey, now: u64) -> Result<Claim, Error> {
     // without a branch per slot, `tag::first`). Only a full bucket has its
     // entries read (`oldest`).
     let tags = tags_of(b);
-    let way = if let Some(own) = way_of(b, tags, key) {
+    let way = if let Some(own) = way_of(b, tags, key, tag::of(key)) {
         own
     } else {
         match tag::matching(tags, tag::FREE) {

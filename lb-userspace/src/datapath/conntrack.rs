@@ -38,6 +38,20 @@ struct Maps {
     tags: Array<MapData, u64>,
 }
 
+impl Maps {
+    /// Bucket `index` and its tag word.
+    fn get(&self, index: u32) -> Result<(FlowBucket, u64), DatapathError> {
+        Ok((
+            self.buckets
+                .get(&index, 0)
+                .map_err(DatapathError::map(CONNTRACK))?,
+            self.tags
+                .get(&index, 0)
+                .map_err(DatapathError::map(CONNTRACK_TAGS))?,
+        ))
+    }
+}
+
 /// What one scan found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanReport {
@@ -73,14 +87,7 @@ impl Conntrack {
         let maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::new();
         for i in 0..maps.buckets.len() {
-            let b = maps
-                .buckets
-                .get(&i, 0)
-                .map_err(DatapathError::map(CONNTRACK))?;
-            let tags = maps
-                .tags
-                .get(&i, 0)
-                .map_err(DatapathError::map(CONNTRACK_TAGS))?;
+            let (b, tags) = maps.get(i)?;
             out.extend(b.entries(tags));
         }
         Ok(out)
@@ -127,14 +134,7 @@ impl Conntrack {
         } else {
             reply_bucket(&key, &self.hash)
         };
-        let mut b = maps
-            .buckets
-            .get(&index, 0)
-            .map_err(DatapathError::map(CONNTRACK))?;
-        let tags = maps
-            .tags
-            .get(&index, 0)
-            .map_err(DatapathError::map(CONNTRACK_TAGS))?;
+        let (mut b, tags) = maps.get(index)?;
         let way = b
             .find(tags, &key)
             .or_else(|| (0..FLOW_WAYS).find(|&w| tag::at(tags, w) == tag::FREE))

@@ -66,8 +66,9 @@ pub struct TablePins {
 }
 
 /// Checks the pins of `CONNTRACK` (an array of `buckets` `FlowBucket`s),
-/// its tag words `CONNTRACK_TAGS` and `CLOCK` in `dir`, removes those that do not fit and those of maps this
-/// build no longer has (`RETIRED_PINS`), and returns the seed to use.
+/// its tag words `CONNTRACK_TAGS` and `CLOCK` in `dir`, removes those that
+/// do not fit and those of maps this build no longer has (`RETIRED_PINS`),
+/// and returns the seed to use.
 pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
     for name in names::RETIRED_PINS {
         remove_pin(dir, name);
@@ -185,16 +186,23 @@ mod tests {
         drop(dp);
     }
 
-    /// A restart keeps the table with its bucket hash; a table whose hash is
-    /// lost (here its clock pin is gone, as when an upgrade changes the
-    /// clock's layout) is recreated rather than kept with a new hash.
-    #[test]
-    fn the_table_is_kept_only_with_its_hash() {
+    /// A daemon's pins after it stopped (kept alive by the returned
+    /// directories), the table's bucket count and its hash's seed.
+    fn pinned_table() -> (crate::test_support::Dirs, std::path::PathBuf, u32, u64) {
         let dirs = crate::test_support::Dirs::new();
         let buckets = lb_common::flow_table::buckets_for(dirs.options().conntrack_size.unwrap());
         drop(dirs.load());
         let pins = dirs.pin.clone();
         let seed = pinned_seed(&pins).expect("the clock and table are pinned");
+        (dirs, pins, buckets, seed)
+    }
+
+    /// A restart keeps the table with its bucket hash; a table whose hash is
+    /// lost (here its clock pin is gone, as when an upgrade changes the
+    /// clock's layout) is recreated rather than kept with a new hash.
+    #[test]
+    fn the_table_is_kept_only_with_its_hash() {
+        let (_dirs, pins, buckets, seed) = pinned_table();
         assert_eq!(prepare(&pins, buckets).seed, seed);
         assert!(pins.join(names::CONNTRACK).exists());
 
@@ -209,11 +217,7 @@ mod tests {
     /// it) is recreated: no lookup would find its entries.
     #[test]
     fn the_table_is_kept_only_with_its_tags() {
-        let dirs = crate::test_support::Dirs::new();
-        let buckets = lb_common::flow_table::buckets_for(dirs.options().conntrack_size.unwrap());
-        drop(dirs.load());
-        let pins = dirs.pin.clone();
-        let seed = pinned_seed(&pins).expect("the clock and table are pinned");
+        let (_dirs, pins, buckets, seed) = pinned_table();
 
         std::fs::remove_file(pins.join(names::CONNTRACK_TAGS)).unwrap();
         let fresh = prepare(&pins, buckets);
