@@ -207,12 +207,23 @@ impl Drop for Netns {
 }
 
 /// Create a veth pair with one end in each namespace; no name ever exists in
-/// the root namespace. Both ends are brought up.
+/// the root namespace. Both ends are brought up, with one queue per CPU and
+/// each CPU transmitting on its own queue ([`set_xps`]), as a multi-queue
+/// NIC's driver sets itself up: a veth's receive queue is the sender's
+/// transmit queue, and with a single one, every packet of an end whose
+/// queue is served by NAPI (an XDP program attached in driver mode, or GRO
+/// on) was handled by whichever CPU had scheduled that one NAPI instance,
+/// in the middle of the other CPU's work.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> Result<()> {
+    let queues = veth_queues().to_string();
     a.ip(&[
         "link",
         "add",
         a_dev,
+        "numtxqueues",
+        &queues,
+        "numrxqueues",
+        &queues,
         "type",
         "veth",
         "peer",
@@ -228,8 +239,38 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> Result<()> {
             b.name()
         )
     })?;
+    set_xps(a, a_dev)?;
+    set_xps(b, b_dev)?;
     a.ip(&["link", "set", a_dev, "up"])?;
     b.ip(&["link", "set", b_dev, "up"])?;
+    Ok(())
+}
+
+/// Queues of every veth: one per CPU (the peer takes the same count).
+fn veth_queues() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get().min(MAX_VETH_QUEUES))
+}
+
+/// Most queues a veth gets (an XPS mask of one 32-bit word).
+const MAX_VETH_QUEUES: usize = 32;
+
+/// Maps transmit queue `i` of `dev` to CPU `i` (XPS). XPS is set through
+/// sysfs only, which shows a namespace's devices to a process that mounted
+/// it from there: `ip netns exec` does.
+fn set_xps(ns: &Netns, dev: &str) -> Result<()> {
+    let script: Vec<String> = (0..veth_queues())
+        .map(|i| {
+            format!(
+                "echo {:x} > /sys/class/net/{dev}/queues/tx-{i}/xps_cpus",
+                1u32 << i
+            )
+        })
+        .collect();
+    run_checked(
+        Command::new("ip").args(["netns", "exec", ns.name(), "sh", "-ec", &script.join("; ")]),
+        CMD_TIMEOUT,
+    )
+    .with_context(|| format!("mapping {dev}'s queues to CPUs in {}", ns.name()))?;
     Ok(())
 }
 
