@@ -35,7 +35,7 @@ impl VethPass {
             .program_mut(PROG_DECAP)
             .ok_or_else(|| anyhow!("program {PROG_DECAP} missing"))?
             .try_into()?;
-        prog.load()?;
+        lb_userspace::datapath::load_program(prog)?;
         ns.run(|| prog.attach(dev, XdpMode::Driver))?
             .with_context(|| format!("attaching XDP to {dev} in {}", ns.name()))?;
         Ok(VethPass {

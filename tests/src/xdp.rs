@@ -94,7 +94,7 @@ impl Harness {
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program {name} missing"))?
                 .try_into()?;
-            prog.load()
+            lb_userspace::datapath::load_program(prog)
                 .with_context(|| format!("verifier rejected {name}"))?;
         }
         let mut harness = Harness {

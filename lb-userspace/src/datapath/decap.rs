@@ -15,6 +15,7 @@ use super::{
     attach::{self, Attachments},
     ifaddrs,
     maps::{removed, take},
+    prog_load::load_program,
 };
 
 pub(crate) struct Decap {
@@ -59,7 +60,7 @@ impl Decap {
             return Ok(decap);
         }
         let prog = attach::program(ebpf, names::PROG_DECAP)?;
-        prog.load().map_err(DatapathError::program)?;
+        load_program(prog).map_err(DatapathError::program)?;
         decap.attached = Attachments::attach_all(prog, ifaces, mode)?;
         for a in &decap.attached.ifaces {
             tracing::info!(iface = %a.name, addrs = ?wanted, "decapsulating IPIP");

@@ -10,19 +10,15 @@ use aya::{
 };
 use lb_common::maps::{PROGRAMS, STAGES};
 
-use super::{DatapathError, attach};
+use super::{DatapathError, attach, prog_load::load_program};
 
 /// Loads the balancer and its stages into the kernel and fills `PROGRAMS`.
 /// The entry program (`attach::balancer`) is then ready to attach.
 pub fn load_balancer(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
     for (_, name) in STAGES {
-        attach::program(ebpf, name)?
-            .load()
-            .map_err(DatapathError::program)?;
+        load_program(attach::program(ebpf, name)?).map_err(DatapathError::program)?;
     }
-    attach::balancer(ebpf)?
-        .load()
-        .map_err(DatapathError::program)?;
+    load_program(attach::balancer(ebpf)?).map_err(DatapathError::program)?;
     for (index, name) in STAGES {
         let fd = attach::program(ebpf, name)?
             .fd()
