@@ -141,7 +141,6 @@ fn encapsulate_send(
     let t = unsafe { &*t };
     let key = pkt.key;
     decrement_ttl(pkt);
-    stats::inc(GlobalStat::EncapIpip);
     let ipip = or_verdict!(encap_ipip::encapsulate_to(
         ctx,
         pkt,
@@ -150,11 +149,12 @@ fn encapsulate_send(
     ));
     // From here on `pkt`'s pointers are invalid.
     if t.encap == encap::VXLAN {
-        stats::inc(GlobalStat::EncapVxlan);
+        // IPIP inside VXLAN: both encapsulations counted.
+        stats::inc(GlobalStat::EncapIpip);
         let outer = or_verdict!(encap_vxlan::encapsulate(ctx, &ipip, t, &key));
-        return tunnel::send(ctx, &outer, hop);
+        return tunnel::send(ctx, &outer, hop, GlobalStat::EncapVxlan);
     }
-    tunnel::send(ctx, &ipip, hop)
+    tunnel::send(ctx, &ipip, hop, GlobalStat::EncapIpip)
 }
 
 /// Where the outer packets of a DSR connection to `backend_ip` behind route

@@ -150,7 +150,7 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, cache: Option<*mut NextHop>, now:
         return xdp_action::XDP_PASS;
     };
     // SAFETY: `next_hop` answers with the cache slot, a map value.
-    transmit(ctx, pkt, unsafe { &*nh }, true)
+    transmit(ctx, pkt, unsafe { &*nh }, true, None)
 }
 
 /// The next hop of the packet `q` describes, toward `q.dst_ip` (the
@@ -216,9 +216,16 @@ pub fn source_toward(ctx: &XdpContext, dst: u32) -> Option<u32> {
 /// transmits it: `XDP_TX` on the ingress interface, else a redirect through
 /// `TX_PORTS`. `route_ttl`: decrement the IPv4 TTL (router semantics) when
 /// transmitting; an encapsulated packet's outer header is new and keeps its
-/// TTL (the inner one was decremented).
+/// TTL (the inner one was decremented). `encap`: the encapsulation's
+/// counter, counted with the transmission (`stats::inc_with`).
 #[inline(always)]
-pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -> u32 {
+pub fn transmit(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    nh: &NextHop,
+    route_ttl: bool,
+    encap: Option<GlobalStat>,
+) -> u32 {
     let (action, stat) = if nh.ifindex == ctx.ingress_ifindex() as u32 {
         (xdp_action::XDP_TX, GlobalStat::Tx)
     } else {
@@ -230,7 +237,7 @@ pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -
                 // Not ours to transmit on: the stack must see the frame as
                 // it arrived (its own MAC as destination), only rewritten
                 // above L2.
-                stats::inc(GlobalStat::PassNoTxPort);
+                stats::inc_with(GlobalStat::PassNoTxPort, encap);
                 return xdp_action::XDP_PASS;
             }
         }
@@ -241,6 +248,6 @@ pub fn transmit(ctx: &XdpContext, pkt: &Packet, nh: &NextHop, route_ttl: bool) -
     if route_ttl {
         decrement_ttl(pkt);
     }
-    stats::inc(stat);
+    stats::inc_with(stat, encap);
     action
 }

@@ -17,10 +17,26 @@ pub fn inc_in(map: &PerCpuArray<u64>, index: u32) {
 /// Adds one to global counter `stat` (this CPU's `GLOBAL_STATS` block).
 #[inline(always)]
 pub fn inc(stat: GlobalStat) {
-    if let Some(block) = GLOBAL_STATS.get_ptr_mut(0)
-        // SAFETY: per-CPU block, see `inc_in`. `get_mut`: no panic path for
-        // the verifier to see (every `GlobalStat` is in range).
-        && let Some(c) = unsafe { (*block).counts.get_mut(stat as usize) }
+    inc_with(stat, None);
+}
+
+/// Adds one to global counters `stat` and `also` with one lookup of the
+/// block: on the fast path, each lookup and counter line touched costs more
+/// than the addition (an encapsulated packet counts its encapsulation with
+/// how it left).
+#[inline(always)]
+pub fn inc_with(stat: GlobalStat, also: Option<GlobalStat>) {
+    let Some(block) = GLOBAL_STATS.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU block, see `inc_in`. `get_mut`: no panic path for the
+    // verifier to see (every `GlobalStat` is in range).
+    let counts = unsafe { &mut (*block).counts };
+    if let Some(c) = counts.get_mut(stat as usize) {
+        *c += 1;
+    }
+    if let Some(also) = also
+        && let Some(c) = counts.get_mut(also as usize)
     {
         *c += 1;
     }

@@ -350,34 +350,39 @@ pub fn relay_hop(
 #[inline(always)]
 fn encapsulate_send(ctx: &XdpContext, pkt: &Packet, t: &Tunnel, hop: Hop) -> u32 {
     decrement_ttl(pkt);
-    let outer = if t.encap == encap::IPIP {
-        stats::inc(GlobalStat::EncapIpip);
-        or_verdict!(encap_ipip::encapsulate(ctx, pkt, t))
+    let (outer, stat) = if t.encap == encap::IPIP {
+        (
+            or_verdict!(encap_ipip::encapsulate(ctx, pkt, t)),
+            GlobalStat::EncapIpip,
+        )
     } else {
-        stats::inc(GlobalStat::EncapVxlan);
-        or_verdict!(encap_vxlan::encapsulate(ctx, pkt, t, &pkt.key))
+        (
+            or_verdict!(encap_vxlan::encapsulate(ctx, pkt, t, &pkt.key)),
+            GlobalStat::EncapVxlan,
+        )
     };
     // From here on `pkt`'s pointers are invalid: only `outer` is used.
-    send(ctx, &outer, hop)
+    send(ctx, &outer, hop, stat)
 }
 
 /// Sends the encapsulated packet `outer` on with the next hop `resolve`
-/// found for it; the outer TTL is left as written.
+/// found for it; the outer TTL is left as written. `encap`: the
+/// encapsulation's counter, counted with how the packet left.
 #[inline(always)]
-pub fn send(ctx: &XdpContext, outer: &Packet, hop: Hop) -> u32 {
+pub fn send(ctx: &XdpContext, outer: &Packet, hop: Hop, encap: GlobalStat) -> u32 {
     if hop.state == HOP_OK {
         // SAFETY: `HOP_OK`: a map value (`Hop::of`).
-        return forward::transmit(ctx, outer, unsafe { &*hop.nh }, false);
+        return forward::transmit(ctx, outer, unsafe { &*hop.nh }, false, Some(encap));
     }
     if hop.state == HOP_TOO_BIG {
         // Without DF: the stack fragments the outer packet (its DF is the
         // inner one's), the node reassembles it.
-        stats::inc(GlobalStat::PassEncapTooBig);
+        stats::inc_with(GlobalStat::PassEncapTooBig, Some(encap));
     } else {
         // No neighbour (or route) yet: the stack forwards the encapsulated
         // packet (it carries a local source address: the ingress interface
         // needs accept_local, see docs) and resolves the neighbour.
-        stats::inc(GlobalStat::PassFibMiss);
+        stats::inc_with(GlobalStat::PassFibMiss, Some(encap));
     }
     xdp_action::XDP_PASS
 }

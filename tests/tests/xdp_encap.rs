@@ -469,6 +469,10 @@ fn encapsulated_packet_over_the_route_mtu_without_df_goes_to_the_stack() {
     let run = fx.from_client(&other).unwrap();
     assert_eq!(run.action, XDP_PASS);
     assert_eq!(fx.lb.global(GlobalStat::PassEncapTooBig).unwrap(), 2);
+    // Encapsulated all the same (and the SYN): counted as such with how
+    // they left.
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 3);
+    assert_eq!(fx.lb.global(GlobalStat::Redirect).unwrap(), 1);
 }
 
 #[test]
@@ -480,6 +484,7 @@ fn node_without_neighbour_gets_the_encapsulated_packet_through_the_stack() {
     let expected = expect_ipip((CLIENT_MAC, CLIENT_IF_MAC), NODE_NO_NEIGH, &inner);
     assert_encapsulated(&run, XDP_PASS, &expected, IPIP_INNER);
     assert_eq!(fx.lb.global(GlobalStat::PassFibMiss).unwrap(), 1);
+    assert_eq!(fx.lb.global(GlobalStat::EncapIpip).unwrap(), 1);
 }
 
 #[test]
