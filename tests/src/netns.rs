@@ -215,15 +215,15 @@ impl Drop for Netns {
 /// on) was handled by whichever CPU had scheduled that one NAPI instance,
 /// in the middle of the other CPU's work.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> Result<()> {
-    let queues = veth_queues().to_string();
+    let queue_count = veth_queues().to_string();
     a.ip(&[
         "link",
         "add",
         a_dev,
         "numtxqueues",
-        &queues,
+        &queue_count,
         "numrxqueues",
-        &queues,
+        &queue_count,
         "type",
         "veth",
         "peer",
@@ -239,8 +239,9 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> Result<()> {
             b.name()
         )
     })?;
-    set_xps(a, a_dev)?;
-    set_xps(b, b_dev)?;
+    let queues = veth_queues();
+    set_xps(a, a_dev, queues)?;
+    set_xps(b, b_dev, queues)?;
     a.ip(&["link", "set", a_dev, "up"])?;
     b.ip(&["link", "set", b_dev, "up"])?;
     Ok(())
@@ -254,11 +255,11 @@ fn veth_queues() -> usize {
 /// Most queues a veth gets (an XPS mask of one 32-bit word).
 const MAX_VETH_QUEUES: usize = 32;
 
-/// Maps transmit queue `i` of `dev` to CPU `i` (XPS). XPS is set through
+/// Maps transmit queue `i` of `dev` (of `queues`) to CPU `i` (XPS). XPS is set through
 /// sysfs only, which shows a namespace's devices to a process that mounted
 /// it from there: `ip netns exec` does.
-fn set_xps(ns: &Netns, dev: &str) -> Result<()> {
-    let script: Vec<String> = (0..veth_queues())
+fn set_xps(ns: &Netns, dev: &str, queues: usize) -> Result<()> {
+    let script: Vec<String> = (0..queues)
         .map(|i| {
             format!(
                 "echo {:x} > /sys/class/net/{dev}/queues/tx-{i}/xps_cpus",

@@ -67,24 +67,27 @@ mod tests {
         assert_eq!(calls, 3);
     }
 
-    #[test]
-    fn a_rejected_program_is_not_tried_again() {
+    /// `retry` of a load that always fails with `errno`: its answer and
+    /// the number of attempts.
+    fn always_failing(errno: i32) -> (Result<(), Error>, u32) {
         let mut calls = 0;
         let r = retry(|| {
             calls += 1;
-            Err(Error::from_raw_os_error(libc::EACCES))
+            Err(Error::from_raw_os_error(errno))
         });
+        (r, calls)
+    }
+
+    #[test]
+    fn a_rejected_program_is_not_tried_again() {
+        let (r, calls) = always_failing(libc::EACCES);
         assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EACCES));
         assert_eq!(calls, 1);
     }
 
     #[test]
     fn interruptions_are_retried_a_bounded_number_of_times() {
-        let mut calls = 0;
-        let r = retry(|| {
-            calls += 1;
-            Err(Error::from_raw_os_error(libc::EAGAIN))
-        });
+        let (r, calls) = always_failing(libc::EAGAIN);
         assert!(is_eagain(&r.unwrap_err()));
         assert_eq!(calls, LOAD_ATTEMPTS);
     }
