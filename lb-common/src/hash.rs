@@ -53,14 +53,18 @@ pub const fn flow_hash_seeded(
 }
 
 /// A cheap hash of a 5-tuple (raw values, as `flow_hash`), for spreading
-/// flows where no one can aim at the result (the VXLAN source port): one
-/// finaliser over the folded fields instead of `flow_hash`'s four rounds,
-/// which cost the datapath a noticeable part of a VXLAN packet (every
-/// 32-bit multiply and rotate is masked on the BPF target).
+/// flows where no one can aim at the result (the VXLAN source port): two
+/// 64-bit multiplies (multiply-shift), one native instruction each on the
+/// BPF target, where `flow_hash`'s 32-bit multiplies and rotates are
+/// masked: its four rounds, then a 32-bit finaliser here, cost a
+/// noticeable part of a VXLAN packet. The ports go into the low bits of
+/// the second product's operand, so they reach every bit of the result.
 #[inline(always)]
 pub const fn spread_hash(src_ip: u32, dst_ip: u32, src_port: u16, dst_port: u16, proto: u8) -> u32 {
-    let ports = ((src_port as u32) << 16) | dst_port as u32;
-    fmix32(src_ip.wrapping_mul(0x9e37_79b1) ^ dst_ip.rotate_left(16) ^ ports ^ proto as u32)
+    let addrs = ((src_ip as u64) << 32) | dst_ip as u64;
+    let rest = ((proto as u64) << 32) | ((src_port as u64) << 16) | dst_port as u64;
+    let x = addrs.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ rest;
+    (x.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) >> 32) as u32
 }
 
 #[cfg(test)]

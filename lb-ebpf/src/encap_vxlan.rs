@@ -46,9 +46,19 @@ pub fn encapsulate(
     ));
 
     let (eth, ip, total) = push_outer(ctx, pkt, t.src_ip, t.node_ip, VXLAN_OVERHEAD, proto::UDP)?;
-    let udp: *mut UdpHdr = ptr_at(ctx, UDP_OFF).ok_or(Error::AdjustFailed)?;
-    let vxlan: *mut VxlanHdr = ptr_at(ctx, VXLAN_OFF).ok_or(Error::AdjustFailed)?;
-    let inner_eth: *mut EthHdr = ptr_at(ctx, INNER_ETH_OFF).ok_or(Error::AdjustFailed)?;
+    // One bounds check for the three headers: the verifier accepts any
+    // offset inside the checked range, and the compiler kept one check per
+    // header, each reloading the frame's bounds.
+    let hdrs: *mut [u8; INNER_ETH_OFF + ETH_LEN] = ptr_at(ctx, 0).ok_or(Error::AdjustFailed)?;
+    let base = hdrs.cast::<u8>();
+    // SAFETY: each header lies inside `hdrs`.
+    let (udp, vxlan, inner_eth) = unsafe {
+        (
+            base.add(UDP_OFF).cast::<UdpHdr>(),
+            base.add(VXLAN_OFF).cast::<VxlanHdr>(),
+            base.add(INNER_ETH_OFF).cast::<EthHdr>(),
+        )
+    };
 
     let udp_len = total.wrapping_sub(IPV4_LEN as u16);
     store(
