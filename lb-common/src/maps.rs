@@ -20,8 +20,11 @@ pub const CONNTRACK: &str = "CONNTRACK";
 pub const CONNTRACK_TAGS: &str = "CONNTRACK_TAGS";
 /// `PerCpuArray<u32>` of `MAX_SERVICES`: round-robin position per service.
 pub const RR_STATE: &str = "RR_STATE";
-/// `PerCpuArray<Counters>` of `MAX_SERVICES`, indexed by service id.
-pub const SERVICE_STATS: &str = "SERVICE_STATS";
+/// `PerCpuArray<Counters>` of `MAX_SERVICES`, indexed by service id: the
+/// counters of the backends that left the service, folded in by userspace
+/// (the datapath counts per backend only; a service's counters are these
+/// plus its backends').
+pub const RETIRED_STATS: &str = "RETIRED_STATS";
 /// `PerCpuArray<Counters>` of `MAX_BACKENDS`, indexed by backend id.
 pub const BACKEND_STATS: &str = "BACKEND_STATS";
 /// `PerCpuArray<u64>` of `GlobalStat::COUNT`, indexed by `GlobalStat`.
@@ -76,6 +79,9 @@ pub const TUNNEL_ENDPOINT_SET: &str = "TUNNEL_ENDPOINT_SET";
 pub const RETIRED_PINS: &[&str] = &[
     // `Array<u32>`, the number of endpoints: now `TUNNEL_ENDPOINT_SET`.
     "TUNNEL_ENDPOINT_COUNT",
+    // `PerCpuArray<Counters>`, per service, counted by the datapath: now
+    // derived from the backends' (`RETIRED_STATS`).
+    "SERVICE_STATS",
 ];
 
 /// `Array<IcmpLimit>` of 1: the rate limit of the ICMP

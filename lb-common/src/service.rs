@@ -43,7 +43,7 @@ pub mod select {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Service {
-    /// Index into `RINGS` (times `RING_SIZE`), `RR_STATE` and `SERVICE_STATS`.
+    /// Index into `RINGS` (times `RING_SIZE`), `RR_STATE` and `RETIRED_STATS`.
     pub id: u32,
     /// Valid slots of this service's ring; 0 means no backend (drop).
     pub slot_count: u32,

@@ -1,7 +1,7 @@
 //! Counters.
 
-/// Per service and per backend counters (`SERVICE_STATS`, `BACKEND_STATS`),
-/// one per CPU; userspace adds them up.
+/// Per backend counters (`BACKEND_STATS`; a service's are its backends'
+/// plus `RETIRED_STATS`), one per CPU; userspace adds them up.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Counters {

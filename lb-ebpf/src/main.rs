@@ -109,13 +109,7 @@ fn established(ctx: &XdpContext, now: u64, found: Option<conntrack::Entry>) -> R
     // Read in place: a copy would read the same memory, 64 bytes more.
     let f = unsafe { &*ptr };
     let reply = f.direction == DIR_REPLY;
-    stats::count(
-        f.service_id,
-        f.backend_id,
-        reply,
-        packet::frame_len(ctx),
-        false,
-    );
+    stats::count(f.backend_id, reply, packet::frame_len(ctx), false);
     Ok(send(
         ctx,
         &pkt,
@@ -144,13 +138,7 @@ fn new_flow(ctx: &XdpContext, now: u64) -> Result<u32, Error> {
     let (ptr, backend_next_hop) = schedule::schedule(&pkt, now)?;
     // SAFETY: the forward entry, staged (`new_entries`: valid for this run).
     let f = unsafe { &*ptr };
-    stats::count(
-        f.service_id,
-        f.backend_id,
-        false,
-        packet::frame_len(ctx),
-        true,
-    );
+    stats::count(f.backend_id, false, packet::frame_len(ctx), true);
     let action = send(ctx, &pkt, f, backend_next_hop, now);
     // Last: the entries' stores miss the cache (`new_entries`).
     new_entries::commit();

@@ -49,8 +49,10 @@ pub static NEW_ENTRIES: PerCpuArray<NewEntries> = PerCpuArray::with_max_entries(
 #[map]
 pub static RR_STATE: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);
 
+/// Written by userspace only (`lb_common::maps::RETIRED_STATS`); here so
+/// that it is created and pinned with the others.
 #[map]
-pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_SERVICES, 0);
+pub static RETIRED_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_SERVICES, 0);
 
 #[map]
 pub static BACKEND_STATS: PerCpuArray<Counters> = PerCpuArray::pinned(MAX_BACKENDS, 0);

@@ -3,7 +3,7 @@
 use aya_ebpf::maps::PerCpuArray;
 use lb_common::{Counters, GlobalStat};
 
-use crate::maps::{BACKEND_STATS, GLOBAL_STATS, SERVICE_STATS};
+use crate::maps::{BACKEND_STATS, GLOBAL_STATS};
 
 /// Adds one to slot `index` of a per-CPU counter array.
 #[inline(always)]
@@ -59,15 +59,11 @@ fn bump(c: Option<*mut Counters>, reply: bool, bytes: u64, new_connection: bool)
     }
 }
 
-/// Counts a balanced packet against its service and backend.
+/// Counts a balanced packet against its backend. Its service's counters
+/// are derived in userspace (its backends' plus those of backends that
+/// left it, `RETIRED_STATS`): one per-CPU counter line per packet fewer.
 #[inline(always)]
-pub fn count(service_id: u32, backend_id: u32, reply: bool, bytes: u64, new_connection: bool) {
-    bump(
-        SERVICE_STATS.get_ptr_mut(service_id),
-        reply,
-        bytes,
-        new_connection,
-    );
+pub fn count(backend_id: u32, reply: bool, bytes: u64, new_connection: bool) {
     bump(
         BACKEND_STATS.get_ptr_mut(backend_id),
         reply,

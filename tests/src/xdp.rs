@@ -394,8 +394,23 @@ impl Harness {
         Ok(total)
     }
 
+    /// Service `id`'s counters as the daemon derives them: those of the
+    /// backends that left it (`RETIRED_STATS`) plus those of every backend
+    /// of `BACKENDS` that belongs to it.
     pub fn service_counters(&self, id: u32) -> Result<Counters> {
-        self.counters(names::SERVICE_STATS, id)
+        let mut total = self.counters(names::RETIRED_STATS, id)?;
+        let backends: Array<&MapData, Backend> = Array::try_from(
+            self.ebpf
+                .map(names::BACKENDS)
+                .ok_or_else(|| anyhow!("no {}", names::BACKENDS))?,
+        )?;
+        // The ids this harness gave out (0 never is).
+        for backend_id in 1..self.next_backend_id {
+            if backends.get(&backend_id, 0)?.service_id == id {
+                total.add(&self.counters(names::BACKEND_STATS, backend_id)?);
+            }
+        }
+        Ok(total)
     }
 
     pub fn backend_counters(&self, id: u32) -> Result<Counters> {

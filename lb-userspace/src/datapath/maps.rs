@@ -28,11 +28,11 @@ pub(crate) struct Maps {
     pub(crate) rings: Array<MapData, u32>,
     pub(crate) backends: Array<MapData, Backend>,
     pub(crate) rr_state: PerCpuArray<MapData, u32>,
-    pub(crate) service_stats: PerCpuArray<MapData, Counters>,
+    pub(crate) retired_stats: PerCpuArray<MapData, Counters>,
     pub(crate) backend_stats: PerCpuArray<MapData, Counters>,
     pub(crate) global_stats: PerCpuArray<MapData, GlobalCounters>,
     pub(crate) tx_ports: DevMap<MapData>,
-    nr_cpus: usize,
+    pub(crate) nr_cpus: usize,
 }
 
 /// A missing key is `None`, not an error.
@@ -61,7 +61,7 @@ impl Maps {
             rings: take(ebpf, names::RINGS)?,
             backends: take(ebpf, names::BACKENDS)?,
             rr_state: take(ebpf, names::RR_STATE)?,
-            service_stats: take(ebpf, names::SERVICE_STATS)?,
+            retired_stats: take(ebpf, names::RETIRED_STATS)?,
             backend_stats: take(ebpf, names::BACKEND_STATS)?,
             global_stats: take(ebpf, names::GLOBAL_STATS)?,
             tx_ports: take(ebpf, names::TX_PORTS)?,
@@ -113,11 +113,42 @@ impl Maps {
         total
     }
 
-    pub(crate) fn service_counters(&self, id: u32) -> Result<Counters, DatapathError> {
-        self.service_stats
+    /// The counters of the backends that left service `id`.
+    pub(crate) fn retired_counters(&self, id: u32) -> Result<Counters, DatapathError> {
+        self.retired_stats
             .get(&id, 0)
             .map(|v| Self::sum(&v))
-            .map_err(DatapathError::map(names::SERVICE_STATS))
+            .map_err(DatapathError::map(names::RETIRED_STATS))
+    }
+
+    /// Adds backend `backend`'s counters to those of the backends that left
+    /// service `service` (the backend is leaving it), CPU by CPU. Only
+    /// userspace writes `RETIRED_STATS`, so nothing races the write.
+    pub(crate) fn retire_backend_counters(
+        &mut self,
+        service: u32,
+        backend: u32,
+    ) -> Result<(), DatapathError> {
+        let from = self
+            .backend_stats
+            .get(&backend, 0)
+            .map_err(DatapathError::map(names::BACKEND_STATS))?;
+        let into = self
+            .retired_stats
+            .get(&service, 0)
+            .map_err(DatapathError::map(names::RETIRED_STATS))?;
+        let sum: Vec<Counters> = into
+            .iter()
+            .zip(from.iter())
+            .map(|(a, b)| {
+                let mut total = *a;
+                total.add(b);
+                total
+            })
+            .collect();
+        self.retired_stats
+            .set(service, PerCpuValues::try_from(sum)?, 0)
+            .map_err(DatapathError::map(names::RETIRED_STATS))
     }
 
     pub(crate) fn backend_counters(&self, id: u32) -> Result<Counters, DatapathError> {
@@ -147,9 +178,9 @@ impl Maps {
     /// Zeroes the per-service state of a service id being (re)used.
     pub(crate) fn reset_service_state(&mut self, id: u32) -> Result<(), DatapathError> {
         let zero_stats = PerCpuValues::try_from(vec![Counters::default(); self.nr_cpus])?;
-        self.service_stats
+        self.retired_stats
             .set(id, zero_stats, 0)
-            .map_err(DatapathError::map(names::SERVICE_STATS))?;
+            .map_err(DatapathError::map(names::RETIRED_STATS))?;
         let zero_rr = PerCpuValues::try_from(vec![0u32; self.nr_cpus])?;
         self.rr_state
             .set(id, zero_rr, 0)

@@ -160,6 +160,8 @@ impl Datapath {
 #[cfg(test)]
 mod snat_tests;
 #[cfg(test)]
+mod stats_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tunnel_tests;

@@ -43,6 +43,7 @@ impl Datapath {
         match self.apply_writes(spec, &mut journal, &mut taken) {
             Ok((installed, removed)) => {
                 for h in &removed {
+                    self.retire_counters(installed.id, h.id);
                     self.backend_ids.release(h.id);
                 }
                 self.installed.insert(key, installed);
@@ -174,6 +175,16 @@ impl Datapath {
             self.deactivate(j, h.id)?;
         }
         Ok((installed, removed))
+    }
+
+    /// Folds the counters of backend `backend`, which left service
+    /// `service`, into the service's (`RETIRED_STATS`), before its id is
+    /// reused. Counters are not configuration: a failure is logged, the
+    /// change stands.
+    fn retire_counters(&mut self, service: u32, backend: u32) {
+        if let Err(e) = self.maps.retire_backend_counters(service, backend) {
+            tracing::warn!(service, backend, error = %e, "counters of a removed backend lost");
+        }
     }
 
     fn deactivate(&mut self, j: &mut Journal, id: u32) -> Result<(), DatapathError> {

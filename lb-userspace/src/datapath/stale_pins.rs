@@ -43,7 +43,7 @@ fn others() -> [Expected; 16] {
         expected::<u32, u32>(names::RINGS, A, limits::MAX_SERVICES * limits::RING_SIZE),
         expected::<u32, Backend>(names::BACKENDS, A, limits::MAX_BACKENDS),
         expected::<u32, u32>(names::RR_STATE, P, limits::MAX_SERVICES),
-        expected::<u32, Counters>(names::SERVICE_STATS, P, limits::MAX_SERVICES),
+        expected::<u32, Counters>(names::RETIRED_STATS, P, limits::MAX_SERVICES),
         expected::<u32, Counters>(names::BACKEND_STATS, P, limits::MAX_BACKENDS),
         expected::<u32, GlobalCounters>(names::GLOBAL_STATS, P, 1),
         expected::<u32, NextHop>(names::BACKEND_NEXT_HOP, P, limits::MAX_BACKENDS),

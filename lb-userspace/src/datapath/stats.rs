@@ -23,7 +23,9 @@ pub struct ServiceCounters {
 }
 
 impl Datapath {
-    /// Counters of service `key` (None: not installed).
+    /// Counters of service `key` (None: not installed): its backends' and
+    /// those of the backends that left it (the datapath counts per backend
+    /// only).
     pub fn service_counters(
         &self,
         key: &ServiceKey,
@@ -31,8 +33,8 @@ impl Datapath {
         let Some(inst) = self.installed.get(key) else {
             return Ok(None);
         };
-        let service = self.maps.service_counters(inst.id)?;
-        let backends = inst
+        let mut service = self.maps.retired_counters(inst.id)?;
+        let backends: Vec<BackendCounters> = inst
             .backends
             .iter()
             .map(|(&(ip, port), h)| {
@@ -43,6 +45,9 @@ impl Datapath {
                 })
             })
             .collect::<Result<_, DatapathError>>()?;
+        for b in &backends {
+            service.add(&b.counters);
+        }
         Ok(Some(ServiceCounters { service, backends }))
     }
 
