@@ -55,10 +55,10 @@ pub const fn flow_hash_seeded(
 /// A cheap hash of a 5-tuple (raw values, as `flow_hash`), for spreading
 /// flows where no one can aim at the result (the VXLAN source port): two
 /// 64-bit multiplies (multiply-shift), one native instruction each on the
-/// BPF target, where `flow_hash`'s 32-bit multiplies and rotates are
-/// masked: its four rounds, then a 32-bit finaliser here, cost a
-/// noticeable part of a VXLAN packet. The ports go into the low bits of
-/// the second product's operand, so they reach every bit of the result.
+/// BPF target, where 32-bit multiplies and rotates are masked (`flow_hash`'s
+/// four rounds, and the 32-bit finaliser this replaced, cost a noticeable
+/// part of a VXLAN packet). The ports go into the low bits of the second
+/// product's operand, so they reach every bit of the result.
 #[inline(always)]
 pub const fn spread_hash(src_ip: u32, dst_ip: u32, src_port: u16, dst_port: u16, proto: u8) -> u32 {
     let addrs = ((src_ip as u64) << 32) | dst_ip as u64;
