@@ -108,7 +108,9 @@ pub struct Flow {
     pub nat_src_port: u16,
     /// Destination port to write, network byte order.
     pub nat_dst_port: u16,
-    pub service_id: u32,
+    /// Zero. (Held the service id while packets were counted per service
+    /// too; a service's counters are now derived from its backends'.)
+    pub _reserved: u32,
     pub backend_id: u32,
     /// `Backend::generation` when the connection was made.
     pub backend_generation: u32,

@@ -165,7 +165,7 @@ pub fn create(
         nat_dst_ip: backend.ip,
         nat_src_port: key.src_port,
         nat_dst_port: backend.port,
-        service_id: svc.id,
+        _reserved: 0,
         backend_id,
         backend_generation: backend.generation,
         timeout_s,

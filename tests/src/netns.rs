@@ -215,7 +215,8 @@ impl Drop for Netns {
 /// on) was handled by whichever CPU had scheduled that one NAPI instance,
 /// in the middle of the other CPU's work.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> Result<()> {
-    let queue_count = veth_queues().to_string();
+    let queues = veth_queues();
+    let queue_count = queues.to_string();
     a.ip(&[
         "link",
         "add",
@@ -239,7 +240,6 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> Result<()> {
             b.name()
         )
     })?;
-    let queues = veth_queues();
     set_xps(a, a_dev, queues)?;
     set_xps(b, b_dev, queues)?;
     a.ip(&["link", "set", a_dev, "up"])?;

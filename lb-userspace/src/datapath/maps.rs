@@ -32,7 +32,7 @@ pub(crate) struct Maps {
     pub(crate) backend_stats: PerCpuArray<MapData, Counters>,
     pub(crate) global_stats: PerCpuArray<MapData, GlobalCounters>,
     pub(crate) tx_ports: DevMap<MapData>,
-    pub(crate) nr_cpus: usize,
+    nr_cpus: usize,
 }
 
 /// A missing key is `None`, not an error.
@@ -113,12 +113,23 @@ impl Maps {
         total
     }
 
+    /// Slot `id` of the per-CPU counter map `map` (named `name`), every
+    /// CPU's.
+    fn per_cpu(
+        map: &PerCpuArray<MapData, Counters>,
+        name: &'static str,
+        id: u32,
+    ) -> Result<PerCpuValues<Counters>, DatapathError> {
+        map.get(&id, 0).map_err(DatapathError::map(name))
+    }
+
     /// The counters of the backends that left service `id`.
     pub(crate) fn retired_counters(&self, id: u32) -> Result<Counters, DatapathError> {
-        self.retired_stats
-            .get(&id, 0)
-            .map(|v| Self::sum(&v))
-            .map_err(DatapathError::map(names::RETIRED_STATS))
+        Ok(Self::sum(&Self::per_cpu(
+            &self.retired_stats,
+            names::RETIRED_STATS,
+            id,
+        )?))
     }
 
     /// Adds backend `backend`'s counters to those of the backends that left
@@ -129,14 +140,8 @@ impl Maps {
         service: u32,
         backend: u32,
     ) -> Result<(), DatapathError> {
-        let from = self
-            .backend_stats
-            .get(&backend, 0)
-            .map_err(DatapathError::map(names::BACKEND_STATS))?;
-        let into = self
-            .retired_stats
-            .get(&service, 0)
-            .map_err(DatapathError::map(names::RETIRED_STATS))?;
+        let from = Self::per_cpu(&self.backend_stats, names::BACKEND_STATS, backend)?;
+        let into = Self::per_cpu(&self.retired_stats, names::RETIRED_STATS, service)?;
         let sum: Vec<Counters> = into
             .iter()
             .zip(from.iter())
@@ -152,10 +157,11 @@ impl Maps {
     }
 
     pub(crate) fn backend_counters(&self, id: u32) -> Result<Counters, DatapathError> {
-        self.backend_stats
-            .get(&id, 0)
-            .map(|v| Self::sum(&v))
-            .map_err(DatapathError::map(names::BACKEND_STATS))
+        Ok(Self::sum(&Self::per_cpu(
+            &self.backend_stats,
+            names::BACKEND_STATS,
+            id,
+        )?))
     }
 
     /// Every CPU's global counters, summed.

@@ -16,7 +16,7 @@ const ONE: &str = r#"{"vip": "10.96.0.10", "port": 80, "protocol": "tcp",
 /// Sets backend `backend`'s counters: `packets` packets on CPU 0, one on
 /// every other CPU (bytes, replies and connections in proportion).
 fn counted(dp: &mut Datapath, backend: u32, packets: u64) {
-    let cpus = dp.maps.nr_cpus;
+    let cpus = nr_cpus();
     let per_cpu: Vec<Counters> = (0..cpus)
         .map(|cpu| {
             let n = if cpu == 0 { packets } else { 1 };
@@ -33,6 +33,10 @@ fn counted(dp: &mut Datapath, backend: u32, packets: u64) {
         .backend_stats
         .set(backend, PerCpuValues::try_from(per_cpu).unwrap(), 0)
         .unwrap();
+}
+
+fn nr_cpus() -> usize {
+    aya::util::nr_cpus().unwrap()
 }
 
 fn packets(dp: &Datapath, key: &ServiceKey) -> (u64, Vec<u64>) {
@@ -58,7 +62,7 @@ fn a_service_counts_its_backends_and_those_that_left_it() {
         .values()
         .map(|h| h.id)
         .collect();
-    let others = dp.maps.nr_cpus as u64 - 1;
+    let others = nr_cpus() as u64 - 1;
     counted(&mut dp, ids[0], 10);
     counted(&mut dp, ids[1], 5);
     assert_eq!(

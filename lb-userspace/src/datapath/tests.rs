@@ -47,7 +47,7 @@ fn connection(
         nat_dst_ip,
         nat_src_port,
         nat_dst_port,
-        service_id: 0,
+        _reserved: 0,
         backend_id: h.id,
         backend_generation: h.generation,
         timeout_s: 100,
