@@ -40,6 +40,14 @@ pub const BACKEND_NEXT_HOP: &str = "BACKEND_NEXT_HOP";
 pub const CLOCK: &str = "CLOCK";
 /// How often the daemon writes `CLOCK`.
 pub const CLOCK_TICK_MS: u64 = 100;
+/// Map flags of `CONNTRACK` and `CLOCK`: `BPF_F_MMAPABLE`, not to map them
+/// but because the kernel then starts an array's values on a page. They
+/// otherwise start 312 bytes in (after `struct bpf_array`), 56 bytes into
+/// a cache line, and a 64-byte part of a bucket (two slots' keys, one
+/// entry) spans two lines where it could be one: a new connection's
+/// entries missed about a third more lines, and the 24-byte clock read by
+/// every packet spanned two.
+pub const PAGE_ALIGNED: u32 = 1 << 10;
 /// `DevMap` indexed by ifindex (an array: redirects cost no hash lookup),
 /// sized by userspace at load to the largest attached ifindex + 1 (at least
 /// `MAX_IFACES`); not pinned, rewritten at every start: interfaces the datapath may redirect to.

@@ -16,6 +16,7 @@ use lb_common::{
         CONNTRACK_ENTRIES, MAX_BACKENDS, MAX_DECAP_ADDRS, MAX_IFACES, MAX_PATH_MTUS, MAX_SERVICES,
         MAX_TUNNEL_ENDPOINTS, MAX_TUNNELS, RING_SIZE,
     },
+    maps::PAGE_ALIGNED,
 };
 
 #[map]
@@ -32,9 +33,10 @@ pub static BACKENDS: Array<Backend> = Array::pinned(MAX_BACKENDS, 0);
 
 /// The connection table: buckets of `FLOW_WAYS` entries (`flow_table.rs`).
 /// The daemon sizes it at load and tells the datapath the bucket hash
-/// (`Clock::bucket_hash`).
+/// (`Clock::bucket_hash`). Page-aligned (`lb_common::maps::PAGE_ALIGNED`).
 #[map]
-pub static CONNTRACK: Array<FlowBucket> = Array::pinned(buckets_for(CONNTRACK_ENTRIES), 0);
+pub static CONNTRACK: Array<FlowBucket> =
+    Array::pinned(buckets_for(CONNTRACK_ENTRIES), PAGE_ALIGNED);
 
 /// The connection table's tag words, one per bucket (`flow_table.rs`),
 /// sized with it.
@@ -64,7 +66,7 @@ pub static GLOBAL_STATS: PerCpuArray<GlobalCounters> = PerCpuArray::pinned(1, 0)
 pub static BACKEND_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(MAX_BACKENDS, 0);
 
 #[map]
-pub static CLOCK: Array<Clock> = Array::pinned(1, 0);
+pub static CLOCK: Array<Clock> = Array::pinned(1, PAGE_ALIGNED);
 
 /// Indexed by ifindex (an array: no hash lookup per redirect); userspace
 /// sizes it to the largest attached ifindex + 1. Not pinned: rewritten at

@@ -1,10 +1,10 @@
 //! Pinned maps across restarts and upgrades: a pinned map is reused when it
-//! has the type, key and value sizes and size this build wants; otherwise
-//! its pin is removed so the loader creates it anew (its entries are lost,
-//! which is what resizing the connection table or upgrading a map's layout
-//! means; services and tunnels come back from the state directory). Also
-//! keeps the connection table's bucket hash (its multiplier) with the
-//! pinned table, and drops a table whose hash is lost.
+//! has the type, key and value sizes, size and flags this build wants;
+//! otherwise its pin is removed so the loader creates it anew (its entries
+//! are lost, which is what resizing the connection table or upgrading a
+//! map's layout means; services and tunnels come back from the state
+//! directory). Also keeps the connection table's bucket hash (its
+//! multiplier) with the pinned table, and drops a table whose hash is lost.
 
 use std::path::Path;
 
@@ -21,6 +21,7 @@ struct Expected {
     key_size: usize,
     value_size: usize,
     entries: u32,
+    flags: u32,
 }
 
 const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> Expected {
@@ -30,6 +31,7 @@ const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> 
         key_size: size_of::<K>(),
         value_size: size_of::<V>(),
         entries,
+        flags: 0,
     }
 }
 
@@ -50,7 +52,12 @@ fn others() -> [Expected; 16] {
         expected::<u32, u64>(names::DECAP_STATS, P, DecapStat::COUNT),
         expected::<u32, u32>(names::DECAP_ADDRS, H, limits::MAX_DECAP_ADDRS),
         // LPM trie key: prefix length (u32) + address (u32).
-        expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS),
+        // An LPM trie is created with BPF_F_NO_PREALLOC (the kernel's
+        // requirement, set by aya-ebpf).
+        Expected {
+            flags: 1,
+            ..expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS)
+        },
         expected::<u32, BackendTunnel>(names::BACKEND_TUNNEL, P, limits::MAX_BACKENDS),
         expected::<TunnelEndpoint, u32>(names::TUNNEL_ENDPOINTS, H, limits::MAX_TUNNEL_ENDPOINTS),
         expected::<u32, EndpointSet>(names::TUNNEL_ENDPOINT_SET, A, 1),
@@ -80,13 +87,19 @@ pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
     }
     let clock_ok = fits(
         dir,
-        &expected::<u32, Clock>(names::CLOCK, MapType::Array, 1),
+        &Expected {
+            flags: names::PAGE_ALIGNED,
+            ..expected::<u32, Clock>(names::CLOCK, MapType::Array, 1)
+        },
     );
     // The table and its tag words go together: a table pinned without
     // them (an older build's) has entries no lookup would find.
     let table_ok = fits(
         dir,
-        &expected::<u32, FlowBucket>(names::CONNTRACK, MapType::Array, buckets),
+        &Expected {
+            flags: names::PAGE_ALIGNED,
+            ..expected::<u32, FlowBucket>(names::CONNTRACK, MapType::Array, buckets)
+        },
     ) && fits(
         dir,
         &expected::<u32, u64>(names::CONNTRACK_TAGS, MapType::Array, buckets),
@@ -122,7 +135,8 @@ fn fits(dir: &Path, e: &Expected) -> bool {
     let ok = info.map_type().is_ok_and(|t| t == e.map_type)
         && info.key_size() as usize == e.key_size
         && info.value_size() as usize == e.value_size
-        && info.max_entries() == e.entries;
+        && info.max_entries() == e.entries
+        && info.map_flags() == e.flags;
     if !ok {
         tracing::warn!(
             map = e.name,
@@ -130,6 +144,8 @@ fn fits(dir: &Path, e: &Expected) -> bool {
             new_entries = e.entries,
             old_value_size = info.value_size(),
             new_value_size = e.value_size,
+            old_flags = info.map_flags(),
+            new_flags = e.flags,
             "pinned map has another size or layout: recreating it, its entries are dropped"
         );
     }
@@ -222,6 +238,26 @@ mod tests {
         std::fs::remove_file(pins.join(names::CONNTRACK_TAGS)).unwrap();
         let fresh = prepare(&pins, buckets);
         assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
+        assert_ne!(fresh.seed, seed, "a new table gets a new hash");
+    }
+
+    /// The table and clock are created page-aligned (`PAGE_ALIGNED`), and
+    /// a table pinned without the flag (by builds before it, same sizes)
+    /// is recreated rather than kept misaligned.
+    #[test]
+    fn the_table_is_kept_only_page_aligned() {
+        let (_dirs, pins, buckets, seed) = pinned_table();
+        for name in [names::CONNTRACK, names::CLOCK] {
+            let info = MapInfo::from_pin(pins.join(name)).unwrap();
+            assert_eq!(info.map_flags(), names::PAGE_ALIGNED, "{name}");
+        }
+
+        std::fs::remove_file(pins.join(names::CONNTRACK)).unwrap();
+        let old: Array<MapData, FlowBucket> = Array::create(buckets, 0).unwrap();
+        old.pin(pins.join(names::CONNTRACK)).unwrap();
+        let fresh = prepare(&pins, buckets);
+        assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
+        assert!(!pins.join(names::CONNTRACK_TAGS).exists(), "tags dropped");
         assert_ne!(fresh.seed, seed, "a new table gets a new hash");
     }
 
