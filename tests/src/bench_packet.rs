@@ -17,6 +17,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use lb_common::{limits::DEFAULT_TCP_TIMEOUT_S, maps as names, proto, service::select};
 
 use crate::{
+    bench_host,
     dnat_fixture::{self as dnat, DnatFixture, client_tcp, client_udp},
     encap_fixture::{self as encap, EncapFixture},
     fixture_net::FixtureNet,
@@ -389,10 +390,12 @@ fn spread(s: &Spread) -> String {
 
 /// Measures `runs` times and prints the table.
 pub fn run(runs: u32) -> Result<()> {
+    let load_before = bench_host::load_average();
     let mut all = Vec::new();
     for _ in 0..runs.max(1) {
         all.push(measure()?);
     }
+    let load_after = bench_host::load_average();
     let rows = summarize(&all);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -428,6 +431,14 @@ pub fn run(runs: u32) -> Result<()> {
         let verdict = if r <= target { "met" } else { "missed" };
         println!("  {name}: {r:.2}x (target {target:.1}x) {verdict}");
     }
+    let baselines: Vec<_> = all
+        .iter()
+        .filter_map(|r| bench_host::Baseline::of(&r.first()?.samples_ns))
+        .collect();
+    println!(
+        "{}",
+        bench_host::report(load_before, load_after, &baselines)
+    );
     Ok(())
 }
 

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod bench_e2e;
+pub mod bench_host;
 pub mod bench_overlay;
 pub mod bench_packet;
 pub mod bins;
