@@ -9,6 +9,8 @@
 //! this machine); the baseline does: on a quiet host nearly all its calls
 //! take the same time, on a loaded one most take longer than its fastest.
 
+use crate::bench_packet::Case;
+
 /// A run is busy when its baseline's mean is more than this much above the
 /// baseline's 5th percentile (its quiet cost): quiet runs here stay within
 /// 5%, loaded ones were 25-40% above.
@@ -22,14 +24,11 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// From one run's baseline samples; `None` without samples.
-    pub fn of(samples_ns: &[u64]) -> Option<Baseline> {
-        let mut s = samples_ns.to_vec();
-        s.sort_unstable();
-        let floor = *s.get(s.len() / 20)?;
-        Some(Baseline {
-            floor_ns: floor as f64,
-            mean_ns: s.iter().sum::<u64>() as f64 / s.len() as f64,
+    /// From one run's baseline case; `None` without samples.
+    pub fn of(baseline: &Case) -> Option<Baseline> {
+        (!baseline.samples_ns.is_empty()).then(|| Baseline {
+            floor_ns: baseline.percentile_ns(5),
+            mean_ns: baseline.mean_ns(),
         })
     }
 
@@ -83,21 +82,29 @@ pub fn report(before: Option<f64>, after: Option<f64>, runs: &[Baseline]) -> Str
 mod tests {
     use super::*;
 
+    fn drop_case(samples_ns: Vec<u64>) -> Case {
+        Case {
+            name: "XDP_DROP program (baseline)",
+            vs_dnat: None,
+            samples_ns,
+        }
+    }
+
     #[test]
     fn a_run_is_busy_when_its_baseline_mean_is_over_a_tenth_above_its_floor() {
         // Quiet: nearly every call at the floor.
         let mut quiet = vec![80u64; 95];
         quiet.extend([90, 90, 100, 120, 200]);
-        let b = Baseline::of(&quiet).unwrap();
+        let b = Baseline::of(&drop_case(quiet)).unwrap();
         assert_eq!(b.floor_ns, 80.0);
         assert!((b.mean_ns - 82.0).abs() < 1e-9, "{b:?}");
         assert!(!b.busy());
         // Loaded: the floor is still reached, most calls are above it.
         let loaded: Vec<u64> = (0..100).map(|i| 80 + (i % 5) * 10).collect();
-        let b = Baseline::of(&loaded).unwrap();
+        let b = Baseline::of(&drop_case(loaded)).unwrap();
         assert_eq!((b.floor_ns, b.mean_ns), (80.0, 100.0));
         assert!(b.busy());
-        assert_eq!(Baseline::of(&[]), None);
+        assert_eq!(Baseline::of(&drop_case(Vec::new())), None);
     }
 
     #[test]

@@ -35,9 +35,14 @@ pub struct Case {
 
 impl Case {
     pub fn median_ns(&self) -> f64 {
+        self.percentile_ns(50)
+    }
+
+    /// The `p`th percentile (0..=99) of the samples; 0 without samples.
+    pub fn percentile_ns(&self, p: usize) -> f64 {
         let mut s = self.samples_ns.clone();
         s.sort_unstable();
-        s.get(s.len() / 2).copied().unwrap_or(0) as f64
+        s.get(s.len() * p / 100).copied().unwrap_or(0) as f64
     }
 
     pub fn mean_ns(&self) -> f64 {
@@ -433,7 +438,7 @@ pub fn run(runs: u32) -> Result<()> {
     }
     let baselines: Vec<_> = all
         .iter()
-        .filter_map(|r| bench_host::Baseline::of(&r.first()?.samples_ns))
+        .filter_map(|r| bench_host::Baseline::of(r.first()?))
         .collect();
     println!(
         "{}",

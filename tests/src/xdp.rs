@@ -124,6 +124,13 @@ impl Harness {
             .ok_or_else(|| anyhow!("map {name} missing"))
     }
 
+    /// Map `name`, to read.
+    fn map_ref(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("map {name} missing"))
+    }
+
     /// Programs a service with its backends, each in one ring slot, in order.
     /// Returns the backend ids.
     pub fn add_service(&mut self, svc: &TestService) -> Result<Vec<u32>> {
@@ -291,11 +298,8 @@ impl Harness {
 
     /// A `DECAP_STATS` counter, summed over CPUs.
     pub fn decap_stat(&self, stat: DecapStat) -> Result<u64> {
-        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
-            self.ebpf
-                .map(names::DECAP_STATS)
-                .ok_or_else(|| anyhow!("no DECAP_STATS"))?,
-        )?;
+        let map: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map_ref(names::DECAP_STATS)?)?;
         Ok(map.get(&(stat as u32), 0)?.iter().sum())
     }
 
@@ -360,11 +364,8 @@ impl Harness {
 
     /// The path MTU the datapath learned toward `node` (`PATH_MTU`), if any.
     pub fn path_mtu(&self, node: std::net::Ipv4Addr) -> Result<Option<PathMtu>> {
-        let map: aya::maps::HashMap<&MapData, u32, PathMtu> = aya::maps::HashMap::try_from(
-            self.ebpf
-                .map(names::PATH_MTU)
-                .ok_or_else(|| anyhow!("no PATH_MTU"))?,
-        )?;
+        let map: aya::maps::HashMap<&MapData, u32, PathMtu> =
+            aya::maps::HashMap::try_from(self.map_ref(names::PATH_MTU)?)?;
         match map.get(&ip_be(node), 0) {
             Ok(v) => Ok(Some(v)),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
@@ -373,20 +374,13 @@ impl Harness {
     }
 
     pub fn global(&self, stat: GlobalStat) -> Result<u64> {
-        let map: PerCpuArray<&MapData, GlobalCounters> = PerCpuArray::try_from(
-            self.ebpf
-                .map(names::GLOBAL_STATS)
-                .ok_or_else(|| anyhow!("no GLOBAL_STATS"))?,
-        )?;
+        let map: PerCpuArray<&MapData, GlobalCounters> =
+            PerCpuArray::try_from(self.map_ref(names::GLOBAL_STATS)?)?;
         Ok(map.get(&0, 0)?.iter().map(|c| c.get(stat)).sum())
     }
 
     fn counters(&self, map_name: &str, id: u32) -> Result<Counters> {
-        let map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(
-            self.ebpf
-                .map(map_name)
-                .ok_or_else(|| anyhow!("no {map_name}"))?,
-        )?;
+        let map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(self.map_ref(map_name)?)?;
         let mut total = Counters::default();
         for c in map.get(&id, 0)?.iter() {
             total.add(c);
@@ -399,11 +393,7 @@ impl Harness {
     /// of `BACKENDS` that belongs to it.
     pub fn service_counters(&self, id: u32) -> Result<Counters> {
         let mut total = self.counters(names::RETIRED_STATS, id)?;
-        let backends: Array<&MapData, Backend> = Array::try_from(
-            self.ebpf
-                .map(names::BACKENDS)
-                .ok_or_else(|| anyhow!("no {}", names::BACKENDS))?,
-        )?;
+        let backends: Array<&MapData, Backend> = Array::try_from(self.map_ref(names::BACKENDS)?)?;
         // The ids this harness gave out (0 never is).
         for backend_id in 1..self.next_backend_id {
             if backends.get(&backend_id, 0)?.service_id == id {
@@ -438,10 +428,9 @@ impl Harness {
 
     /// The connection table's buckets and their tag words.
     fn conntrack_maps(&self) -> Result<(TableMap<'_, FlowBucket>, TableMap<'_, u64>)> {
-        let map = |name| self.ebpf.map(name).ok_or_else(|| anyhow!("no {name}"));
         Ok((
-            Array::try_from(map(names::CONNTRACK)?)?,
-            Array::try_from(map(names::CONNTRACK_TAGS)?)?,
+            Array::try_from(self.map_ref(names::CONNTRACK)?)?,
+            Array::try_from(self.map_ref(names::CONNTRACK_TAGS)?)?,
         ))
     }
 

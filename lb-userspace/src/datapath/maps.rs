@@ -123,13 +123,18 @@ impl Maps {
         map.get(&id, 0).map_err(DatapathError::map(name))
     }
 
+    /// Slot `id` of the per-CPU counter map `map` (named `name`), summed.
+    fn summed(
+        map: &PerCpuArray<MapData, Counters>,
+        name: &'static str,
+        id: u32,
+    ) -> Result<Counters, DatapathError> {
+        Ok(Self::sum(&Self::per_cpu(map, name, id)?))
+    }
+
     /// The counters of the backends that left service `id`.
     pub(crate) fn retired_counters(&self, id: u32) -> Result<Counters, DatapathError> {
-        Ok(Self::sum(&Self::per_cpu(
-            &self.retired_stats,
-            names::RETIRED_STATS,
-            id,
-        )?))
+        Self::summed(&self.retired_stats, names::RETIRED_STATS, id)
     }
 
     /// Adds backend `backend`'s counters to those of the backends that left
@@ -157,11 +162,7 @@ impl Maps {
     }
 
     pub(crate) fn backend_counters(&self, id: u32) -> Result<Counters, DatapathError> {
-        Ok(Self::sum(&Self::per_cpu(
-            &self.backend_stats,
-            names::BACKEND_STATS,
-            id,
-        )?))
+        Self::summed(&self.backend_stats, names::BACKEND_STATS, id)
     }
 
     /// Every CPU's global counters, summed.

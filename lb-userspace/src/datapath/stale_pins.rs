@@ -35,6 +35,13 @@ const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> 
     }
 }
 
+impl Expected {
+    /// The same with map flags `flags`.
+    const fn with_flags(self, flags: u32) -> Expected {
+        Expected { flags, ..self }
+    }
+}
+
 /// Every pinned map but `CONNTRACK`, `CONNTRACK_TAGS` and `CLOCK` (checked
 /// in `prepare`).
 fn others() -> [Expected; 16] {
@@ -54,10 +61,7 @@ fn others() -> [Expected; 16] {
         // LPM trie key: prefix length (u32) + address (u32).
         // An LPM trie is created with BPF_F_NO_PREALLOC (the kernel's
         // requirement, set by aya-ebpf).
-        Expected {
-            flags: 1,
-            ..expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS)
-        },
+        expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS).with_flags(1),
         expected::<u32, BackendTunnel>(names::BACKEND_TUNNEL, P, limits::MAX_BACKENDS),
         expected::<TunnelEndpoint, u32>(names::TUNNEL_ENDPOINTS, H, limits::MAX_TUNNEL_ENDPOINTS),
         expected::<u32, EndpointSet>(names::TUNNEL_ENDPOINT_SET, A, 1),
@@ -87,19 +91,14 @@ pub fn prepare(dir: &Path, buckets: u32) -> TablePins {
     }
     let clock_ok = fits(
         dir,
-        &Expected {
-            flags: names::PAGE_ALIGNED,
-            ..expected::<u32, Clock>(names::CLOCK, MapType::Array, 1)
-        },
+        &expected::<u32, Clock>(names::CLOCK, MapType::Array, 1).with_flags(names::PAGE_ALIGNED),
     );
     // The table and its tag words go together: a table pinned without
     // them (an older build's) has entries no lookup would find.
     let table_ok = fits(
         dir,
-        &Expected {
-            flags: names::PAGE_ALIGNED,
-            ..expected::<u32, FlowBucket>(names::CONNTRACK, MapType::Array, buckets)
-        },
+        &expected::<u32, FlowBucket>(names::CONNTRACK, MapType::Array, buckets)
+            .with_flags(names::PAGE_ALIGNED),
     ) && fits(
         dir,
         &expected::<u32, u64>(names::CONNTRACK_TAGS, MapType::Array, buckets),
