@@ -58,8 +58,14 @@ struct Args {
     /// the rounds: one run's ratio moves by whole steps of the kernel's
     /// clock (10 ns on some hosts, 7% of an established DNAT packet), so
     /// its median over few runs jumps between them.
+    /// Also the number of quiet runs wanted: while other tenants load the
+    /// host (a run whose baseline is unsteady, see `bench_host`), runs go
+    /// on until that many were quiet, up to `--packet-max-runs`.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=30))]
     packet_runs: u32,
+    /// The most runs of the per-packet part.
+    #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(1..=60))]
+    packet_max_runs: u32,
 }
 
 fn main() {
@@ -76,7 +82,7 @@ fn run() -> Result<()> {
         bail!("the benchmark creates network namespaces and loads XDP programs: run it as root");
     }
     if matches!(args.part, Part::All | Part::PerPacket) {
-        tests::bench_packet::run(args.packet_runs)?;
+        tests::bench_packet::run(args.packet_runs, args.packet_max_runs)?;
     }
     if matches!(args.part, Part::All | Part::E2e) {
         let opts = Options {
