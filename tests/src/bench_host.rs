@@ -50,16 +50,11 @@ impl Baseline {
 /// was busy throughout and every run counts.
 pub const MIN_QUIET_RUNS: usize = 3;
 
-/// Whether to measure another run: fewer than `min_runs` so far, or fewer
-/// than `wanted_quiet` of them quiet while under `max_runs`.
-pub fn needs_another_run(
-    runs: &[Baseline],
-    min_runs: usize,
-    wanted_quiet: usize,
-    max_runs: usize,
-) -> bool {
+/// Whether to measure another run: fewer than `wanted` of `runs` were
+/// quiet, and fewer than `max_runs` (at least `wanted`) were made.
+pub fn needs_another_run(runs: &[Baseline], wanted: usize, max_runs: usize) -> bool {
     let quiet = runs.iter().filter(|b| !b.busy()).count();
-    runs.len() < min_runs || (quiet < wanted_quiet && runs.len() < max_runs)
+    quiet < wanted && runs.len() < max_runs.max(wanted)
 }
 
 /// The runs (indices) the targets are judged on: the quiet ones when there
@@ -198,8 +193,8 @@ mod tests {
 
     #[test]
     fn runs_go_on_until_enough_are_quiet_or_the_cap() {
-        // At least 3 runs, on until 3 are quiet, at most 9.
-        let more = |busy: &[bool]| needs_another_run(&runs(busy), 3, 3, 9);
+        // On until 3 are quiet, at most 9.
+        let more = |busy: &[bool]| needs_another_run(&runs(busy), 3, 9);
         // At least the minimum, even when all are quiet.
         assert!(more(&[false; 2]));
         assert!(!more(&[false; 3]));
@@ -209,5 +204,7 @@ mod tests {
         // ...up to the cap.
         assert!(more(&[true; 8]));
         assert!(!more(&[true; 9]));
+        // A cap below the quiet runs wanted does not cut those short.
+        assert!(needs_another_run(&runs(&[false; 2]), 3, 1));
     }
 }

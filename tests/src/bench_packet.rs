@@ -405,7 +405,7 @@ pub fn run(runs: u32, max_runs: u32) -> Result<()> {
     let (runs, max_runs) = (runs.max(1) as usize, max_runs as usize);
     let mut all = Vec::new();
     let mut baselines = Vec::new();
-    while bench_host::needs_another_run(&baselines, runs, runs, max_runs) {
+    while bench_host::needs_another_run(&baselines, runs, max_runs) {
         let run = measure()?;
         let baseline = run.first().and_then(bench_host::Baseline::of);
         baselines.push(baseline.context("the XDP_DROP baseline has no samples")?);
@@ -416,6 +416,7 @@ pub fn run(runs: u32, max_runs: u32) -> Result<()> {
     let judged: Vec<&Vec<Case>> = judged_idx.iter().map(|&i| &all[i]).collect();
     let rows = summarize(&judged);
     let rows_all = summarize(&all);
+    let left_out = judged.len() < all.len();
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec![
@@ -437,7 +438,7 @@ pub fn run(runs: u32, max_runs: u32) -> Result<()> {
                 .map_or_else(|| "-".to_string(), |(_, v)| spread(&v)),
         ]);
     }
-    let which = if judged.len() < all.len() {
+    let which = if left_out {
         format!("the {} quiet run(s) of {}", judged.len(), all.len())
     } else {
         format!("{} run(s)", all.len())
@@ -450,16 +451,17 @@ pub fn run(runs: u32, max_runs: u32) -> Result<()> {
         ROUNDS * CALLS_PER_ROUND
     );
     println!("{table}");
-    let over_all = target_checks(&rows_all);
-    for (name, r, target) in target_checks(&rows) {
+    // The same checks in the same order, over the judged runs and all.
+    for ((name, r, target), (_, r_all, _)) in target_checks(&rows)
+        .into_iter()
+        .zip(target_checks(&rows_all))
+    {
         let verdict = if r <= target { "met" } else { "missed" };
-        let all_runs = over_all
-            .iter()
-            .find(|c| c.0 == name)
-            .filter(|_| judged.len() < all.len())
-            .map_or_else(String::new, |c| {
-                format!(" (over all {} runs: {:.2}x)", all.len(), c.1)
-            });
+        let all_runs = if left_out {
+            format!(" (over all {} runs: {r_all:.2}x)", all.len())
+        } else {
+            String::new()
+        };
         println!("  {name}: {r:.2}x (target {target:.1}x) {verdict}{all_runs}");
     }
     println!(

@@ -35,6 +35,9 @@ const fn expected<K, V>(name: &'static str, map_type: MapType, entries: u32) -> 
     }
 }
 
+/// The kernel's map flag for maps allocated per element (`bpf.h`).
+const BPF_F_NO_PREALLOC: u32 = 1;
+
 impl Expected {
     /// The same with map flags `flags`.
     const fn with_flags(self, flags: u32) -> Expected {
@@ -61,7 +64,8 @@ fn others() -> [Expected; 16] {
         // LPM trie key: prefix length (u32) + address (u32).
         // An LPM trie is created with BPF_F_NO_PREALLOC (the kernel's
         // requirement, set by aya-ebpf).
-        expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS).with_flags(1),
+        expected::<u64, Tunnel>(names::TUNNELS, L, limits::MAX_TUNNELS)
+            .with_flags(BPF_F_NO_PREALLOC),
         expected::<u32, BackendTunnel>(names::BACKEND_TUNNEL, P, limits::MAX_BACKENDS),
         expected::<TunnelEndpoint, u32>(names::TUNNEL_ENDPOINTS, H, limits::MAX_TUNNEL_ENDPOINTS),
         expected::<u32, EndpointSet>(names::TUNNEL_ENDPOINT_SET, A, 1),
@@ -212,6 +216,15 @@ mod tests {
         (dirs, pins, buckets, seed)
     }
 
+    /// `prepare` drops the pinned table and its tags, and the table the
+    /// loader creates next gets a new hash (not `seed`).
+    fn assert_recreated(pins: &Path, buckets: u32, seed: u64) {
+        let fresh = prepare(pins, buckets);
+        assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
+        assert!(!pins.join(names::CONNTRACK_TAGS).exists(), "tags dropped");
+        assert_ne!(fresh.seed, seed, "a new table gets a new hash");
+    }
+
     /// A restart keeps the table with its bucket hash; a table whose hash is
     /// lost (here its clock pin is gone, as when an upgrade changes the
     /// clock's layout) is recreated rather than kept with a new hash.
@@ -222,10 +235,7 @@ mod tests {
         assert!(pins.join(names::CONNTRACK).exists());
 
         std::fs::remove_file(pins.join(names::CLOCK)).unwrap();
-        let fresh = prepare(&pins, buckets);
-        assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
-        assert!(!pins.join(names::CONNTRACK_TAGS).exists(), "tags dropped");
-        assert_ne!(fresh.seed, seed);
+        assert_recreated(&pins, buckets, seed);
     }
 
     /// A table pinned without its tag words (as builds before them pinned
@@ -235,9 +245,7 @@ mod tests {
         let (_dirs, pins, buckets, seed) = pinned_table();
 
         std::fs::remove_file(pins.join(names::CONNTRACK_TAGS)).unwrap();
-        let fresh = prepare(&pins, buckets);
-        assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
-        assert_ne!(fresh.seed, seed, "a new table gets a new hash");
+        assert_recreated(&pins, buckets, seed);
     }
 
     /// The table and clock are created page-aligned (`PAGE_ALIGNED`), and
@@ -254,10 +262,7 @@ mod tests {
         std::fs::remove_file(pins.join(names::CONNTRACK)).unwrap();
         let old: Array<MapData, FlowBucket> = Array::create(buckets, 0).unwrap();
         old.pin(pins.join(names::CONNTRACK)).unwrap();
-        let fresh = prepare(&pins, buckets);
-        assert!(!pins.join(names::CONNTRACK).exists(), "table dropped");
-        assert!(!pins.join(names::CONNTRACK_TAGS).exists(), "tags dropped");
-        assert_ne!(fresh.seed, seed, "a new table gets a new hash");
+        assert_recreated(&pins, buckets, seed);
     }
 
     /// A pin an earlier build made for a map this one no longer has is

@@ -57,10 +57,9 @@ struct Args {
     /// seconds); the ratios' medians over the runs are reported. More than
     /// the rounds: one run's ratio moves by whole steps of the kernel's
     /// clock (10 ns on some hosts, 7% of an established DNAT packet), so
-    /// its median over few runs jumps between them.
-    /// Also the number of quiet runs wanted: while other tenants load the
-    /// host (a run whose baseline is unsteady, see `bench_host`), runs go
-    /// on until that many were quiet, up to `--packet-max-runs`.
+    /// its median over few runs jumps between them. While other tenants
+    /// load the host (a run whose baseline is unsteady, see `bench_host`),
+    /// runs go on until this many were quiet, up to `--packet-max-runs`.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=30))]
     packet_runs: u32,
     /// The most runs of the per-packet part.
